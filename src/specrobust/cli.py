@@ -1,0 +1,174 @@
+"""The ``specrobust`` command.
+
+Every user mistake ends as one line on stderr and exit status 2; ``--debug`` shows the traceback.
+Subcommands arrive with their issues: today ``data`` and ``models``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from specrobust.errors import SpecRobustError
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line and exit status 2, like every other error."""
+
+    def error(self, message: str):
+        raise SpecRobustError(f"{message} (see `{self.prog} --help`)")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(
+        prog="specrobust",
+        description="Understand adversarial robustness through the frequency spectrum; improve "
+        "it with Spectral Alignment Regularization and weight averaging.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+
+    data = commands.add_parser("data", help="list, verify, fetch and inspect datasets")
+    data_commands = data.add_subparsers(dest="data_command", required=True,
+                                        parser_class=_OneLineParser)
+    data_commands.add_parser("list", help="the datasets specrobust knows and where they are")
+    for name, text in (
+        ("verify", "check every file's checksum and the split sizes"),
+        ("fetch", "make a dataset present (download with checksum verification if needed)"),
+        ("inspect", "split sizes, class balance, pixel statistics and spectral energy by band"),
+    ):
+        command = data_commands.add_parser(name, help=text)
+        command.add_argument("name", help="dataset name, e.g. fashion-mnist or synthetic:band=high")
+        command.add_argument("--data-root", help="directory holding datasets "
+                             "(default: $SPECROBUST_DATA, else ~/.cache/specrobust)")
+
+    commands.add_parser("models", help="the model zoo with parameter counts")
+    return parser
+
+
+def _data_list(args) -> int:
+    from specrobust.data import DATASETS, store
+
+    root = store.resolve_data_root(getattr(args, "data_root", None))
+    print(f"data root: {root}")
+    print(f"{'name':<14} {'shape':<10} {'classes':>7} {'train':>7} {'test':>6} {'eps':>6}  "
+          "flip  status")
+    for info in DATASETS.values():
+        if info.generated:
+            status = "generated"
+        else:
+            found = store.find_layout(info, root)
+            status = f"found ({found[0].name}) in {found[1]}" if found else "not found"
+        shape = "x".join(str(s) for s in info.image_shape)
+        print(f"{info.name:<14} {shape:<10} {info.num_classes:>7} {info.train_size:>7} "
+              f"{info.test_size:>6} {info.eps_text:>6}  {'yes' if info.hflip else 'no ':<4}  "
+              f"{status}")
+    return 0
+
+
+def _data_verify(args) -> int:
+    from specrobust.data import verify_dataset
+
+    report = verify_dataset(args.name, args.data_root)
+    print(f"{report.dataset}: {report.layout} layout in {report.directory}")
+    for check in report.files:
+        detail = f" (md5 {check.md5})" if check.status == "mismatch" else ""
+        print(f"  {check.name:<28} {check.status}{detail}")
+    print(f"  train {report.train} (expected {report.expected_train}), "
+          f"test {report.test} (expected {report.expected_test})")
+    if not report.ok:
+        raise SpecRobustError(
+            f"{report.dataset} in {report.directory} failed verification (see above); "
+            "re-download it with `specrobust data fetch`"
+        )
+    print(f"{report.dataset}: OK, checksums match")
+    return 0
+
+
+def _data_fetch(args) -> int:
+    from specrobust.data import get_dataset_info, parse_dataset_name, store
+
+    info = get_dataset_info(parse_dataset_name(args.name)[0])
+    layout, directory = store.fetch(info, store.resolve_data_root(args.data_root))
+    print(f"{info.name}: present ({layout.name} layout) in {directory}")
+    return 0
+
+
+def _data_inspect(args) -> int:
+    import torch
+
+    from specrobust import fourier
+    from specrobust.data import class_balanced_subset, load_dataset
+
+    dataset = load_dataset(args.name, args.data_root)
+    info = dataset.info
+    print(f"{info.title} from {dataset.source}")
+    for split_name, split in (("train", dataset.train), ("test", dataset.test)):
+        counts = split.class_counts(len(dataset.class_names))
+        print(f"  {split_name}: {len(split)} images of {tuple(split.images.shape[1:])}, "
+              f"per class {int(counts.min())}..{int(counts.max())}")
+    pixels = dataset.train.images.float().div(255)
+    mean = pixels.mean(dim=(0, 2, 3)).tolist()
+    std = pixels.std(dim=(0, 2, 3)).tolist()
+    print(f"  train pixel mean {_fmt(mean)}, std {_fmt(std)} (for a model's mean/std)")
+
+    # Spectral energy by radial band on a class-balanced sample, with the mean image removed so
+    # the (huge) DC component of the average brightness does not swamp the picture.
+    n = min(2000, len(dataset.test))
+    sample = class_balanced_subset(dataset.test, n, len(dataset.class_names), seed=0).as_float()
+    centred = sample - sample.mean(dim=0, keepdim=True)
+    shares = fourier.band_energy_shares(centred)
+    nyquist = fourier.max_radius(tuple(sample.shape[-2:]))
+    print(f"  spectral energy of {n} test images (mean image removed), radial bands of the "
+          f"Nyquist radius {nyquist}:")
+    print("    " + ", ".join(f"{band} {100 * share:.1f}%" for band, share in shares.items()))
+    profile = fourier.radial_profile(centred)
+    cumulative = torch.cumsum(profile, 0) / profile.sum()
+    half = int(torch.searchsorted(cumulative, torch.tensor(0.5)))
+    ninety = int(torch.searchsorted(cumulative, torch.tensor(0.9)))
+    print(f"    half of the energy lies within radius {half}, 90% within radius {ninety}")
+    return 0
+
+
+def _fmt(values: Sequence[float]) -> str:
+    return "(" + ", ".join(f"{v:.4f}" for v in values) + ")"
+
+
+def _models(args) -> int:
+    from specrobust.models import MODELS, count_parameters, create_model
+
+    print(f"{'name':<16} {'parameters (10 classes, 3 channels)':>36}")
+    for name in MODELS:
+        print(f"{name:<16} {count_parameters(create_model(name, 10)):>36,}")
+    return 0
+
+
+_HANDLERS = {
+    ("data", "list"): _data_list,
+    ("data", "verify"): _data_verify,
+    ("data", "fetch"): _data_fetch,
+    ("data", "inspect"): _data_inspect,
+    ("models", None): _models,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = _build_parser().parse_args(argv)
+        handler = _HANDLERS[(args.command, getattr(args, "data_command", None))]
+        return handler(args)
+    except SpecRobustError as error:
+        if debug:
+            raise
+        print(f"specrobust: error: {error}", file=sys.stderr)
+        return SpecRobustError.exit_code
+    except KeyboardInterrupt:
+        print("specrobust: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
