@@ -113,7 +113,7 @@ def write_tiny_imagenet(root: Path, train, test, wnids: list[str]) -> Path:
     (directory / "words.txt").write_text(
         "".join(f"{w}\tthing {i}, other name\n" for i, w in enumerate(wnids)))
     counters: dict[str, int] = {}
-    for image, label in zip(*train):
+    for image, label in zip(*train, strict=True):
         wnid = wnids[label]
         folder = directory / "train" / wnid / "images"
         folder.mkdir(parents=True, exist_ok=True)
@@ -121,7 +121,7 @@ def write_tiny_imagenet(root: Path, train, test, wnids: list[str]) -> Path:
         counters[wnid] = index + 1
         Image.fromarray(image.transpose(1, 2, 0)).save(folder / f"{wnid}_{index}.JPEG", quality=95)
     lines = []
-    for index, (image, label) in enumerate(zip(*test)):
+    for index, (image, label) in enumerate(zip(*test, strict=True)):
         name = f"val_{index}.JPEG"
         Image.fromarray(image.transpose(1, 2, 0)).save(directory / "val" / "images" / name,
                                                        quality=95)

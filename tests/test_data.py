@@ -19,9 +19,9 @@ from specrobust.data import (
     get_dataset_info,
     load_dataset,
     parse_dataset_name,
+    store,
     train_val_split,
 )
-from specrobust.data import store
 from specrobust.data.registry import Download
 from specrobust.errors import SpecRobustError
 
@@ -210,7 +210,7 @@ def test_random_crop_is_a_shifted_window_of_the_zero_padded_image():
     originals = split.as_float()
     padded = torch.nn.functional.pad(originals, (2, 2, 2, 2))
     shifts = set()
-    for crop, image in zip(crops, padded):
+    for crop, image in zip(crops, padded, strict=True):
         matches = [(dy, dx) for dy in range(5) for dx in range(5)
                    if torch.equal(image[:, dy:dy + 8, dx:dx + 8], crop)]
         assert matches, "a crop is not a window of its padded image"

@@ -126,17 +126,15 @@ def test_truncated_files_give_one_line_errors_naming_the_file(tmp_path):
         load_dataset("cifar10", tmp_path / "c10")
     assert "\n" not in str(error.value)
 
-    write_idx_dataset(tmp_path / "fm/FashionMNIST/raw",
-                      {"train": _pair(10, (1, 28, 28), 10, 1), "t10k": _pair(5, (1, 28, 28), 10, 2)},
-                      compress=True)
+    idx_splits = {"train": _pair(10, (1, 28, 28), 10, 1), "t10k": _pair(5, (1, 28, 28), 10, 2)}
+    write_idx_dataset(tmp_path / "fm/FashionMNIST/raw", idx_splits, compress=True)
     gz = tmp_path / "fm/FashionMNIST/raw/train-images-idx3-ubyte.gz"
     gz.write_bytes(gz.read_bytes()[:40])
     with pytest.raises(SpecRobustError, match="train-images-idx3-ubyte.gz.*truncated"):
         load_dataset("fashion-mnist", tmp_path / "fm")
 
     plain = tmp_path / "fm2/FashionMNIST/raw"
-    write_idx_dataset(plain, {"train": _pair(10, (1, 28, 28), 10, 1),
-                              "t10k": _pair(5, (1, 28, 28), 10, 2)}, compress=False)
+    write_idx_dataset(plain, idx_splits, compress=False)
     labels = plain / "t10k-labels-idx1-ubyte"
     labels.write_bytes(labels.read_bytes()[:-2])
     with pytest.raises(SpecRobustError, match="t10k-labels-idx1-ubyte is truncated"):

@@ -100,7 +100,7 @@ def verify_dataset(name: str, data_root: str | Path | None = None) -> store.Veri
     layout, directory = found
     report = store.VerifyReport(info.name, directory, layout.name,
                                 expected_train=info.train_size, expected_test=info.test_size)
-    report.files = store.check_files(info, layout, directory)
+    report.files = store.check_files(layout, directory)
     train, test = layout.reader(directory)
     report.train, report.test = len(train), len(test)
     return report

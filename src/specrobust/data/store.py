@@ -102,7 +102,7 @@ class VerifyReport:
         )
 
 
-def check_files(info: DatasetInfo, layout: Layout, directory: Path) -> list[FileCheck]:
+def check_files(layout: Layout, directory: Path) -> list[FileCheck]:
     checks = []
     for spec in layout.files:
         path = _file_path(directory, layout, spec.name)
@@ -110,7 +110,8 @@ def check_files(info: DatasetInfo, layout: Layout, directory: Path) -> list[File
             checks.append(FileCheck(spec.name, path, "no checksum"))
             continue
         actual = md5_of(path)
-        checks.append(FileCheck(spec.name, path, "ok" if actual == spec.md5 else "mismatch", actual))
+        status = "ok" if actual == spec.md5 else "mismatch"
+        checks.append(FileCheck(spec.name, path, status, actual))
     return checks
 
 
@@ -188,7 +189,8 @@ def fetch(info: DatasetInfo, root: Path) -> tuple[Layout, Path]:
                 _unpack(target, download.unpack, root)
                 target.unlink()
     except SpecRobustError as error:
-        raise SpecRobustError(f"{missing_data_message(info, root)}. Download failed: {error}") from None
+        message = f"{missing_data_message(info, root)}. Download failed: {error}"
+        raise SpecRobustError(message) from None
     found = find_layout(info, root)
     if not found:
         raise SpecRobustError(f"downloaded {info.title}, but {missing_data_message(info, root)}")

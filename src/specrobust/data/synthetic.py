@@ -42,7 +42,9 @@ class SyntheticSpec:
 
     def __post_init__(self):
         if self.band not in BANDS:
-            raise SpecRobustError(f"synthetic band must be one of {', '.join(BANDS)}, got {self.band!r}")
+            raise SpecRobustError(
+                f"synthetic band must be one of {', '.join(BANDS)}, got {self.band!r}"
+            )
         if self.size < 8 or self.channels < 1 or self.num_classes < 2:
             raise SpecRobustError("synthetic data needs size >= 8, channels >= 1, num_classes >= 2")
         if self.n_train < self.num_classes or self.n_test < self.num_classes:

@@ -33,7 +33,8 @@ class ResNet(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         stages, in_planes = [], 64
-        for index, (planes, blocks) in enumerate(zip((64, 128, 256, 512), blocks_per_stage)):
+        widths = (64, 128, 256, 512)
+        for index, (planes, blocks) in enumerate(zip(widths, blocks_per_stage, strict=True)):
             layers = []
             for block in range(blocks):
                 stride = 2 if index > 0 and block == 0 else 1
