@@ -22,7 +22,7 @@ from specrobust.models import create_model
 
 def loader_epoch(loader: DeviceLoader) -> float:
     start = time.perf_counter()
-    for images, labels in loader:
+    for _batch in loader:
         pass  # the loader's work happens in producing the batch
     return time.perf_counter() - start
 

@@ -1,0 +1,173 @@
+"""FGSM and PGD (L-inf, L2 as an option), with restarts, C&W loss, targeted mode and an
+optional frequency band.
+
+Band-limited PGD. With ``mask`` given, every step applies, in this order:
+
+1. the ascent step (sign of the gradient for L-inf, normalised gradient for L2);
+2. projection of the perturbation onto the band: ``fourier.filter(delta, band)`` where ``band``
+   is ``fourier.hermitian_symmetric(mask)``, so the projection is exact and real;
+3. the eps-ball, by *scaling* each perturbation down until it fits (a clip would spill energy
+   out of the band; a scaled band-limited signal stays band-limited);
+4. clipping of ``x + delta`` to [0, 1].
+
+All constraints hold exactly in the result. Only step 4 can move energy outside the band, and only
+where an image saturates (pixels at 0 or 1): the box wins over the band there, and the tests
+measure that leak.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from specrobust import fourier
+from specrobust.attacks._model_state import attack_mode
+from specrobust.attacks.losses import attack_loss, cw_margin
+from specrobust.errors import SpecRobustError
+
+NORMS = ("linf", "l2")
+
+
+def _check(x: torch.Tensor, eps: float, alpha: float, steps: int, restarts: int, norm: str):
+    if not eps >= 0:
+        raise SpecRobustError(f"eps must be >= 0, got {eps}")
+    if not alpha > 0:
+        raise SpecRobustError(f"step size alpha must be > 0, got {alpha}")
+    if steps < 0 or restarts < 1:
+        raise SpecRobustError(f"need steps >= 0 and restarts >= 1, got {steps} and {restarts}")
+    if norm not in NORMS:
+        raise SpecRobustError(f"unknown norm {norm!r}; known: {', '.join(NORMS)}")
+    if x.numel() and (x.min() < 0 or x.max() > 1):
+        raise SpecRobustError("attacks take images in [0, 1]; normalisation belongs in the model")
+
+
+def _per_example_norm(t: torch.Tensor) -> torch.Tensor:
+    return t.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (t.dim() - 1)))
+
+
+def project(x: torch.Tensor, delta: torch.Tensor, eps: float, norm: str,
+            band: torch.Tensor | None) -> torch.Tensor:
+    """Band (if any), then the eps-ball, then the [0, 1] box: the order documented above."""
+    if band is not None:
+        delta = fourier.filter(delta, band)
+    if norm == "linf" and band is not None:
+        largest = delta.abs().flatten(1).max(dim=1).values.clamp_min(1e-12)
+        delta = delta * (eps / largest).clamp(max=1.0).view(-1, *([1] * (delta.dim() - 1)))
+    elif norm == "linf":
+        delta = delta.clamp(-eps, eps)
+    else:
+        delta = delta * (eps / _per_example_norm(delta)).clamp(max=1.0)
+    return (x + delta).clamp(0, 1) - x
+
+
+def _random_start(x: torch.Tensor, eps: float, norm: str,
+                  generator: torch.Generator | None) -> torch.Tensor:
+    noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    if norm == "linf":
+        return (2 * noise - 1) * eps
+    direction = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    radius = noise.flatten(1)[:, :1].pow(1.0 / x[0].numel()).view(-1, *([1] * (x.dim() - 1)))
+    return direction / _per_example_norm(direction) * eps * radius
+
+
+def _ascent_direction(gradient: torch.Tensor, norm: str) -> torch.Tensor:
+    return gradient.sign() if norm == "linf" else gradient / _per_example_norm(gradient)
+
+
+def _success_and_margin(logits, y, targeted):
+    """Attack success per example, and a score to break ties (higher = closer to success)."""
+    if targeted:
+        return logits.argmax(1) == y, -cw_margin(logits, y)  # margin of the target over others
+    return logits.argmax(1) != y, cw_margin(logits, y)
+
+
+class _Best:
+    """Per-example best adversarial image so far: success first, then the C&W margin."""
+
+    def __init__(self, x: torch.Tensor):
+        self.x = x.clone()
+        self.success = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        self.score = torch.full((len(x),), float("-inf"), device=x.device)
+
+    def update(self, candidate: torch.Tensor, success: torch.Tensor, score: torch.Tensor):
+        better = (success & ~self.success) | ((success == self.success) & (score > self.score))
+        self.x[better] = candidate[better]
+        self.success |= success
+        self.score = torch.where(better, score, self.score)
+
+
+def pgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    alpha: float,
+    steps: int,
+    *,
+    random_start: bool = True,
+    restarts: int = 1,
+    loss: str = "ce",
+    targeted: bool = False,
+    norm: str = "linf",
+    mask: torch.Tensor | None = None,
+    keep_best: bool = True,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Projected gradient ascent on ``loss`` within the ``norm`` ball of radius ``eps``.
+
+    ``targeted``: ``y`` holds target classes and the attack moves towards them.
+    ``keep_best``: return, per example, the strongest iterate seen (the final one otherwise, as
+    adversarial training uses); across ``restarts`` the strongest restart is always kept, so more
+    restarts never make the attack weaker. Returns detached images in [0, 1] within the budget.
+    """
+    _check(x, eps, alpha, steps, restarts, norm)
+    band = None if mask is None else fourier.hermitian_symmetric(mask.to(x.device))
+    x = x.detach()
+    best = _Best(x)
+    with attack_mode(model), torch.enable_grad():
+        for _ in range(restarts):
+            delta = _random_start(x, eps, norm, generator) if random_start else torch.zeros_like(x)
+            delta = project(x, delta, eps, norm, band)
+            for _ in range(steps):
+                delta.requires_grad_(True)
+                logits = model(x + delta)
+                if keep_best:
+                    best.update(x + delta.detach(), *_success_and_margin(logits.detach(), y,
+                                                                        targeted))
+                objective = attack_loss(logits, y, loss, targeted).sum()
+                (gradient,) = torch.autograd.grad(objective, delta)
+                step = alpha * _ascent_direction(gradient, norm)
+                delta = project(x, delta.detach() + step, eps, norm, band)
+            with torch.no_grad():
+                final = x + delta.detach()
+                best.update(final, *_success_and_margin(model(final), y, targeted))
+    return best.x
+
+
+def fgsm(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    *,
+    random_start: bool = False,
+    alpha: float | None = None,
+    loss: str = "ce",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """One signed-gradient step of size ``alpha`` (``eps`` by default; ``1.25 * eps`` with a
+    random start, as in "Fast is better than free"), projected to the eps-ball and [0, 1]."""
+    step = alpha if alpha is not None else (1.25 * eps if random_start else eps)
+    if eps == 0:
+        _check(x, eps, 1.0, 1, 1, "linf")
+        return x.detach().clone()
+    _check(x, eps, step, 1, 1, "linf")
+    x = x.detach()
+    delta = _random_start(x, eps, "linf", generator) if random_start else torch.zeros_like(x)
+    delta = project(x, delta, eps, "linf", None)
+    with attack_mode(model), torch.enable_grad():
+        delta.requires_grad_(True)
+        objective = attack_loss(model(x + delta), y, loss).sum()
+        (gradient,) = torch.autograd.grad(objective, delta)
+    delta = project(x, delta.detach() + step * gradient.sign(), eps, "linf", None)
+    return x + delta
