@@ -44,25 +44,18 @@ def test_idx_round_trip(tmp_path, compress, name, folder):
     _assert_split(dataset.test, *test)
 
 
-def test_cifar10_binary_and_python_layouts_read_the_same_images(tmp_path):
-    train, test = _pair(25, (3, 32, 32), 10, 3), _pair(10, (3, 32, 32), 10, 4)
-    write_cifar10_binary(tmp_path / "bin", train, test)
-    write_cifar10_python(tmp_path / "py", train, test)
-    for root in ("bin", "py"):
-        dataset = load_dataset("cifar10", tmp_path / root)
+@pytest.mark.parametrize("name,classes,writers", [
+    ("cifar10", 10, (write_cifar10_binary, write_cifar10_python)),
+    ("cifar100", 100, (write_cifar100_binary, write_cifar100_python)),  # fine labels
+])
+def test_cifar_binary_and_python_layouts_read_the_same_images(tmp_path, name, classes, writers):
+    train, test = _pair(30, (3, 32, 32), classes, 3), _pair(12, (3, 32, 32), classes, 4)
+    for folder, write in zip(("bin", "py"), writers, strict=True):
+        write(tmp_path / folder, train, test)
+        dataset = load_dataset(name, tmp_path / folder)
         _assert_split(dataset.train, *train)
         _assert_split(dataset.test, *test)
-
-
-def test_cifar100_uses_fine_labels_in_both_layouts(tmp_path):
-    train, test = _pair(30, (3, 32, 32), 100, 5), _pair(12, (3, 32, 32), 100, 6)
-    write_cifar100_binary(tmp_path / "bin", train, test)
-    write_cifar100_python(tmp_path / "py", train, test)
-    for root in ("bin", "py"):
-        dataset = load_dataset("cifar100", tmp_path / root)
-        _assert_split(dataset.train, *train)
-        _assert_split(dataset.test, *test)
-        assert len(dataset.class_names) == 100
+        assert len(dataset.class_names) == classes
 
 
 @pytest.mark.parametrize("folder", ["svhn", "."])
