@@ -6,16 +6,14 @@ import torch
 from specrobust import fourier
 from specrobust.attacks import autoattack, fgsm, pgd
 from specrobust.errors import SpecRobustError
-from trained_models import accuracy, train_natural
+from trained_models import accuracy
 
 EPS = 8 / 255
 
 
-@pytest.fixture(scope="module")
-def trained():
-    model, test = train_natural("low")
-    x, y = test.as_float()[:200], test.labels[:200]
-    return model, x, y
+@pytest.fixture
+def trained(natural_low):
+    return natural_low
 
 
 def _gen(seed=0):

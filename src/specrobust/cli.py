@@ -1,7 +1,7 @@
 """The ``specrobust`` command.
 
 Every user mistake ends as one line on stderr and exit status 2; ``--debug`` shows the traceback.
-Subcommands arrive with their issues: today ``data`` and ``models``.
+Subcommands: ``data``, ``models``, ``eval``.
 """
 
 from __future__ import annotations
@@ -44,7 +44,43 @@ def _build_parser() -> argparse.ArgumentParser:
                              "(default: $SPECROBUST_DATA, else ~/.cache/specrobust)")
 
     commands.add_parser("models", help="the model zoo with parameter counts")
+    _add_eval(commands)
     return parser
+
+
+def _add_eval(commands) -> None:
+    from specrobust.checkpoint import CHOICES
+    from specrobust.evaluation.job import DEFAULT_ATTACKS
+
+    command = commands.add_parser(
+        "eval", help="evaluate a run or checkpoint under an attack suite; writes eval.json",
+        description="Attack suites: clean, fgsm, pgd20, pgd50, cw30, aa, aa-apgd-ce, and "
+        "parameterised forms such as pgd:steps=100,restarts=5,alpha=0.5/255 or pgd:band=low. "
+        "Robust accuracy counts examples correct both clean and attacked; the worst case is "
+        "over all attacks given. An interrupted evaluation resumes from its eval.json.")
+    command.add_argument("source", help="run directory, specrobust checkpoint, safetensors file, "
+                         "or a plain state_dict (then --model and --dataset)")
+    command.add_argument("--attacks", default=DEFAULT_ATTACKS,
+                         help=f"comma-separated attacks (default {DEFAULT_ATTACKS})")
+    command.add_argument("--n", type=int, default=1000, help="first n test images (default 1000)")
+    command.add_argument("--eps", help="L-inf budget such as 8/255 (default: the training "
+                         "budget, else the dataset's usual one)")
+    command.add_argument("--dataset", help="dataset (needed for a plain state_dict)")
+    command.add_argument("--model", help="architecture (needed for a plain state_dict)")
+    command.add_argument("--checkpoint", dest="which", default="auto",
+                         choices=("auto", *CHOICES),
+                         help="which checkpoint of a run directory (default auto: the averaged "
+                         "model's best if the run averages weights, else the best)")
+    command.add_argument("--out", help="where to write eval.json (default: in the run directory, "
+                         "or beside the checkpoint); eval.md goes beside it")
+    command.add_argument("--data-root", help="directory holding datasets")
+    command.add_argument("--seed", type=int, default=0)
+    command.add_argument("--batch-size", type=int, default=256)
+    command.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    command.add_argument("--no-checks", dest="checks", action="store_false",
+                         help="skip the gradient-masking self-checks")
+    command.add_argument("--check-n", type=int, default=200,
+                         help="examples for the self-checks' extra attacks (default 200)")
 
 
 def _data_list(args) -> int:
@@ -144,12 +180,33 @@ def _models(args) -> int:
     return 0
 
 
+def _eval(args) -> int:
+    from specrobust.evaluation import markdown
+    from specrobust.evaluation.job import EvalJob, run_eval_job
+
+    job = EvalJob(source=args.source, attacks=args.attacks, n=args.n, eps=args.eps,
+                  dataset=args.dataset, model=args.model, which=args.which, out=args.out,
+                  data_root=args.data_root, seed=args.seed, batch_size=args.batch_size,
+                  device=args.device, checks=args.checks, check_n=args.check_n)
+    summary, path = run_eval_job(job)
+    print(f"{summary['model']['name']} from {summary['weights']}: first {summary['n']} test "
+          f"images of {summary['dataset']}, L-inf eps {summary['eps_text']}")
+    print(markdown(summary), end="")
+    for check in summary["checks"]:
+        if not check["ok"]:
+            print(f"specrobust: WARNING: possible gradient masking: {check['name']}: "
+                  f"{check['message']}", file=sys.stderr)
+    print(f"wrote {path} and {path.with_suffix('.md')}")
+    return 0
+
+
 _HANDLERS = {
     ("data", "list"): _data_list,
     ("data", "verify"): _data_verify,
     ("data", "fetch"): _data_fetch,
     ("data", "inspect"): _data_inspect,
     ("models", None): _models,
+    ("eval", None): _eval,
 }
 
 

@@ -1,12 +1,14 @@
 """The model zoo: ``create_model(name, num_classes, in_channels=3, mean=None, std=None)``.
 
 Every model takes images in [0, 1]; normalisation (identity by default, the authors' default)
-is the model's first layer. The architecture itself is reachable as ``model.net``.
+is the model's first layer. The architecture itself is reachable as ``model.net``, and the
+arguments that built it as ``model.spec`` (what checkpoints store to rebuild it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
@@ -27,13 +29,44 @@ MODELS: dict[str, Callable[[int, int], nn.Module]] = {
 }
 
 
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to rebuild a model before loading its weights."""
+
+    name: str
+    num_classes: int
+    in_channels: int = 3
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    def as_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ModelSpec:
+        try:
+            return cls(
+                name=str(values["name"]),
+                num_classes=int(values["num_classes"]),
+                in_channels=int(values.get("in_channels", 3)),
+                mean=None if values.get("mean") is None else tuple(map(float, values["mean"])),
+                std=None if values.get("std") is None else tuple(map(float, values["std"])),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise SpecRobustError(f"invalid model description {values!r} ({error})") from None
+
+    def build(self) -> Classifier:
+        return create_model(self.name, self.num_classes, self.in_channels, self.mean, self.std)
+
+
 class Classifier(nn.Module):
     """Normalisation followed by an architecture; what every part of specrobust trains and
     attacks. Its state dict keys are ``normalize.*`` and ``net.*``."""
 
-    def __init__(self, name: str, net: nn.Module, normalize: Normalize):
+    def __init__(self, spec: ModelSpec, net: nn.Module, normalize: Normalize):
         super().__init__()
-        self.name = name
+        self.spec = spec
+        self.name = spec.name
         self.normalize = normalize
         self.net = net
 
@@ -55,7 +88,9 @@ def create_model(
             f"a model needs num_classes >= 2 and in_channels >= 1, got {num_classes} and "
             f"{in_channels}"
         )
-    return Classifier(name, MODELS[name](num_classes, in_channels),
+    spec = ModelSpec(name, num_classes, in_channels,
+                     None if mean is None else tuple(mean), None if std is None else tuple(std))
+    return Classifier(spec, MODELS[name](num_classes, in_channels),
                       Normalize(in_channels, mean, std))
 
 
@@ -63,4 +98,4 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["MODELS", "Classifier", "Normalize", "count_parameters", "create_model"]
+__all__ = ["MODELS", "Classifier", "ModelSpec", "Normalize", "count_parameters", "create_model"]

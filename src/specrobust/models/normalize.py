@@ -25,9 +25,17 @@ class Normalize(nn.Module):
             )
         if any(s <= 0 for s in std):
             raise SpecRobustError(f"std values must be > 0, got {std}")
-        self.identity = all(m == 0 for m in mean) and all(s == 1 for s in std)
         self.register_buffer("mean", torch.tensor(mean).view(1, channels, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, channels, 1, 1))
+        self._update_identity()
+
+    def _update_identity(self) -> None:
+        # Skipping the arithmetic keeps the identity case free; decided once, not every call.
+        self.identity = bool((self.mean == 0).all() and (self.std == 1).all())
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._update_identity()  # loaded mean/std may differ from the constructor's
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.identity else (x - self.mean) / self.std

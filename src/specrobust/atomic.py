@@ -1,0 +1,42 @@
+"""Writes that matter are atomic: a temporary file in the same directory, then a rename, so an
+interrupted run leaves either the old file or the new one, never half of one."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+
+@contextlib.contextmanager
+def _temporary_beside(target: Path) -> Iterator[str]:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    os.close(handle)
+    try:
+        yield temporary
+        os.replace(temporary, target)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def write_with(target: str | os.PathLike, writer: Callable[[IO[bytes]], None]) -> None:
+    """Call ``writer(file)`` on a temporary file, flush it to disk, then rename it to ``target``."""
+    target = Path(target)
+    with _temporary_beside(target) as temporary:
+        with open(temporary, "wb") as out:
+            writer(out)
+            out.flush()
+            os.fsync(out.fileno())
+
+
+def write_text(target: str | os.PathLike, text: str) -> None:
+    write_with(target, lambda out: out.write(text.encode("utf-8")))
+
+
+def write_bytes(target: str | os.PathLike, data: bytes) -> None:
+    write_with(target, lambda out: out.write(data))

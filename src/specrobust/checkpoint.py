@@ -1,0 +1,251 @@
+"""Checkpoints and run directories: writing them, and finding and loading a model from any of
+the things a user may hand over.
+
+A specrobust checkpoint is a ``torch.save`` dict that ``torch.load(weights_only=True)`` can read
+(tensors, numbers, strings, lists and dicts only; never pickled code)::
+
+    {"format": "specrobust-checkpoint", "format_version": 1,
+     "model": ModelSpec.as_dict(), "dataset": "fashion-mnist", "eps": "0.1",
+     "state_dict": {...},            # the Classifier's weights
+     "training": {...}}              # optional: the full resume state (written by training)
+
+``load_model`` accepts a run directory, such a checkpoint, a safetensors file written by
+specrobust, or a plain ``state_dict`` of a registry model (then ``model`` and ``dataset`` must be
+named, since a bare state dict does not say what it is).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from specrobust import atomic
+from specrobust.errors import SpecRobustError
+from specrobust.models import Classifier, ModelSpec
+
+FORMAT = "specrobust-checkpoint"
+FORMAT_VERSION = 1
+
+# Inside a run directory. "auto" picks the first that exists: the averaged model's best
+# checkpoint when the run averages weights, else the raw best, else the last.
+CHECKPOINT_DIR = "checkpoints"
+WEIGHTS_DIR = "weights"
+CHOICES = ("best_averaged", "best", "averaged", "last")
+
+
+@dataclass
+class LoadedModel:
+    model: Classifier
+    dataset: str | None  # the dataset it was trained on, when the file says so
+    eps: str | None  # the training budget, when the file says so
+    path: Path  # the file the weights came from
+    run_dir: Path | None  # the run directory, when there is one
+    sha256: str  # of the weights file: identifies the model for resumable evaluations
+
+
+def save_checkpoint(path: str | Path, model: Classifier, *, dataset: str, eps: str | None = None,
+                    training: dict | None = None) -> None:
+    """Write a checkpoint atomically."""
+    payload = {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "model": model.spec.as_dict(), "dataset": dataset, "eps": eps,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    if training is not None:
+        payload["training"] = training
+    atomic.write_with(path, lambda out: torch.save(payload, out))
+
+
+def export_safetensors(path: str | Path, model: Classifier, *, dataset: str,
+                       eps: str | None = None) -> None:
+    """Weights only, in safetensors (no code can hide in it); the model description rides in
+    the file's metadata so ``load_model`` can rebuild the model from it alone."""
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    metadata = {"format": FORMAT, "model": json.dumps(model.spec.as_dict()), "dataset": dataset,
+                "eps": eps or ""}
+    atomic.write_bytes(path, save(tensors, metadata=metadata))
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """``torch.load`` with ``weights_only=True`` and one-line errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecRobustError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - torch.load fails in many ways on junk files
+        if isinstance(error, pickle.UnpicklingError) and "Unsupported global" in str(error):
+            raise SpecRobustError(
+                f"{path} holds objects other than tensors and plain data; refused, since loading "
+                "it could run code (re-save its state_dict)"
+            ) from None
+        first_line = (str(error) or "?").splitlines()[0][:100]
+        raise SpecRobustError(f"cannot read checkpoint {path}: not a PyTorch file, or truncated "
+                              f"({type(error).__name__}: {first_line})") from None
+    if not isinstance(payload, dict):
+        raise SpecRobustError(f"{path} holds a {type(payload).__name__}, not a checkpoint dict")
+    return payload
+
+
+def find_weights(run_dir: Path, which: str = "auto") -> Path:
+    """The checkpoint file of a run directory: ``which`` is one of CHOICES or ``auto``."""
+    if which != "auto" and which not in CHOICES:
+        raise SpecRobustError(f"unknown checkpoint {which!r}; choose auto or one of "
+                              f"{', '.join(CHOICES)}")
+    directory = run_dir / CHECKPOINT_DIR
+    if not directory.is_dir():
+        raise SpecRobustError(f"{run_dir} is a directory but not a run directory (it has no "
+                              f"{CHECKPOINT_DIR}/)")
+    for name in CHOICES if which == "auto" else (which,):
+        candidate = directory / f"{name}.pt"
+        if candidate.is_file():
+            return candidate
+    present = ", ".join(sorted(p.stem for p in directory.glob("*.pt"))) or "none"
+    raise SpecRobustError(f"{run_dir} has no {which} checkpoint (present: {present})")
+
+
+def load_model(source: str | Path, *, which: str = "auto", model: str | None = None,
+               dataset: str | None = None) -> LoadedModel:
+    """Rebuild a model from a run directory or a weights file (see the module docstring).
+
+    ``model`` / ``dataset`` describe a plain state dict; for files that describe themselves
+    they must agree with the file, so a mistaken ``--model`` is caught instead of ignored.
+    """
+    source = Path(source)
+    if not source.exists():
+        raise SpecRobustError(f"checkpoint or run directory {source} does not exist")
+    run_dir = source if source.is_dir() else None
+    path = find_weights(source, which) if run_dir else source
+
+    if path.suffix == ".safetensors":
+        state_dict, described = _read_safetensors(path)
+    else:
+        payload = read_checkpoint(path)
+        if payload.get("format") == FORMAT:
+            state_dict = payload["state_dict"]
+            described = {"model": payload["model"], "dataset": payload.get("dataset"),
+                         "eps": payload.get("eps")}
+        else:
+            state_dict, described = _unwrap_state_dict(payload, path), None
+
+    if described is not None:
+        spec = ModelSpec.from_dict(described["model"])
+        if model is not None and model != spec.name:
+            raise SpecRobustError(f"{path} holds a {spec.name} model, not {model}")
+        trained_on = described.get("dataset") or None
+        dataset = dataset or trained_on
+        eps = described.get("eps") or None
+    else:
+        spec = _spec_for_plain_state_dict(path, model, dataset, state_dict)
+        eps = None
+
+    network = spec.build()
+    _load_weights(network, state_dict, path)
+    network.eval()
+    return LoadedModel(network, dataset, eps, path, run_dir, _sha256(path))
+
+
+def _read_safetensors(path: Path) -> tuple[dict, dict | None]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    try:
+        data = path.read_bytes()
+        state_dict = load(data)
+        header_size = int.from_bytes(data[:8], "little")
+        metadata = json.loads(data[8:8 + header_size]).get("__metadata__") or {}
+    except (SafetensorError, ValueError, OSError) as error:
+        raise SpecRobustError(f"cannot read safetensors file {path} ({error})") from None
+    if metadata.get("format") != FORMAT:
+        return state_dict, None
+    return state_dict, {"model": json.loads(metadata["model"]), "dataset": metadata.get("dataset"),
+                        "eps": metadata.get("eps")}
+
+
+def _unwrap_state_dict(payload: dict, path: Path) -> dict:
+    """Plain state dicts come bare or wrapped under a usual key."""
+    for key in ("state_dict", "model_state_dict", "model"):
+        if isinstance(payload.get(key), dict):
+            payload = payload[key]
+            break
+    if not payload or not all(isinstance(v, torch.Tensor) for v in payload.values()):
+        raise SpecRobustError(f"{path} is neither a specrobust checkpoint nor a state_dict of "
+                              "tensors")
+    return payload
+
+
+def _spec_for_plain_state_dict(path: Path, model: str | None, dataset: str | None,
+                               state_dict: dict) -> ModelSpec:
+    if model is None or dataset is None:
+        raise SpecRobustError(f"{path} is a plain state_dict; name its architecture and data with "
+                              "--model and --dataset")
+    from specrobust.data import get_dataset_info, parse_dataset_name
+
+    info = get_dataset_info(parse_dataset_name(dataset)[0])
+    channels, classes = info.image_shape[0], info.num_classes
+    if info.generated:
+        from specrobust.data import SyntheticSpec
+
+        synthetic = SyntheticSpec.from_options(parse_dataset_name(dataset)[1])
+        channels, classes = synthetic.channels, synthetic.num_classes
+    return ModelSpec(model, classes, channels)
+
+
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel, torch.compile
+
+
+def _load_weights(network: Classifier, state_dict: dict, path: Path) -> None:
+    state_dict = {_strip_prefixes(k): v for k, v in state_dict.items() if k != "n_averaged"}
+    target: torch.nn.Module = network
+    if not any(k.startswith(("net.", "normalize.")) for k in state_dict):
+        target = network.net  # a bare architecture's state dict
+    try:
+        target.load_state_dict(state_dict, strict=True)
+    except RuntimeError as error:
+        missing, unexpected = _key_mismatch(target, state_dict)
+        if missing or unexpected:
+            detail = (f"{len(missing)} missing keys (e.g. {missing[:2]}), {len(unexpected)} "
+                      f"unexpected (e.g. {unexpected[:2]})")
+        else:
+            detail = _first_shape_mismatch(str(error))
+        raise SpecRobustError(f"{path} does not fit a {network.spec.name} model with "
+                              f"{network.spec.num_classes} classes and "
+                              f"{network.spec.in_channels} channels: {detail}") from None
+
+
+def _strip_prefixes(key: str) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _WRAPPER_PREFIXES:
+            if key.startswith(prefix):
+                key, changed = key[len(prefix):], True
+    return key
+
+
+def _key_mismatch(module: torch.nn.Module, state_dict: dict) -> tuple[list[str], list[str]]:
+    expected = set(module.state_dict())
+    return sorted(expected - set(state_dict)), sorted(set(state_dict) - expected)
+
+
+def _first_shape_mismatch(message: str) -> str:
+    for line in message.splitlines():
+        if "size mismatch" in line:
+            return line.strip().rstrip(".")
+    return message.splitlines()[0]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+

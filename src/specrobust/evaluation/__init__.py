@@ -1,0 +1,18 @@
+"""Robustness evaluation: attack suites by name, per-example results, Wilson intervals, worst
+case over attacks, self-checks against gradient masking, resumable eval.json.
+
+    >>> from specrobust.evaluation import evaluate, parse_attacks
+    >>> result = evaluate(model, x, y, parse_attacks("clean,pgd20,aa"), eps=8/255)
+    >>> result.accuracy("pgd20")
+"""
+
+from specrobust.evaluation.checks import Check, self_checks
+from specrobust.evaluation.runner import AttackResult, EvalResult, evaluate
+from specrobust.evaluation.stats import wilson_interval
+from specrobust.evaluation.suite import NAMED, AttackSpec, parse_attack, parse_attacks
+from specrobust.evaluation.table import markdown
+
+__all__ = [
+    "NAMED", "AttackResult", "AttackSpec", "Check", "EvalResult", "evaluate", "markdown",
+    "parse_attack", "parse_attacks", "self_checks", "wilson_interval",
+]

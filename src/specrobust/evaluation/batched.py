@@ -1,0 +1,59 @@
+"""Running an attack over many images in batches, and scoring the result."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import nn
+
+Attack = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]  # (x, y, seed) -> x_adv
+
+
+def batch_seed(seed: int, label: str, start: int) -> int:
+    """A seed per (evaluation seed, attack, batch): the same batch always draws the same random
+    numbers, whether or not the evaluation was interrupted and resumed in between."""
+    digest = hashlib.sha256(f"{seed}:{label}:{start}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+@torch.no_grad()
+def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return model(x).argmax(1) == y
+
+
+def clean_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                  batch_size: int) -> torch.Tensor:
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.cat([correct(model, x[i:i + batch_size], y[i:i + batch_size])
+                          for i in range(0, len(x), batch_size)])
+    finally:
+        model.train(was_training)
+
+
+def attack_batches(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor,
+                   targets: torch.Tensor, *, label: str, seed: int, batch_size: int,
+                   skip: int = 0) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """Attack ``x[targets]`` batch by batch, starting after the first ``skip`` targets (a
+    multiple of ``batch_size`` when resuming). Yields (targets done, their indices, correct)."""
+    for start in range(skip, len(targets), batch_size):
+        index = targets[start:start + batch_size]
+        x_adv = attack(x[index], y[index], batch_seed(seed, label, start))
+        yield start + len(index), index, clean_correct(model, x_adv, y[index], batch_size)
+
+
+def robust_correct(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor,
+                   already_correct: torch.Tensor, *, label: str, seed: int,
+                   batch_size: int) -> torch.Tensor:
+    """Per example: classified correctly clean *and* under ``attack``. Only the clean-correct
+    examples are attacked (the clean image is itself a valid adversarial candidate, so the
+    others count as broken without spending an attack on them)."""
+    result = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    targets = already_correct.nonzero().flatten()
+    for _, index, batch_correct in attack_batches(model, attack, x, y, targets, label=label,
+                                                  seed=seed, batch_size=batch_size):
+        result[index] = batch_correct
+    return result

@@ -1,0 +1,135 @@
+"""Self-checks against gradient masking, after the field's evaluation checklists (Carlini et al.
+2019, "On Evaluating Adversarial Robustness"; Athalye et al. 2018) and AutoAttack's own flags.
+
+A model that hides its gradients looks robust to gradient attacks without being robust. These
+checks catch the usual symptoms. Each gives ``ok`` and a sentence; a failed one is printed as a
+loud warning and stored in eval.json. What is checked:
+
+- ``zero_gradients``: the input gradient of the loss is exactly zero for more than 1% of the
+  examples (AutoAttack warns on any; rounding or saturated models show it).
+- ``pgd_vs_fgsm``: PGD-20 leaves more examples correct than FGSM (one step cannot beat twenty
+  unless the loss surface is broken); also compared for the suite's own attacks.
+- ``aa_vs_pgd``: AutoAttack leaves more examples correct than the suite's PGD.
+- ``eps_monotone``: PGD-20 accuracy rises while eps grows (eps/2, eps, 2 eps).
+- ``large_eps``: PGD-20 at eps 0.5 (L-inf; any image is then within reach of a mid-grey one)
+  leaves more than 2% correct.
+
+The extra attacks run on the first ``check_n`` evaluated examples. Comparisons allow one point
+(TOLERANCE) for the randomness of random starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from specrobust.attacks import fgsm, pgd
+from specrobust.attacks._model_state import attack_mode
+from specrobust.evaluation.batched import clean_correct, robust_correct
+from specrobust.evaluation.suite import AttackSpec
+
+TOLERANCE = 0.01
+ZERO_GRADIENT_SHARE = 0.01
+LARGE_EPS = 0.5
+LARGE_EPS_ACCURACY = 0.02
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    message: str
+    values: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def self_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
+                suite: dict[str, tuple[AttackSpec, torch.Tensor]], *, check_n: int = 200,
+                seed: int = 0, batch_size: int = 256) -> list[Check]:
+    """Run the checks. ``suite`` maps labels to (spec, per-example correctness) of the attacks
+    already evaluated on ``x``; the extra attacks use ``x[:check_n]``."""
+    x, y = x[:check_n], y[:check_n]
+    checks = [_zero_gradients(model, x, y, batch_size)]
+    if eps > 0:
+        checks += _subset_attacks(model, x, y, eps, seed, batch_size)
+    checks += _suite_comparisons(suite)
+    return checks
+
+
+def _zero_gradients(model, x, y, batch_size) -> Check:
+    zero = 0
+    with attack_mode(model), torch.enable_grad():
+        for start in range(0, len(x), batch_size):
+            images = x[start:start + batch_size].clone().requires_grad_(True)
+            loss = F.cross_entropy(model(images), y[start:start + batch_size], reduction="sum")
+            (gradient,) = torch.autograd.grad(loss, images)
+            zero += int((gradient.flatten(1).abs().sum(1) == 0).sum())
+    share = zero / max(1, len(x))
+    return Check("zero_gradients", share <= ZERO_GRADIENT_SHARE,
+                 f"{zero} of {len(x)} examples have an exactly zero input gradient"
+                 + (" (gradient masking: gradient attacks cannot move them)"
+                    if share > ZERO_GRADIENT_SHARE else ""),
+                 {"zero": zero, "n": len(x)})
+
+
+def _subset_attacks(model, x, y, eps, seed, batch_size) -> list[Check]:
+    clean = clean_correct(model, x, y, batch_size)
+
+    def accuracy(label, attack) -> float:
+        return robust_correct(model, attack, x, y, clean, label=label, seed=seed,
+                              batch_size=batch_size).float().mean().item()
+
+    def pgd20(at_eps):
+        return lambda a, b, s: pgd(model, a, b, at_eps, at_eps / 4, 20,
+                                   generator=torch.Generator(a.device).manual_seed(s))
+
+    fgsm_accuracy = accuracy("check-fgsm", lambda a, b, s: fgsm(model, a, b, eps))
+    by_eps = {scale: accuracy(f"check-pgd20x{scale}", pgd20(scale * eps))
+              for scale in (0.5, 1.0, 2.0)}
+    large_eps = max(LARGE_EPS, eps)
+    large = accuracy("check-pgd20-large", pgd20(large_eps))
+
+    pgd_accuracy = by_eps[1.0]
+    accuracies = [by_eps[scale] for scale in sorted(by_eps)]
+    rising = any(later > earlier + TOLERANCE for earlier, later in zip(accuracies, accuracies[1:],
+                                                                   strict=False))
+    return [
+        Check("pgd_vs_fgsm", pgd_accuracy <= fgsm_accuracy + TOLERANCE,
+              f"on {len(x)} examples PGD-20 leaves {pgd_accuracy:.1%} correct, FGSM "
+              f"{fgsm_accuracy:.1%}",
+              {"pgd20": pgd_accuracy, "fgsm": fgsm_accuracy, "n": len(x)}),
+        Check("eps_monotone", not rising,
+              "PGD-20 accuracy at eps x0.5, x1, x2: " + ", ".join(f"{a:.1%}" for a in accuracies)
+              + (" (rises with eps)" if rising else ""),
+              {"eps": [scale * eps for scale in sorted(by_eps)], "accuracy": accuracies,
+               "n": len(x)}),
+        Check("large_eps", large <= LARGE_EPS_ACCURACY,
+              f"PGD-20 at eps {large_eps:g} leaves {large:.1%} correct"
+              + (f" (expected about 0, at most {LARGE_EPS_ACCURACY:.0%})"
+                 if large > LARGE_EPS_ACCURACY else ""),
+              {"eps": large_eps, "accuracy": large, "n": len(x)}),
+    ]
+
+
+def _suite_comparisons(suite: dict[str, tuple[AttackSpec, torch.Tensor]]) -> list[Check]:
+    """The suite's own attacks, compared on all evaluated examples."""
+    def accuracy(label):
+        return suite[label][1].float().mean().item()
+
+    full_image_pgd = [label for label, (spec, _) in suite.items()
+                      if spec.kind == "pgd" and spec.options["band"] is None]
+    fgsms = [label for label, (spec, _) in suite.items() if spec.kind == "fgsm"]
+    autoattacks = [label for label, (spec, _) in suite.items() if spec.kind == "aa"]
+    checks = []
+    for strong, weak, name in [(p, f, "pgd_vs_fgsm") for p in full_image_pgd for f in fgsms] + \
+                              [(a, p, "aa_vs_pgd") for a in autoattacks for p in full_image_pgd]:
+        ok = accuracy(strong) <= accuracy(weak) + TOLERANCE
+        checks.append(Check(name, ok, f"{strong} leaves {accuracy(strong):.1%} correct, {weak} "
+                            f"{accuracy(weak):.1%}" + ("" if ok else f" ({strong} is weaker)"),
+                            {strong: accuracy(strong), weak: accuracy(weak)}))
+    return checks

@@ -1,0 +1,116 @@
+"""``specrobust eval``'s work: from a run directory or checkpoint to eval.json and eval.md."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from specrobust import atomic
+from specrobust.checkpoint import load_model
+from specrobust.errors import SpecRobustError
+from specrobust.evaluation.runner import evaluate
+from specrobust.evaluation.suite import parse_attacks
+from specrobust.evaluation.table import markdown
+from specrobust.numbers import parse_fraction
+
+DEFAULT_ATTACKS = "clean,fgsm,pgd20,cw30,aa"
+
+
+@dataclass
+class EvalJob:
+    source: str
+    attacks: str = DEFAULT_ATTACKS
+    n: int = 1000
+    eps: str | None = None  # default: the budget the model was trained at, else the dataset's
+    dataset: str | None = None
+    model: str | None = None
+    which: str = "auto"
+    out: str | None = None
+    data_root: str | None = None
+    seed: int = 0
+    batch_size: int = 256
+    device: str = "auto"
+    checks: bool = True
+    check_n: int = 200
+    progress: bool = True
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SpecRobustError(f"device {name} asked for, but this machine has no CUDA GPU")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise SpecRobustError(f"unknown device {name!r}; use auto, cpu or cuda") from None
+
+
+def output_path(job: EvalJob, loaded) -> Path:
+    if job.out:
+        return Path(job.out)
+    if loaded.run_dir is not None:
+        name = "eval.json" if job.which == "auto" else f"eval-{job.which}.json"
+        return loaded.run_dir / name
+    return loaded.path.with_name(f"{loaded.path.stem}-eval.json")
+
+
+def run_eval_job(job: EvalJob) -> tuple[dict, Path]:
+    """Evaluate and write eval.json (and eval.md beside it); returns the result and its path."""
+    from specrobust.data import load_dataset
+
+    attacks = parse_attacks(job.attacks)  # first: a typo should not wait for a model to load
+    if job.n < 1:
+        raise SpecRobustError(f"--n must be >= 1, got {job.n}")
+    if job.eps is not None and parse_fraction(job.eps, "eps") < 0:
+        raise SpecRobustError(f"eps must be >= 0, got {job.eps}")
+    device = resolve_device(job.device)
+    loaded = load_model(job.source, which=job.which, model=job.model, dataset=job.dataset)
+    if loaded.dataset is None:
+        raise SpecRobustError(f"{loaded.path} does not say which data it was trained on; name "
+                              "it with --dataset")
+    dataset = load_dataset(loaded.dataset, job.data_root)
+    eps_text = job.eps or loaded.eps or dataset.info.eps_text
+    eps = parse_fraction(eps_text, "eps")
+
+    shape = tuple(dataset.test.images.shape[1:])
+    if shape[0] != loaded.model.spec.in_channels:
+        raise SpecRobustError(f"{loaded.path} takes {loaded.model.spec.in_channels}-channel "
+                              f"images but {loaded.dataset} has {shape[0]}")
+    # The first n test images, as RobustBench does: comparable across tools and papers.
+    test = dataset.test.take(torch.arange(min(job.n, len(dataset.test))))
+    images, labels = test.as_float().to(device), test.labels.to(device)
+    model = loaded.model.to(device)
+
+    path = output_path(job, loaded)
+    fingerprint = {"weights_sha256": loaded.sha256, "dataset": loaded.dataset}
+    meta = {"weights": str(loaded.path), "model": loaded.model.spec.as_dict(),
+            "dataset": loaded.dataset, "split": "test", "first_n": len(test),
+            "eps_text": str(eps_text), "norm": "linf", "device": str(device)}
+    bars: dict[str, tqdm] = {}
+
+    def progress(label: str, done: int, total: int) -> None:
+        if not job.progress:
+            return
+        bar = bars.get(label)
+        if bar is None:
+            bar = bars[label] = tqdm(total=total, desc=label, unit="img", leave=False)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    result = evaluate(model, images, labels, attacks, eps, seed=job.seed,
+                      batch_size=job.batch_size, checks=job.checks, check_n=job.check_n,
+                      path=path, fingerprint=fingerprint, meta=meta, progress=progress)
+    summary = result.as_dict()
+    atomic.write_text(path.with_suffix(".md"), _title(summary) + markdown(summary))
+    return summary, path
+
+
+def _title(summary: dict) -> str:
+    model = summary["model"]["name"]
+    return (f"# {model} on {summary['dataset']} (first {summary['n']} test images), "
+            f"L-inf eps {summary['eps_text']}\n\nWeights: `{summary['weights']}`\n\n")

@@ -1,0 +1,187 @@
+"""Run an attack suite on a model: per-example results, accuracies with Wilson intervals,
+worst case over attacks, time per attack, self-checks; resumable through its own JSON file.
+
+Conventions (RobustBench's): an example counts as robust under an attack when it is classified
+correctly both clean and under the attack; only clean-correct examples are attacked. The
+worst case is correct under every attack of the suite.
+
+Resuming: with ``path`` given, the result file is rewritten (atomically) after every batch with
+``"complete": false`` and what is done so far. A later call with the same fingerprint (weights,
+data, eps, seed, suite settings) continues where it stopped, and draws the same random numbers it
+would have drawn without the interruption; a different fingerprint starts afresh.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from specrobust import atomic
+from specrobust.errors import SpecRobustError
+from specrobust.evaluation.batched import attack_batches, clean_correct
+from specrobust.evaluation.checks import Check, self_checks
+from specrobust.evaluation.stats import wilson_interval
+from specrobust.evaluation.suite import AttackSpec
+
+FORMAT = "specrobust-eval"
+FORMAT_VERSION = 1
+
+Progress = Callable[[str, int, int], None]  # (attack label, targets done, targets in all)
+
+
+@dataclass
+class AttackResult:
+    spec: AttackSpec
+    correct: torch.Tensor  # bool per example
+    seconds: float
+    attacked: int  # how many examples were attacked (the clean-correct ones)
+
+    def summary(self, eps: float) -> dict:
+        hits, n = int(self.correct.sum()), len(self.correct)
+        return {**self.spec.describe(eps), "correct": hits, "n": n, "accuracy": hits / n,
+                "ci95": list(wilson_interval(hits, n)), "seconds": round(self.seconds, 3),
+                "attacked": self.attacked,
+                "images_per_second": round(self.attacked / self.seconds, 2)
+                if self.seconds > 0 and self.attacked else None}
+
+
+@dataclass
+class EvalResult:
+    eps: float
+    attacks: list[AttackResult]
+    checks: list[Check] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def worst_case(self) -> torch.Tensor:
+        return torch.stack([a.correct for a in self.attacks]).all(dim=0)
+
+    def accuracy(self, label: str) -> float:
+        for result in self.attacks:
+            if result.spec.label == label:
+                return result.correct.float().mean().item()
+        raise KeyError(label)
+
+    def as_dict(self) -> dict:
+        worst = self.worst_case
+        hits, n = int(worst.sum()), len(worst)
+        return {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "complete": True, **self.meta,
+            "eps": self.eps, "n": n,
+            "attacks": [a.summary(self.eps) for a in self.attacks],
+            "worst_case": {"correct": hits, "n": n, "accuracy": hits / n,
+                           "ci95": list(wilson_interval(hits, n)),
+                           "over": [a.spec.label for a in self.attacks]},
+            "checks": [c.as_dict() for c in self.checks],
+            "per_example": {a.spec.label: _bits(a.correct) for a in self.attacks},
+        }
+
+
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+             attacks: list[AttackSpec], eps: float, *, seed: int = 0, batch_size: int = 256,
+             checks: bool = True, check_n: int = 200, path: str | Path | None = None,
+             fingerprint: dict | None = None, meta: dict | None = None,
+             progress: Progress | None = None) -> EvalResult:
+    """Evaluate ``model`` on ``images`` (float in [0, 1]) under every attack in ``attacks``.
+
+    ``clean`` is always evaluated first, listed or not: robust accuracy is measured against it.
+    """
+    if not eps >= 0:
+        raise SpecRobustError(f"eps must be >= 0, got {eps}")
+    if batch_size < 1:
+        raise SpecRobustError(f"batch size must be >= 1, got {batch_size}")
+    # Everything that changes which examples are attacked with which random numbers.
+    fingerprint = {**(fingerprint or {}), "eps": eps, "n": len(images), "seed": seed,
+                   "batch_size": batch_size}
+    meta = {**(meta or {}), "fingerprint": fingerprint, "seed": seed, "batch_size": batch_size}
+    stored = _resumable(path, meta["fingerprint"], len(images))
+    model.eval()
+    started = time.perf_counter()
+    clean = clean_correct(model, images, labels, batch_size)
+    clean_seconds = time.perf_counter() - started
+    targets = clean.nonzero().flatten()
+
+    results: list[AttackResult] = []
+    for spec in _with_clean_first(attacks):
+        if spec.kind == "clean":
+            results.append(AttackResult(spec, clean, clean_seconds, len(images)))
+            continue
+        previous = stored.get(spec.label, {})
+        correct = _unbits(previous["bits"], images.device) if previous else \
+            torch.zeros(len(images), dtype=torch.bool, device=images.device)
+        done, seconds = previous.get("done", 0), previous.get("seconds", 0.0)
+        if done < len(targets):
+            if progress:
+                progress(spec.label, done, len(targets))
+
+            def attack(x, y, batch_seed, spec=spec):
+                return spec.run(model, x, y, eps, seed=batch_seed)
+
+            tick = time.perf_counter()
+            batches = attack_batches(model, attack, images, labels, targets, label=spec.label,
+                                     seed=seed, batch_size=batch_size, skip=done)
+            for done, index, batch_correct in batches:
+                correct[index] = batch_correct
+                now = time.perf_counter()
+                seconds, tick = seconds + now - tick, now
+                stored[spec.label] = {"bits": _bits(correct), "done": done, "seconds": seconds}
+                _save_partial(path, meta, stored)
+                if progress:
+                    progress(spec.label, done, len(targets))
+        results.append(AttackResult(spec, correct, seconds, len(targets)))
+
+    result = EvalResult(eps, results, meta=meta)
+    if checks:
+        suite = {r.spec.label: (r.spec, r.correct) for r in results}
+        result.checks = self_checks(model, images, labels, eps, suite, check_n=check_n,
+                                    seed=seed, batch_size=batch_size)
+    if path is not None:
+        atomic.write_text(path, json.dumps(result.as_dict(), indent=1) + "\n")
+    return result
+
+
+def _with_clean_first(attacks: list[AttackSpec]) -> list[AttackSpec]:
+    from specrobust.evaluation.suite import parse_attack
+
+    clean = [a for a in attacks if a.kind == "clean"] or [parse_attack("clean")]
+    return clean[:1] + [a for a in attacks if a.kind != "clean"]
+
+
+def _resumable(path: str | Path | None, fingerprint: dict, n: int) -> dict:
+    """Finished or partial attacks of an earlier run with the same fingerprint."""
+    if path is None or not Path(path).is_file():
+        return {}
+    try:
+        earlier = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+        return {}  # unreadable: overwritten by this run (its results are not ours to trust)
+    if earlier.get("format") != FORMAT or earlier.get("fingerprint") != fingerprint:
+        return {}
+    if earlier.get("complete"):
+        return {a["label"]: {"bits": earlier["per_example"][a["label"]],
+                             "done": a["attacked"], "seconds": a["seconds"]}
+                for a in earlier.get("attacks", []) if len(earlier["per_example"][a["label"]]) == n}
+    return {label: entry for label, entry in earlier.get("partial", {}).items()
+            if len(entry.get("bits", "")) == n}
+
+
+def _save_partial(path, meta: dict, stored: dict) -> None:
+    if path is not None:
+        payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "complete": False, **meta,
+                   "partial": stored}
+        atomic.write_text(path, json.dumps(payload) + "\n")
+
+
+def _bits(correct: torch.Tensor) -> str:
+    """Per-example correctness as a string of 0 and 1 (compact, readable, easy to re-plot)."""
+    return "".join("1" if c else "0" for c in correct.tolist())
+
+
+def _unbits(bits: str, device) -> torch.Tensor:
+    return torch.tensor([c == "1" for c in bits], dtype=torch.bool, device=device)

@@ -1,0 +1,21 @@
+"""Confidence intervals for accuracies measured on a finite test sample."""
+
+from __future__ import annotations
+
+import math
+
+Z_95 = 1.959963984540054  # two-sided 95% quantile of the standard normal
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion. Unlike the normal approximation it stays
+    inside [0, 1] and is sensible at 0% and 100%, which robust accuracies do reach."""
+    if trials <= 0:
+        return (0.0, 1.0)
+    if not 0 <= successes <= trials:
+        raise ValueError(f"successes must lie in [0, {trials}], got {successes}")
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return (max(0.0, centre - half), min(1.0, centre + half))

@@ -1,0 +1,127 @@
+import json
+
+import pytest
+import torch
+
+from specrobust.errors import SpecRobustError
+from specrobust.evaluation import evaluate, markdown, parse_attack, parse_attacks, wilson_interval
+
+EPS = 8 / 255
+
+
+class RoundingInput(torch.nn.Module):
+    """A deliberately gradient-masked model: it quantises its input, so its input gradient is
+    exactly zero and gradient attacks cannot move it, yet it is not robust."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(torch.round(x * 16) / 16)
+
+
+def test_named_and_parameterised_attacks():
+    specs = parse_attacks("clean, pgd20,pgd:steps=100,restarts=5,alpha=0.5/255,cw30,aa")
+    assert [s.label for s in specs] == ["clean", "pgd20", "pgd:steps=100,restarts=5,alpha=0.5/255",
+                                        "cw30", "aa"]
+    custom = specs[2]
+    assert (custom.options["steps"], custom.options["restarts"]) == (100, 5)
+    assert custom.options["alpha"] == pytest.approx(0.5 / 255)
+    assert specs[1].alpha(EPS) == pytest.approx(2 / 255)  # the paper's step at 8/255
+    assert specs[3].options["loss"] == "cw" and specs[3].options["steps"] == 30
+    assert parse_attack("aa-apgd-ce").options["attacks"] == ("apgd-ce",)
+    assert parse_attack("pgd:band=high,random_start=0").options["random_start"] is False
+    assert specs[2].gradient_steps == 500
+
+
+@pytest.mark.parametrize("text", [
+    "pgd21", "clean,clean", "restarts=3", "pgd:steps=x", "pgd:restarts=0", "pgd:loss=hinge",
+    "pgd:band=ultra", "pgd:alpha=-1", "aa:attacks=apgd-xx", "aa:version=custom", "clean:x=1", "",
+])
+def test_bad_attack_lists_are_rejected(text):
+    with pytest.raises(SpecRobustError):
+        parse_attacks(text)
+
+
+def test_wilson_interval_matches_published_values():
+    # Reference values of the Wilson score interval (z = 1.96).
+    assert wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson_interval(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    low, high = wilson_interval(900, 1000)
+    assert low < 0.9 < high and high - low < 0.04
+
+
+def test_suite_results_worst_case_and_json(natural_low):
+    model, x, y = natural_low
+    result = evaluate(model, x[:100], y[:100], parse_attacks("fgsm,pgd:steps=5"), EPS,
+                      checks=False)
+    labels = [a.spec.label for a in result.attacks]
+    assert labels == ["clean", "fgsm", "pgd:steps=5"]  # clean is always first
+    clean, fgsm_correct, pgd_correct = (a.correct for a in result.attacks)
+    assert not (fgsm_correct & ~clean).any() and not (pgd_correct & ~clean).any()
+    assert torch.equal(result.worst_case, clean & fgsm_correct & pgd_correct)
+    summary = json.loads(json.dumps(result.as_dict()))
+    assert summary["worst_case"]["correct"] == int(result.worst_case.sum())
+    assert summary["per_example"]["fgsm"] == "".join("1" if c else "0" for c in fgsm_correct)
+    for attack in summary["attacks"]:
+        low, high = attack["ci95"]
+        assert low <= attack["accuracy"] <= high and attack["seconds"] >= 0
+    assert "| fgsm |" in markdown(summary)
+
+
+def test_self_checks_stay_quiet_on_an_honest_model(natural_low):
+    model, x, y = natural_low
+    result = evaluate(model, x, y, parse_attacks("clean,fgsm,pgd20"), EPS, check_n=100)
+    assert {c.name for c in result.checks} >= {"zero_gradients", "pgd_vs_fgsm", "eps_monotone",
+                                                "large_eps"}
+    assert all(c.ok for c in result.checks), [c.message for c in result.checks if not c.ok]
+
+
+def test_self_checks_fire_on_a_gradient_masked_model(natural_low):
+    model, x, y = natural_low
+    masked = RoundingInput(model)
+    result = evaluate(masked, x, y, parse_attacks("clean,fgsm,pgd20"), EPS, check_n=100)
+    assert result.accuracy("pgd20") > 0.5  # looks robust to gradient attacks ...
+    failed = {c.name for c in result.checks if not c.ok}
+    assert {"zero_gradients", "large_eps"} <= failed  # ... and the checks say why not to trust it
+
+
+def test_an_interrupted_evaluation_resumes_to_the_same_result(natural_low, tmp_path):
+    model, x, y = natural_low
+    attacks = parse_attacks("clean,pgd:steps=3")
+    whole = evaluate(model, x, y, attacks, EPS, batch_size=64, checks=False)
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_first_batch(label, done, total):
+        if done > 0:
+            raise Interrupt
+
+    path = tmp_path / "eval.json"
+    with pytest.raises(Interrupt):
+        evaluate(model, x, y, attacks, EPS, batch_size=64, checks=False, path=path,
+                 progress=stop_after_first_batch)
+    partial = json.loads(path.read_text())
+    assert partial["complete"] is False and partial["partial"]["pgd:steps=3"]["done"] == 64
+
+    resumed_from = []
+    resumed = evaluate(model, x, y, attacks, EPS, batch_size=64, checks=False, path=path,
+                       progress=lambda label, done, total: resumed_from.append(done))
+    assert resumed_from[0] == 64  # the first batch was not attacked again
+    assert torch.equal(resumed.attacks[1].correct, whole.attacks[1].correct)
+    assert json.loads(path.read_text())["complete"] is True
+
+    # A different budget is a different evaluation: nothing is reused.
+    restarted = []
+    evaluate(model, x, y, attacks, 4 / 255, batch_size=64, checks=False, path=path,
+             progress=lambda label, done, total: restarted.append(done))
+    assert restarted[0] == 0
+
+
+def test_evaluation_rejects_negative_eps(natural_low):
+    model, x, y = natural_low
+    with pytest.raises(SpecRobustError, match="eps"):
+        evaluate(model, x, y, parse_attacks("clean"), -0.1)
