@@ -1,7 +1,7 @@
 """The ``specrobust`` command.
 
 Every user mistake ends as one line on stderr and exit status 2; ``--debug`` shows the traceback.
-Subcommands: ``data``, ``models``, ``eval``.
+Subcommands: ``data``, ``models``, ``train``, ``eval``.
 """
 
 from __future__ import annotations
@@ -44,8 +44,25 @@ def _build_parser() -> argparse.ArgumentParser:
                              "(default: $SPECROBUST_DATA, else ~/.cache/specrobust)")
 
     commands.add_parser("models", help="the model zoo with parameter counts")
+    _add_train(commands)
     _add_eval(commands)
     return parser
+
+
+def _add_train(commands) -> None:
+    command = commands.add_parser(
+        "train", help="train a recipe (natural, PGD-AT, TRADES, MART; SAR, AWP, SWA/EMA)",
+        description="Train from a YAML recipe (see configs/). The run directory receives "
+        "config.yaml, metrics.jsonl, checkpoints/, weights/*.safetensors and curves.png.")
+    command.add_argument("config", help="YAML recipe, e.g. configs/fmnist_cnn_at_sar_wa.yaml")
+    command.add_argument("--set", dest="overrides", action="append", default=[],
+                         metavar="KEY=VALUE", help="override a setting, e.g. optim.epochs=2 "
+                         "(repeatable)")
+    command.add_argument("--out", help="run directory (default runs/<recipe name>)")
+    command.add_argument("--resume", action="store_true",
+                         help="continue the run in --out from its last checkpoint")
+    command.add_argument("--force", action="store_true",
+                         help="resume even though the config differs from the run's")
 
 
 def _add_eval(commands) -> None:
@@ -180,6 +197,22 @@ def _models(args) -> int:
     return 0
 
 
+def _train(args) -> int:
+    from pathlib import Path
+
+    from specrobust.config import load_config
+    from specrobust.training.loop import train
+
+    config = load_config(args.config, args.overrides)
+    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    metrics = train(config, out, resume=args.resume, force=args.force)
+    print(f"finished {config.optim.epochs} epochs in {out}; last epoch: "
+          + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
+                      if isinstance(v, float) and k.startswith("val_")))
+    print(f"evaluate it with: specrobust eval {out}")
+    return 0
+
+
 def _eval(args) -> int:
     from specrobust.evaluation import markdown
     from specrobust.evaluation.job import EvalJob, run_eval_job
@@ -206,6 +239,7 @@ _HANDLERS = {
     ("data", "fetch"): _data_fetch,
     ("data", "inspect"): _data_inspect,
     ("models", None): _models,
+    ("train", None): _train,
     ("eval", None): _eval,
 }
 

@@ -91,7 +91,8 @@ class _Best:
 
     def update(self, candidate: torch.Tensor, success: torch.Tensor, score: torch.Tensor):
         better = (success & ~self.success) | ((success == self.success) & (score > self.score))
-        self.x[better] = candidate[better]
+        # torch.where, not boolean indexing: no host-device sync and no gather/scatter copies.
+        self.x = torch.where(better.view(-1, *([1] * (self.x.dim() - 1))), candidate, self.x)
         self.success |= success
         self.score = torch.where(better, score, self.score)
 
@@ -138,8 +139,10 @@ def pgd(
                 (gradient,) = torch.autograd.grad(objective, delta)
                 step = alpha * _ascent_direction(gradient, norm)
                 delta = project(x, delta.detach() + step, eps, norm, band)
+            final = x + delta.detach()
+            if restarts == 1 and not keep_best:
+                return final  # nothing to choose between: skip scoring the last iterate
             with torch.no_grad():
-                final = x + delta.detach()
                 best.update(final, *_success_and_margin(model(final), y, targeted))
     return best.x
 

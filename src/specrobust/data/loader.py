@@ -65,7 +65,11 @@ class DeviceLoader:
         drop_last: bool = False,
         seed: int = 0,
         device: torch.device | str = "cpu",
+        rank: int = 0,
+        world_size: int = 1,
     ):
+        """``rank`` / ``world_size``: data-parallel sharding; every process draws the same
+        epoch permutation and takes every ``world_size``-th example of it from ``rank`` on."""
         if batch_size < 1:
             raise SpecRobustError(f"batch size must be >= 1, got {batch_size}")
         if len(split) == 0:
@@ -79,9 +83,13 @@ class DeviceLoader:
         self.drop_last = drop_last
         self.seed = seed
         self.epoch = 0
+        self.rank, self.world_size = rank, world_size
+
+    def _shard_size(self) -> int:
+        return len(range(self.rank, len(self.labels), self.world_size))
 
     def __len__(self) -> int:
-        full, rest = divmod(len(self.labels), self.batch_size)
+        full, rest = divmod(self._shard_size(), self.batch_size)
         return full if (self.drop_last or rest == 0) else full + 1
 
     def set_epoch(self, epoch: int) -> None:
@@ -101,7 +109,7 @@ class DeviceLoader:
             torch.randperm(n, generator=generator, device=self.device)
             if self.shuffle
             else torch.arange(n, device=self.device)
-        )
+        )[self.rank::self.world_size]
         for batch in range(len(self)):
             index = order[batch * self.batch_size : (batch + 1) * self.batch_size]
             images = self.images[index].float().div_(255)

@@ -1,0 +1,365 @@
+"""Typed run configuration: plain data, YAML in and out, validated with one-line errors that
+name the key.
+
+Epochs are counted from 0 here, as PyTorch's schedulers count them: with ``milestones: [75, 90]``
+epoch 75 (the 76th) is the first at the decayed rate, and SAR and weight averaging start with
+it by default. ``metrics.jsonl`` numbers epochs from 1.
+
+    config = load_config("configs/fmnist_cnn_at_sar_wa.yaml", overrides=["optim.epochs=2"])
+
+Budgets are kept as written (``eps: 8/255``) and turned into numbers where they are used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from specrobust.errors import SpecRobustError
+from specrobust.numbers import parse_fraction
+
+OBJECTIVES = ("natural", "pgd_at", "trades", "mart")
+AVERAGING = ("none", "swa", "ema")
+SCHEDULES = ("multistep", "cosine")
+GENERATION_MODES = ("eval", "train")
+
+# YAML keys that are not valid Python names.
+_ALIASES = {"lambda": "lam"}
+_REVERSE_ALIASES = {v: k for k, v in _ALIASES.items()}
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "fashion-mnist"
+    data_root: str | None = None
+    val_fraction: float = 0.1  # the paper's 9:1 train/validation split (seeded)
+    train_subset: int | None = None  # class-balanced subset of the training part (CPU runs)
+    augment: bool = True  # crop with padding (1/8 of the side) and, where valid, flips
+
+
+@dataclass
+class ModelConfig:
+    name: str = "cnn_small"
+    mean: list[float] | None = None  # normalisation inside the model; none by default, as the
+    std: list[float] | None = None  # authors train
+
+
+@dataclass
+class OptimConfig:
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "multistep"
+    milestones: list[int] = field(default_factory=lambda: [75, 90])
+    gamma: float = 0.1
+
+
+@dataclass
+class AttackConfig:
+    """The training attack."""
+
+    eps: str = "8/255"
+    alpha: str = "2/255"
+    steps: int = 10
+    random_start: bool = True
+    generation_mode: str = "eval"  # the model's mode while attacking (the authors': eval)
+
+
+@dataclass
+class ObjectiveConfig:
+    name: str = "pgd_at"
+    beta: float = 6.0  # TRADES' and MART's weight of the robustness term
+
+
+@dataclass
+class AWPConfig:
+    enabled: bool = False
+    gamma: float = 0.01  # size of the weight perturbation relative to each layer's weights
+    warmup: int = 0  # epochs before AWP starts
+
+
+@dataclass
+class SARConfig:
+    enabled: bool = False
+    lam: float = 0.1  # written `lambda` in YAML
+    start_epoch: int | None = None  # None: the first learning-rate decay
+    axes: str = "batch_class"
+    distance: str = "l1"
+
+
+@dataclass
+class AveragingConfig:
+    kind: str = "none"
+    start_epoch: int | None = None  # None: the first learning-rate decay
+    ema_decay: float = 0.999
+
+
+@dataclass
+class ValidationConfig:
+    n: int = 1000  # validation images attacked each epoch (PGD) to pick the best checkpoint
+    pgd_steps: int = 20
+    test_each_epoch: bool = False
+    test_n: int = 1000
+
+
+@dataclass
+class RunConfig:
+    device: str = "auto"
+    bf16: bool = True  # autocast on CUDA only
+    channels_last: bool = True  # CUDA only
+    compile: bool = False
+    tensorboard: bool = False
+    progress: bool = True
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    attack: AttackConfig = field(default_factory=AttackConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    awp: AWPConfig = field(default_factory=AWPConfig)
+    sar: SARConfig = field(default_factory=SARConfig)
+    averaging: AveragingConfig = field(default_factory=AveragingConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    @property
+    def first_decay(self) -> int:
+        """The epoch of the first learning-rate decay (SAR and averaging start there)."""
+        if self.optim.schedule == "multistep" and self.optim.milestones:
+            return self.optim.milestones[0]
+        return int(0.75 * self.optim.epochs)  # cosine: where the paper's schedule decays
+
+    @property
+    def sar_start(self) -> int:
+        return self.first_decay if self.sar.start_epoch is None else self.sar.start_epoch
+
+    @property
+    def averaging_start(self) -> int:
+        start = self.averaging.start_epoch
+        return self.first_decay if start is None else start
+
+    @property
+    def eps(self) -> float:
+        return parse_fraction(self.attack.eps, "attack.eps")
+
+    @property
+    def alpha(self) -> float:
+        return parse_fraction(self.attack.alpha, "attack.alpha")
+
+    def as_dict(self) -> dict:
+        return _rename_keys(dataclasses.asdict(self), _REVERSE_ALIASES)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.as_dict(), sort_keys=False)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """A Config from a YAML file (or the defaults) with ``key=value`` overrides applied."""
+    data = _read_yaml(Path(path)) if path is not None else {}
+    for override in overrides or []:
+        _apply_override(data, override)
+    config = _build(Config, data, "")
+    validate(config)
+    return config
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """A config file; ``base: other.yaml`` (relative to the file) is read first and overlaid,
+    so a recipe states only how it differs from its base."""
+    if not path.is_file():
+        raise SpecRobustError(f"config file {path} does not exist")
+    if path.resolve() in seen:
+        raise SpecRobustError(f"config {path} includes itself through base:")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise SpecRobustError(f"{path} is not valid YAML ({str(error).splitlines()[0]})") \
+            from None
+    if not isinstance(data, dict):
+        raise SpecRobustError(f"{path} must hold a mapping of config sections")
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    return _merge(_read_yaml(path.parent / str(base), (*seen, path.resolve())), data)
+
+
+def _merge(base: dict, changes: dict) -> dict:
+    merged = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def config_from_dict(data: dict) -> Config:
+    config = _build(Config, data, "")
+    validate(config)
+    return config
+
+
+def _apply_override(data: dict, override: str) -> None:
+    key, sep, text = override.partition("=")
+    if not sep or not key.strip():
+        raise SpecRobustError(f"--set takes key=value (e.g. optim.epochs=2), got {override!r}")
+    *sections, leaf = key.strip().split(".")
+    target = data
+    for section in sections:
+        target = target.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise SpecRobustError(f"--set {key}: {section} is not a section")
+    try:
+        target[leaf] = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        target[leaf] = text
+
+
+def _rename_keys(data, aliases: dict):
+    if isinstance(data, dict):
+        return {aliases.get(k, k): _rename_keys(v, aliases) for k, v in data.items()}
+    return data
+
+
+def _build(cls, data, prefix: str):
+    if not isinstance(data, dict):
+        raise SpecRobustError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got "
+                              f"{type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in data.items():
+        name = _ALIASES.get(key, key)
+        if name not in names:
+            known = ", ".join(_REVERSE_ALIASES.get(n, n) for n in sorted(names))
+            raise SpecRobustError(f"unknown config key {prefix}{key}; known here: {known}")
+        values[name] = _convert(hints[name], value, f"{prefix}{key}")
+    return cls(**values)
+
+
+def _convert(hint, value, key: str):
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, f"{key}.")
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None:
+        if type(None) in options:
+            return None
+        raise SpecRobustError(f"config key {key} must not be empty")
+    for option in options:
+        if option is type(None):
+            continue
+        converted = _as_type(option, value)
+        if converted is not _MISMATCH:
+            return converted
+    wanted = " or ".join(_type_name(o) for o in options if o is not type(None))
+    raise SpecRobustError(f"config key {key} must be {wanted}, got {value!r}")
+
+
+_MISMATCH = object()
+
+
+def _as_type(option, value):
+    if typing.get_origin(option) is list:
+        (item,) = typing.get_args(option)
+        if not isinstance(value, list):
+            return _MISMATCH
+        items = [_as_type(item, v) for v in value]
+        return _MISMATCH if any(i is _MISMATCH for i in items) else items
+    if option is bool:
+        return value if isinstance(value, bool) else _MISMATCH
+    if option is int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else _MISMATCH
+    if option is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return float(value) if ok else _MISMATCH
+    if option is str:
+        # Budgets may be written as numbers too (eps: 0.1); keep them as text.
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        return value if isinstance(value, str) else _MISMATCH
+    return _MISMATCH
+
+
+def _type_name(option) -> str:
+    if typing.get_origin(option) is list:
+        return f"a list of {_type_name(typing.get_args(option)[0])}"
+    return {bool: "true or false", int: "a whole number", float: "a number",
+            str: "text"}.get(option, str(option))
+
+
+def validate(config: Config) -> None:
+    """Checks beyond types: ranges, names and choices, each naming its key."""
+    from specrobust.data import get_dataset_info, parse_dataset_name
+    from specrobust.models import MODELS
+    from specrobust.sar import AXES, DISTANCES
+
+    def require(ok: bool, key: str, message: str) -> None:
+        if not ok:
+            raise SpecRobustError(f"config key {key} {message}")
+
+    def choice(value, choices, key):
+        require(value in choices, key, f"must be one of {', '.join(choices)}, got {value!r}")
+
+    dataset_name, options = parse_dataset_name(config.data.dataset)
+    get_dataset_info(dataset_name)  # raises with the known names
+    if options:
+        from specrobust.data import SyntheticSpec
+
+        require(dataset_name == "synthetic", "data.dataset", "takes options only for synthetic")
+        SyntheticSpec.from_options(options)
+    choice(config.model.name, tuple(MODELS), "model.name")
+    require(0 < config.data.val_fraction < 1, "data.val_fraction", "must lie in (0, 1)")
+    require(config.data.train_subset is None or config.data.train_subset >= 1,
+            "data.train_subset", "must be >= 1")
+
+    optim = config.optim
+    require(optim.epochs >= 1, "optim.epochs", "must be >= 1")
+    require(optim.batch_size >= 1, "optim.batch_size", "must be >= 1")
+    require(optim.lr > 0, "optim.lr", "must be > 0")
+    require(0 <= optim.momentum < 1, "optim.momentum", "must lie in [0, 1)")
+    require(optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
+    choice(optim.schedule, SCHEDULES, "optim.schedule")
+    require(optim.milestones == sorted(set(optim.milestones)), "optim.milestones",
+            "must be increasing")
+    require(all(0 < m < optim.epochs for m in optim.milestones), "optim.milestones",
+            f"must lie between 0 and optim.epochs ({optim.epochs})")
+    require(0 < optim.gamma <= 1, "optim.gamma", "must lie in (0, 1]")
+
+    eps = parse_fraction(config.attack.eps, "attack.eps")
+    require(eps >= 0, "attack.eps", f"must be >= 0, got {config.attack.eps}")
+    require(parse_fraction(config.attack.alpha, "attack.alpha") > 0, "attack.alpha", "must be > 0")
+    require(config.attack.steps >= 1, "attack.steps", "must be >= 1")
+    choice(config.attack.generation_mode, GENERATION_MODES, "attack.generation_mode")
+
+    choice(config.objective.name, OBJECTIVES, "objective.name")
+    require(config.objective.beta >= 0, "objective.beta", "must be >= 0")
+    require(config.awp.gamma >= 0, "awp.gamma", "must be >= 0")
+    require(config.awp.warmup >= 0, "awp.warmup", "must be >= 0")
+    require(not (config.awp.enabled and config.objective.name not in ("pgd_at", "trades")),
+            "awp.enabled", "works on top of pgd_at or trades")
+    require(config.sar.lam >= 0, "sar.lambda", "must be >= 0")
+    require(not (config.sar.enabled and config.objective.name == "natural"), "sar.enabled",
+            "needs adversarial examples (an objective other than natural)")
+    require(config.sar.start_epoch is None or config.sar.start_epoch >= 0, "sar.start_epoch",
+            "must be >= 0")
+    choice(config.sar.axes, AXES, "sar.axes")
+    choice(config.sar.distance, DISTANCES, "sar.distance")
+    choice(config.averaging.kind, AVERAGING, "averaging.kind")
+    require(config.averaging.start_epoch is None or
+            0 <= config.averaging.start_epoch < optim.epochs, "averaging.start_epoch",
+            f"must lie in [0, optim.epochs) = [0, {optim.epochs})")
+    require(0 < config.averaging.ema_decay < 1, "averaging.ema_decay", "must lie in (0, 1)")
+    require(config.validation.n >= 0 and config.validation.test_n >= 0, "validation.n",
+            "and validation.test_n must be >= 0")
+    require(config.validation.pgd_steps >= 1, "validation.pgd_steps", "must be >= 1")

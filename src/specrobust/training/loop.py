@@ -1,0 +1,296 @@
+"""The training loop. It knows no particular objective, regularizer or averaging scheme: it calls
+them. One epoch:
+
+    for each batch: x_adv = objective.adversarial(...)     (model in eval mode, the default)
+                    [AWP: shift the weights]
+                    terms = objective.loss(...); SAR(terms)  (training mode)
+                    backward, SGD step, [AWP: shift back], [EMA update]
+    scheduler step; [SWA snapshot + batch-norm recomputation]
+    validation: clean and PGD-20 accuracy on the validation subset, raw and averaged model
+    checkpoints: last (full resume state), best and best_averaged (by validation robust accuracy)
+
+Every random draw comes from a generator seeded by (seed, epoch, step) or by the loader's
+(seed, epoch), so a run resumed from its last checkpoint on CPU ends with exactly the weights
+of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from specrobust.attacks import pgd
+from specrobust.config import Config
+from specrobust.data import (
+    DeviceLoader,
+    class_balanced_subset,
+    default_augment,
+    load_dataset,
+    train_val_split,
+)
+from specrobust.errors import SpecRobustError
+from specrobust.evaluation.job import resolve_device
+from specrobust.models import create_model
+from specrobust.training import rundir
+from specrobust.training.averaging import WeightAveraging
+from specrobust.training.objectives import LossTerms, StepContext, build_objective
+from specrobust.training.regularizers import AWP, SAR
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(device_name: str) -> tuple[Distributed, torch.device]:
+    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; without them this is a single process."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return Distributed(), resolve_device(device_name)
+    device = resolve_device(device_name)
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Distributed(torch.distributed.get_rank(), world_size), device
+
+
+def _step_generator(device, seed: int, epoch: int, step: int) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(
+        (seed * 1_000_003 + epoch * 10_007 + step) % (2**63))
+
+
+@torch.no_grad()
+def _accuracy(model, x, y, batch_size=500) -> float:
+    model.eval()
+    hits = sum(int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
+               for i in range(0, len(x), batch_size))
+    return hits / max(1, len(x))
+
+
+def _robust_accuracy(model, x, y, eps, steps, seed, batch_size=500) -> float:
+    hits = 0
+    for i in range(0, len(x), batch_size):
+        generator = torch.Generator(device=x.device).manual_seed(seed + i)
+        x_adv = pgd(model, x[i:i + batch_size], y[i:i + batch_size], eps, eps / 4, steps,
+                    generator=generator)
+        hits += int((model(x_adv).argmax(1) == y[i:i + batch_size]).sum())
+    return hits / max(1, len(x))
+
+
+def train(config: Config, run_dir: str | Path, *, resume: bool = False,
+          force: bool = False) -> dict:
+    """Train per ``config`` into ``run_dir``; returns the last epoch's metrics."""
+    dist, device = _init_distributed(config.run.device)
+    run = rundir.RunDir(Path(run_dir))
+    state = run.prepare(config, resume=resume, force=force, write=dist.main)
+
+    # ---- data --------------------------------------------------------------------------------
+    dataset = load_dataset(config.data.dataset, config.data.data_root)
+    info = dataset.info
+    classes, channels = len(dataset.class_names), dataset.train.images.shape[1]
+    train_split, val_split = train_val_split(dataset.train, config.data.val_fraction, config.seed)
+    if config.data.train_subset:
+        train_split = class_balanced_subset(train_split, config.data.train_subset, classes,
+                                            config.seed)
+    augment = default_augment(info) if config.data.augment else None
+    per_process_batch = max(1, config.optim.batch_size // dist.world_size)
+    loader = DeviceLoader(train_split, per_process_batch, shuffle=True, augment=augment,
+                          drop_last=True, seed=config.seed, device=device, rank=dist.rank,
+                          world_size=dist.world_size)
+    val = val_split.take(torch.arange(min(config.validation.n, len(val_split))))
+    val_x, val_y = val.as_float(device), val.labels.to(device)
+    test = dataset.test.take(torch.arange(min(config.validation.test_n, len(dataset.test))))
+    test_x, test_y = test.as_float(device), test.labels.to(device)
+
+    # ---- model, optimiser, schedule, objective, regularisers, averaging -----------------------
+    torch.manual_seed(config.seed)
+    model = create_model(config.model.name, classes, channels, config.model.mean,
+                         config.model.std).to(device)
+    cuda = device.type == "cuda"
+    if cuda and config.run.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.optim.lr,
+                                momentum=config.optim.momentum,
+                                weight_decay=config.optim.weight_decay)
+    if config.optim.schedule == "multistep":
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, config.optim.milestones,
+                                                         config.optim.gamma)
+    else:
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.optim.epochs)
+    objective = build_objective(config.objective.name)
+    sar = SAR(config.sar.lam, config.sar_start, config.sar.axes, config.sar.distance) \
+        if config.sar.enabled else None
+    awp = AWP(model, config.awp.gamma) if config.awp.enabled else None
+    averaging = WeightAveraging(model, config.averaging.kind, config.averaging_start,
+                                config.averaging.ema_decay) \
+        if config.averaging.kind != "none" else None
+
+    start_epoch, best = 0, {"val_robust": -1.0, "val_robust_avg": -1.0}
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if averaging is not None:
+            averaging.load_state_dict(state["averaged"])
+        start_epoch, best = state["epoch"], state["best"]
+        torch.set_rng_state(state["rng"]["torch"])
+
+    trained = model
+    if dist.world_size > 1:
+        trained = torch.nn.parallel.DistributedDataParallel(model)
+    forward = torch.compile(trained) if config.run.compile else trained
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) \
+        if cuda and config.run.bf16 else contextlib.nullcontext
+    writer = run.tensorboard() if config.run.tensorboard and dist.main else None
+
+    metrics: dict = {}
+    for epoch in range(start_epoch, config.optim.epochs):
+        started, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
+        loader.set_epoch(epoch)
+        model.train()
+        sums = {"loss": 0.0, "adv_correct": 0, "clean_correct": 0, "clean_seen": 0, "seen": 0,
+                "sar": 0.0, "sar_steps": 0}
+        batches = tqdm(loader, desc=f"epoch {epoch + 1}/{config.optim.epochs}", leave=False,
+                       disable=not (config.run.progress and dist.main))
+        for step, (x, y) in enumerate(batches):
+            if cuda and config.run.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            ctx = StepContext(epoch, config.eps, config.alpha, config.attack.steps,
+                              config.attack.random_start, config.attack.generation_mode,
+                              config.objective.beta, _step_generator(device, config.seed, epoch,
+                                                                     step))
+            terms = _train_step(model, forward, objective, sar, awp if
+                                epoch >= config.awp.warmup else None, optimizer, x, y, ctx,
+                                autocast)
+            if terms is None:
+                kept = f"{run.last} (after epoch {epoch}) is intact" if epoch else \
+                    "no epoch had finished, so there is no checkpoint"
+                raise SpecRobustError(
+                    f"training diverged: the loss is not finite at epoch {epoch + 1}, step "
+                    f"{step + 1}; {kept}; lower optim.lr or check the data")
+            if averaging is not None:
+                averaging.after_step(model, epoch)
+            _accumulate(sums, terms, y)
+            batches.set_postfix(loss=f"{sums['loss'] / (step + 1):.3f}")
+        scheduler.step()
+        if averaging is not None:
+            averaging.after_epoch(model, epoch, loader)
+
+        metrics = _epoch_metrics(config, epoch, sums, len(loader), lr, started)
+        if dist.main:
+            metrics.update(_validate(config, model, val_x, val_y, test_x, test_y, epoch, ""))
+            if averaging is not None and averaging.snapshots > 0:
+                metrics.update(_validate(config, averaging.model, val_x, val_y, test_x, test_y,
+                                         epoch, "_avg"))
+            metrics["seconds"] = round(time.perf_counter() - started, 2)
+            run.save_epoch(config, model, averaging, optimizer, scheduler, epoch, best, metrics,
+                           dataset_name=config.data.dataset)
+            if writer is not None:
+                for key, value in metrics.items():
+                    if isinstance(value, int | float) and key != "epoch":
+                        writer.add_scalar(key, value, epoch + 1)
+            if config.run.progress:
+                print(_epoch_line(metrics), flush=True)
+        if dist.world_size > 1:
+            torch.distributed.barrier()
+
+    if dist.main:
+        run.finish(config, model, averaging)
+    if writer is not None:
+        writer.close()
+    return metrics
+
+
+def _train_step(model, forward, objective, sar, awp, optimizer, x, y, ctx,
+                autocast) -> LossTerms | None:
+    """One update; None (and the weights untouched) when the loss is not finite."""
+    with autocast():
+        # The attack runs on the bare model: DDP's gradient hooks are for the update only.
+        x_adv = objective.adversarial(model, x, y, ctx)
+        diff = None
+        if awp is not None:
+            diff = awp.perturbation(model, lambda m: objective.loss(m, x, x_adv, y, ctx).loss)
+            awp.shift(model, diff, +1)
+        terms = objective.loss(forward, x, x_adv, y, ctx)
+        if sar is not None:
+            terms = sar(terms, forward, x, ctx.epoch)
+    finite = bool(torch.isfinite(terms.loss))
+    if finite:
+        optimizer.zero_grad(set_to_none=True)
+        terms.loss.backward()
+        optimizer.step()
+    if diff is not None:
+        awp.shift(model, diff, -1)
+    return terms if finite else None
+
+
+def _accumulate(sums: dict, terms, y) -> None:
+    sums["loss"] += float(terms.loss.detach())
+    sums["seen"] += len(y)
+    logits = terms.adv_logits if terms.adv_logits is not None else terms.clean_logits
+    sums["adv_correct"] += int((logits.argmax(1) == y).sum())
+    if terms.clean_logits is not None:
+        sums["clean_correct"] += int((terms.clean_logits.argmax(1) == y).sum())
+        sums["clean_seen"] += len(y)
+    if "sar" in terms.parts:
+        sums["sar"] += float(terms.parts["sar"])
+        sums["sar_steps"] += 1
+
+
+def _epoch_metrics(config, epoch, sums, steps, lr, started) -> dict:
+    natural = config.objective.name == "natural"
+    metrics = {
+        "epoch": epoch + 1,
+        "lr": lr,  # the rate this epoch trained with
+        "train_loss": sums["loss"] / max(1, steps),
+        # on the training attack's examples, with the weights of the moment (as logged in AT)
+        ("train_clean" if natural else "train_robust"): sums["adv_correct"] / max(1, sums["seen"]),
+        "train_seconds": round(time.perf_counter() - started, 2),
+    }
+    if sums["clean_seen"] and not natural:
+        metrics["train_clean"] = sums["clean_correct"] / sums["clean_seen"]
+    if sums["sar_steps"]:
+        metrics["sar"] = sums["sar"] / sums["sar_steps"]  # the regulariser's mean value
+    if not math.isfinite(metrics["train_loss"]):
+        metrics["train_loss"] = None
+    return metrics
+
+
+def _validate(config, model, val_x, val_y, test_x, test_y, epoch, suffix) -> dict:
+    seed = config.seed * 7919 + epoch
+    steps = config.validation.pgd_steps
+    values = {}
+    if len(val_x):
+        values[f"val_clean{suffix}"] = _accuracy(model, val_x, val_y)
+        values[f"val_robust{suffix}"] = _robust_accuracy(model, val_x, val_y, config.eps, steps,
+                                                         seed)
+    if config.validation.test_each_epoch and len(test_x):
+        values[f"test_clean{suffix}"] = _accuracy(model, test_x, test_y)
+        values[f"test_robust{suffix}"] = _robust_accuracy(model, test_x, test_y, config.eps,
+                                                          steps, seed)
+    return values
+
+
+def _epoch_line(metrics: dict) -> str:
+    shown = [f"epoch {metrics['epoch']}"]
+    for key, value in metrics.items():
+        if key.endswith("seconds"):
+            shown.append(f"{key} {value:.1f}")
+        elif key not in ("epoch", "lr") and isinstance(value, float):
+            shown.append(f"{key} {value:.4f}")
+    return "  ".join(shown)
+

@@ -1,0 +1,145 @@
+"""A training run's directory: what it holds and how it is written.
+
+    RUN/config.yaml                 the full configuration (defaults filled in)
+    RUN/metrics.jsonl               one JSON line per epoch (rewritten whole, atomically)
+    RUN/checkpoints/last.pt         full resume state: weights, optimiser, scheduler, averaged
+                                    model, epoch, best scores, RNG state, config, metrics
+    RUN/checkpoints/best.pt         raw model with the best validation robust accuracy
+    RUN/checkpoints/best_averaged.pt  averaged model with the best validation robust accuracy
+    RUN/checkpoints/averaged.pt     the averaged model at the end
+    RUN/weights/*.safetensors       the same weights, code-free, written at the end
+    RUN/curves.png                  training curves (updated every epoch)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from specrobust import atomic
+from specrobust.checkpoint import (
+    CHECKPOINT_DIR,
+    WEIGHTS_DIR,
+    export_safetensors,
+    read_checkpoint,
+    save_checkpoint,
+)
+from specrobust.config import Config
+from specrobust.errors import SpecRobustError
+
+# Settings that change no number of the run: a resume may differ in them.
+_COSMETIC = {("run", "progress"), ("run", "tensorboard")}
+
+
+def _comparable(config_dict: dict) -> dict:
+    return {section: ({k: v for k, v in values.items() if (section, k) not in _COSMETIC}
+                      if isinstance(values, dict) else values)
+            for section, values in config_dict.items()}
+
+
+class RunDir:
+    def __init__(self, path: Path):
+        self.path = path
+        self.checkpoints = path / CHECKPOINT_DIR
+        self.last = self.checkpoints / "last.pt"
+        self.metrics_file = path / "metrics.jsonl"
+        self.metrics: list[dict] = []
+
+    def prepare(self, config: Config, *, resume: bool, force: bool, write: bool) -> dict | None:
+        """Check the directory, write config.yaml; return the resume state or None."""
+        if self.path.exists() and not self.path.is_dir():
+            raise SpecRobustError(f"run directory {self.path} is a file")
+        has_run = self.last.is_file() or (self.path / "config.yaml").is_file()
+        if has_run and not resume:
+            raise SpecRobustError(f"{self.path} already holds a run; continue it with --resume "
+                                  "or choose another --out")
+        state = None
+        if resume and self.last.is_file():
+            payload = read_checkpoint(self.last)
+            state = payload["training"]
+            if _comparable(state["config"]) != _comparable(config.as_dict()) and not force:
+                differing = _differences(state["config"], config.as_dict())
+                raise SpecRobustError(f"{self.path} was trained with a different config "
+                                      f"({', '.join(differing[:3])}); resume with the same one, "
+                                      "or add --force")
+            state["model"] = payload["state_dict"]
+            self.metrics = list(state.get("metrics", []))
+        if write:
+            self.path.mkdir(parents=True, exist_ok=True)
+            atomic.write_text(self.path / "config.yaml", config.to_yaml())
+        return state
+
+    def save_epoch(self, config: Config, model, averaging, optimizer, scheduler, epoch: int,
+                   best: dict, metrics: dict, *, dataset_name: str) -> None:
+        """Best checkpoints first, then the resume state, then metrics and curves: a kill at any
+        point leaves a state from which the epoch is simply run again."""
+        eps = config.attack.eps
+        if metrics.get("val_robust", -1) > best["val_robust"]:
+            best["val_robust"], best["epoch"] = metrics["val_robust"], epoch + 1
+            save_checkpoint(self.checkpoints / "best.pt", model, dataset=dataset_name, eps=eps)
+        if averaging is not None and metrics.get("val_robust_avg", -1) > best["val_robust_avg"]:
+            best["val_robust_avg"], best["epoch_avg"] = metrics["val_robust_avg"], epoch + 1
+            save_checkpoint(self.checkpoints / "best_averaged.pt", averaging.model,
+                            dataset=dataset_name, eps=eps)
+        metrics["best_epoch"] = best.get("epoch")
+        self.metrics.append(metrics)
+        training = {
+            "epoch": epoch + 1, "best": best, "config": config.as_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "averaged": None if averaging is None else averaging.state_dict(),
+            "rng": {"torch": torch.get_rng_state()}, "metrics": self.metrics,
+        }
+        save_checkpoint(self.last, model, dataset=dataset_name, eps=eps, training=training)
+        atomic.write_text(self.metrics_file,
+                          "".join(json.dumps(m) + "\n" for m in self.metrics))
+        from specrobust.report.curves import plot_training_curves
+
+        plot_training_curves(self.metrics, self.path / "curves.png",
+                             title=f"{config.model.name} on {dataset_name}, "
+                                   f"{_method_name(config)}")
+
+    def finish(self, config: Config, model, averaging) -> None:
+        """The final averaged checkpoint and safetensors exports of every checkpoint."""
+        dataset, eps = config.data.dataset, config.attack.eps
+        if averaging is not None and averaging.snapshots > 0:
+            save_checkpoint(self.checkpoints / "averaged.pt", averaging.model, dataset=dataset,
+                            eps=eps)
+        from specrobust.checkpoint import load_model
+
+        for checkpoint in sorted(self.checkpoints.glob("*.pt")):
+            loaded = load_model(checkpoint)
+            export_safetensors(self.path / WEIGHTS_DIR / f"{checkpoint.stem}.safetensors",
+                               loaded.model, dataset=dataset, eps=eps)
+
+    def tensorboard(self):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise SpecRobustError("run.tensorboard needs the tensorboard package: pip install "
+                                  "tensorboard") from None
+        return SummaryWriter(str(self.path / "tensorboard"))
+
+
+def _method_name(config: Config) -> str:
+    parts = ["PGD-AT" if config.objective.name == "pgd_at" else config.objective.name.upper()]
+    if config.awp.enabled:
+        parts.append("AWP")
+    if config.sar.enabled:
+        parts.append("SAR")
+    if config.averaging.kind != "none":
+        parts.append(config.averaging.kind.upper())
+    return "+".join(parts)
+
+
+def _differences(before: dict, after: dict) -> list[str]:
+    keys = []
+    for section in sorted(set(before) | set(after)):
+        old, new = before.get(section), after.get(section)
+        if isinstance(old, dict) and isinstance(new, dict):
+            keys += [f"{section}.{k}" for k in sorted(set(old) | set(new))
+                     if old.get(k) != new.get(k) and (section, k) not in _COSMETIC]
+        elif old != new:
+            keys.append(section)
+    return keys

@@ -1,0 +1,171 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from specrobust.checkpoint import load_model, read_checkpoint
+from specrobust.cli import main
+from specrobust.config import load_config
+from specrobust.errors import SpecRobustError
+from specrobust.training import objectives
+from specrobust.training.loop import train
+
+TINY = {
+    "seed": 3,
+    "data": {"dataset": "synthetic:band=low,n_train=500,n_test=100", "val_fraction": 0.2},
+    "model": {"name": "cnn_small"},
+    "optim": {"epochs": 3, "batch_size": 64, "lr": 0.05, "milestones": [2]},
+    "attack": {"eps": "8/255", "alpha": "4/255", "steps": 2},
+    "sar": {"enabled": True},
+    "averaging": {"kind": "swa"},
+    "validation": {"n": 50, "pgd_steps": 3},
+    "run": {"progress": False},
+}
+
+
+def _write_config(tmp_path, changes=None) -> Path:
+    data = json.loads(json.dumps(TINY))
+    for key, value in (changes or {}).items():
+        section, leaf = key.split(".")
+        data.setdefault(section, {})[leaf] = value
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_a_run_directory_holds_everything_and_evaluates(tmp_path, capsys):
+    run = tmp_path / "run"
+    metrics = train(load_config(_write_config(tmp_path)), run)
+    for name in ("config.yaml", "metrics.jsonl", "curves.png", "checkpoints/last.pt",
+                 "checkpoints/best.pt", "checkpoints/best_averaged.pt", "checkpoints/averaged.pt",
+                 "weights/best.safetensors", "weights/best_averaged.safetensors"):
+        assert (run / name).is_file(), name
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in lines] == [1, 2, 3]
+    # milestone 2: the third epoch is the first at the decayed rate; SAR and SWA start there
+    assert lines[2]["lr"] < lines[1]["lr"]
+    assert "sar" not in lines[1] and lines[2]["sar"] > 0
+    assert "val_robust_avg" not in lines[1] and "val_robust_avg" in lines[2]
+    assert metrics["epoch"] == 3 and 0 <= metrics["val_robust"] <= metrics["val_clean"] <= 1
+    assert (run / "curves.png").read_bytes().startswith(b"\x89PNG")
+    averaged = read_checkpoint(run / "checkpoints/last.pt")["training"]["averaged"]
+    assert int(averaged["n_averaged"]) == 1  # one snapshot per epoch from the decay on
+
+    assert main(["eval", str(run), "--attacks", "clean,pgd:steps=3", "--n", "50",
+                 "--no-checks"]) == 0
+    assert "pgd:steps=3" in capsys.readouterr().out
+    assert json.loads((run / "eval.json").read_text())["weights"].endswith("best_averaged.pt")
+
+    with pytest.raises(SpecRobustError, match="already holds a run"):
+        train(load_config(_write_config(tmp_path)), run)
+    with pytest.raises(SpecRobustError, match="different config"):
+        train(load_config(_write_config(tmp_path), ["optim.lr=0.1"]), run, resume=True)
+
+
+@pytest.mark.parametrize("name, awp", [("trades", False), ("mart", False), ("pgd_at", True),
+                                       ("trades", True), ("natural", False)])
+def test_every_objective_trains(tmp_path, name, awp):
+    changes = {"objective.name": name, "awp.enabled": awp, "optim.epochs": 1,
+               "optim.milestones": [], "sar.enabled": name != "natural", "sar.start_epoch": 0,
+               "averaging.kind": "ema", "validation.n": 20}
+    metrics = train(load_config(_write_config(tmp_path, changes)), tmp_path / "run")
+    assert metrics["train_loss"] is not None and metrics["train_loss"] > 0
+
+
+def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    honest = objectives.PGDAT.loss
+
+    def explodes_in_epoch_two(self, model, x, x_adv, y, ctx):
+        terms = honest(self, model, x, x_adv, y, ctx)
+        terms.loss = terms.loss * (float("nan") if ctx.epoch == 1 else 1.0)
+        return terms
+
+    monkeypatch.setattr(objectives.PGDAT, "loss", explodes_in_epoch_two)
+    run = tmp_path / "run"
+    with pytest.raises(SpecRobustError, match="diverged.*epoch 2.*after epoch 1\\) is intact"):
+        train(load_config(_write_config(tmp_path)), run)
+    state = read_checkpoint(run / "checkpoints/last.pt")
+    assert state["training"]["epoch"] == 1
+    weights = [v for v in state["state_dict"].values() if v.is_floating_point()]
+    assert all(torch.isfinite(v).all() for v in weights)
+
+
+def _cli(*args, env=None) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "2", **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "specrobust.cli", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _weights(run: Path) -> dict:
+    return load_model(run, which="last").model.state_dict()
+
+
+def _epochs_done(run: Path) -> int:
+    metrics = run / "metrics.jsonl"
+    return len(metrics.read_text().splitlines()) if metrics.is_file() else 0
+
+
+def _kill_and_resume(config: Path, run: Path, kill_points: list[tuple[int, float]]) -> None:
+    """For each (epochs finished, extra seconds): start or resume training, wait until that many
+    epochs are done plus the extra time (mid-epoch, mid-write), kill -9; then finish."""
+    for number, (epochs, extra) in enumerate(kill_points):
+        process = _cli("train", str(config), "--out", str(run), *(["--resume"] if number else []))
+        deadline = time.monotonic() + 120
+        while _epochs_done(run) < epochs and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(extra)
+        assert process.poll() is None, "training ended before it could be killed"
+        process.send_signal(signal.SIGKILL)
+        assert process.wait() == -signal.SIGKILL
+    assert _epochs_done(run) < load_config(config).optim.epochs
+    finish = _cli("train", str(config), "--out", str(run), "--resume")
+    assert finish.wait(timeout=300) == 0, finish.stderr.read().decode()
+
+
+def _uninterrupted(config: Path, run: Path) -> None:
+    process = _cli("train", str(config), "--out", str(run))
+    assert process.wait(timeout=300) == 0, process.stderr.read().decode()
+
+
+def test_kill_9_and_resume_gives_the_same_weights(tmp_path):
+    config = _write_config(tmp_path, {"optim.epochs": 3})
+    _uninterrupted(config, tmp_path / "straight")
+    _kill_and_resume(config, tmp_path / "killed", [(1, 0.3)])  # in the second epoch
+    straight, resumed = _weights(tmp_path / "straight"), _weights(tmp_path / "killed")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
+@pytest.mark.slow
+def test_kill_9_at_several_points_gives_the_same_weights(tmp_path):
+    config = _write_config(tmp_path, {"optim.epochs": 6})
+    _uninterrupted(config, tmp_path / "straight")
+    # before any checkpoint, mid-epoch, right at an epoch's end (while checkpoints are written),
+    # and mid-epoch again after a resume
+    _kill_and_resume(config, tmp_path / "killed", [(0, 1.5), (1, 0.4), (2, 0.0), (3, 0.6)])
+    straight, resumed = _weights(tmp_path / "straight"), _weights(tmp_path / "killed")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    for name in ("best", "best_averaged"):
+        a = load_model(tmp_path / "straight", which=name).model.state_dict()
+        b = load_model(tmp_path / "killed", which=name).model.state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+@pytest.mark.slow
+def test_data_parallel_training_with_two_cpu_processes(tmp_path):
+    config = _write_config(tmp_path, {"sar.axes": "class", "optim.epochs": 2,
+                                      "optim.milestones": [1]})
+    run = tmp_path / "ddp"
+    process = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+         "-m", "specrobust.cli", "train", str(config), "--out", str(run)],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, timeout=600)
+    assert process.returncode == 0, process.stderr.decode()[-2000:]
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and (run / "checkpoints/best.pt").is_file()
