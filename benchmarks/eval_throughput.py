@@ -4,10 +4,11 @@ pyautoattack's APGD-CE, on the same model, images, batch size and device, in one
     pip install --no-deps torchattacks==3.5.1      # it imports without torchvision
     python benchmarks/eval_throughput.py [--checkpoint RUN_OR_FILE] [--steps 20] [--n 1000]
 
-Without a checkpoint it trains a cnn_small naturally on Fashion-MNIST for one epoch and attacks
-it at a small eps (0.02 by default) where accuracies are neither 0 nor 100%, so agreement means
-something. Every method takes the same number of gradient steps (APGD-CE's n_iter = steps, one
-restart). Times are the best of --repeats, methods interleaved so machine noise hits all alike.
+Without a checkpoint it trains a model (--model, cnn_small by default) naturally on
+Fashion-MNIST for one epoch and attacks it at a small eps (0.02 by default) where accuracies
+are neither 0 nor 100%, so agreement means something. Every method takes the same number of
+gradient steps (APGD-CE's n_iter = steps, one restart). Times are the best of --repeats,
+methods interleaved so machine noise hits all alike.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from specrobust.models import create_model
 from specrobust.numbers import parse_fraction
 
 
-def quick_natural_model(dataset, device):
+def quick_natural_model(dataset, device, name):
     torch.manual_seed(0)
-    model = create_model("cnn_small", 10, dataset.info.image_shape[0]).to(device)
+    channels = dataset.train.images.shape[1]
+    model = create_model(name, len(dataset.class_names), channels).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     for images, labels in DeviceLoader(dataset.train, 128, shuffle=True, drop_last=True,
                                        device=device):
@@ -69,6 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", help="run directory or checkpoint to attack")
     parser.add_argument("--dataset", default="fashion-mnist")
+    parser.add_argument("--model", default="cnn_small", help="architecture of the quick model")
     parser.add_argument("--eps", default="0.02")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--n", type=int, default=1000)
@@ -89,7 +92,7 @@ def main() -> None:
         model, dataset = loaded.model.to(device), load_dataset(loaded.dataset)
     else:
         dataset = load_dataset(args.dataset)
-        model = quick_natural_model(dataset, device)
+        model = quick_natural_model(dataset, device, args.model)
     test = dataset.test.take(torch.arange(args.n))
     x, y = test.as_float().to(device), test.labels.to(device)
     synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)

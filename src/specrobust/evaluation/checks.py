@@ -9,7 +9,8 @@ loud warning and stored in eval.json. What is checked:
   examples (AutoAttack warns on any; rounding or saturated models show it).
 - ``pgd_vs_fgsm``: PGD-20 leaves more examples correct than FGSM (one step cannot beat twenty
   unless the loss surface is broken); also compared for the suite's own attacks.
-- ``aa_vs_pgd``: AutoAttack leaves more examples correct than the suite's PGD.
+- ``aa_vs_pgd``: AutoAttack leaves more examples correct than the suite's PGD (APGD-CE alone
+  is compared with the CE-loss PGDs only).
 - ``eps_monotone``: PGD-20 accuracy rises while eps grows (eps/2, eps, 2 eps).
 - ``large_eps``: PGD-20 at eps 0.5 (L-inf; any image is then within reach of a mid-grey one)
   leaves more than 2% correct.
@@ -125,9 +126,17 @@ def _suite_comparisons(suite: dict[str, tuple[AttackSpec, torch.Tensor]]) -> lis
                       if spec.kind == "pgd" and spec.options["band"] is None]
     fgsms = [label for label, (spec, _) in suite.items() if spec.kind == "fgsm"]
     autoattacks = [label for label, (spec, _) in suite.items() if spec.kind == "aa"]
+    def comparable(aa_label, pgd_label):
+        # APGD-CE alone is held to PGD on the same (CE) loss only: a margin-loss PGD may
+        # legitimately beat it. Any AutoAttack with a margin-type attack is held to every PGD.
+        attacks = suite[aa_label][0].options["attacks"]
+        return not (attacks and set(attacks) <= {"apgd-ce"}) or \
+            suite[pgd_label][0].options["loss"] == "ce"
+
+    pairs = [(p, f, "pgd_vs_fgsm") for p in full_image_pgd for f in fgsms]
+    pairs += [(a, p, "aa_vs_pgd") for a in autoattacks for p in full_image_pgd if comparable(a, p)]
     checks = []
-    for strong, weak, name in [(p, f, "pgd_vs_fgsm") for p in full_image_pgd for f in fgsms] + \
-                              [(a, p, "aa_vs_pgd") for a in autoattacks for p in full_image_pgd]:
+    for strong, weak, name in pairs:
         ok = accuracy(strong) <= accuracy(weak) + TOLERANCE
         checks.append(Check(name, ok, f"{strong} leaves {accuracy(strong):.1%} correct, {weak} "
                             f"{accuracy(weak):.1%}" + ("" if ok else f" ({strong} is weaker)"),
