@@ -188,12 +188,13 @@ def _spec_for_plain_state_dict(path: Path, model: str | None, dataset: str | Non
                               "--model and --dataset")
     from specrobust.data import get_dataset_info, parse_dataset_name
 
-    info = get_dataset_info(parse_dataset_name(dataset)[0])
+    name, options = parse_dataset_name(dataset)
+    info = get_dataset_info(name)
     channels, classes = info.image_shape[0], info.num_classes
     if info.generated:
         from specrobust.data import SyntheticSpec
 
-        synthetic = SyntheticSpec.from_options(parse_dataset_name(dataset)[1])
+        synthetic = SyntheticSpec.from_options(options)
         channels, classes = synthetic.channels, synthetic.num_classes
     return ModelSpec(model, classes, channels)
 

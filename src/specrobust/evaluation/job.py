@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from specrobust import atomic
 from specrobust.checkpoint import load_model
+from specrobust.devices import resolve_device
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.runner import evaluate
 from specrobust.evaluation.suite import parse_attacks
@@ -36,17 +37,6 @@ class EvalJob:
     checks: bool = True
     check_n: int = 200
     progress: bool = True
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SpecRobustError(f"device {name} asked for, but this machine has no CUDA GPU")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise SpecRobustError(f"unknown device {name!r}; use auto, cpu or cuda") from None
 
 
 def output_path(job: EvalJob, loaded) -> Path:

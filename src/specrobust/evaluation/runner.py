@@ -27,7 +27,7 @@ from specrobust.errors import SpecRobustError
 from specrobust.evaluation.batched import attack_batches, clean_correct
 from specrobust.evaluation.checks import Check, self_checks
 from specrobust.evaluation.stats import wilson_interval
-from specrobust.evaluation.suite import AttackSpec
+from specrobust.evaluation.suite import AttackSpec, parse_attack
 
 FORMAT = "specrobust-eval"
 FORMAT_VERSION = 1
@@ -147,8 +147,6 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
 
 
 def _with_clean_first(attacks: list[AttackSpec]) -> list[AttackSpec]:
-    from specrobust.evaluation.suite import parse_attack
-
     clean = [a for a in attacks if a.kind == "clean"] or [parse_attack("clean")]
     return clean[:1] + [a for a in attacks if a.kind != "clean"]
 

@@ -66,9 +66,12 @@ class Classifier(nn.Module):
     def __init__(self, spec: ModelSpec, net: nn.Module, normalize: Normalize):
         super().__init__()
         self.spec = spec
-        self.name = spec.name
         self.normalize = normalize
         self.net = net
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(self.normalize(x))

@@ -35,8 +35,9 @@ from specrobust.data import (
     load_dataset,
     train_val_split,
 )
+from specrobust.devices import resolve_device
 from specrobust.errors import SpecRobustError
-from specrobust.evaluation.job import resolve_device
+from specrobust.evaluation.batched import clean_correct
 from specrobust.models import create_model
 from specrobust.training import rundir
 from specrobust.training.averaging import WeightAveraging
@@ -57,9 +58,9 @@ class Distributed:
 def _init_distributed(device_name: str) -> tuple[Distributed, torch.device]:
     """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; without them this is a single process."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size == 1:
-        return Distributed(), resolve_device(device_name)
     device = resolve_device(device_name)
+    if world_size == 1:
+        return Distributed(), device
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
@@ -73,12 +74,8 @@ def _step_generator(device, seed: int, epoch: int, step: int) -> torch.Generator
         (seed * 1_000_003 + epoch * 10_007 + step) % (2**63))
 
 
-@torch.no_grad()
 def _accuracy(model, x, y, batch_size=500) -> float:
-    model.eval()
-    hits = sum(int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
-               for i in range(0, len(x), batch_size))
-    return hits / max(1, len(x))
+    return clean_correct(model, x, y, batch_size).float().mean().item() if len(x) else 0.0
 
 
 def _robust_accuracy(model, x, y, eps, steps, seed, batch_size=500) -> float:
@@ -87,7 +84,7 @@ def _robust_accuracy(model, x, y, eps, steps, seed, batch_size=500) -> float:
         generator = torch.Generator(device=x.device).manual_seed(seed + i)
         x_adv = pgd(model, x[i:i + batch_size], y[i:i + batch_size], eps, eps / 4, steps,
                     generator=generator)
-        hits += int((model(x_adv).argmax(1) == y[i:i + batch_size]).sum())
+        hits += int(clean_correct(model, x_adv, y[i:i + batch_size], batch_size).sum())
     return hits / max(1, len(x))
 
 
