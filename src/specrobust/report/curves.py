@@ -39,7 +39,7 @@ def plot_training_curves(metrics: list[dict], path: str | Path, title: str = "")
     best = [m for m in metrics if m.get("best_epoch")]
     if best:
         axis.axvline(best[-1]["best_epoch"], color="grey", linewidth=0.8, alpha=0.6)
-        axis.text(best[-1]["best_epoch"], 1, " best", color="grey", fontsize=8)
+        axis.text(best[-1]["best_epoch"], 1, "best ", color="grey", fontsize=8, ha="right")
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_xlabel("epoch")
     axis.set_ylabel("accuracy (%)")
