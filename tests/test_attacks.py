@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from specrobust import fourier
-from specrobust.attacks import autoattack, fgsm, pgd
+from specrobust.attacks import autoattack, fgsm, folded_for_attack, pgd
 from specrobust.errors import SpecRobustError
 from trained_models import accuracy
 
@@ -138,3 +138,47 @@ def test_bad_attack_arguments():
         pgd(model, x * 3, y, 0.1, 0.01, 3)
     with pytest.raises(SpecRobustError, match="custom"):
         autoattack(model, x, y, 0.1, attacks=["apgd-ce"])
+
+
+@pytest.mark.parametrize("name", ["cnn_small", "resnet18", "preact_resnet18"])
+def test_folded_copy_is_the_same_function_without_batch_norm_after_convs(name):
+    from specrobust.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model(name, 10, 3)
+    with torch.no_grad():  # non-trivial running statistics, so folding has something to do
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+    model.train()
+    before = copy.deepcopy(model.state_dict())
+    folded = folded_for_attack(model)
+    assert folded is not model and model.training  # the original is left as it was
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    norms = lambda m: sum(isinstance(x, torch.nn.BatchNorm2d) for x in m.modules())  # noqa: E731
+    assert norms(folded) < norms(model)
+
+    x = torch.rand(4, 3, 32, 32, requires_grad=True)
+    model.eval()
+    reference = model(x)
+    (reference_grad,) = torch.autograd.grad(reference[:, 0].sum(), x)
+    output = folded(x)
+    (grad,) = torch.autograd.grad(output[:, 0].sum(), x)
+    assert torch.allclose(output, reference, atol=1e-4, rtol=1e-4)
+    assert torch.allclose(grad, reference_grad, atol=1e-4, rtol=1e-3)
+
+
+def test_folding_an_untraceable_model_returns_it_unchanged():
+    class DataDependent(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.norm = torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2)
+
+        def forward(self, x):
+            if x.sum() > 0:  # control flow on values: torch.fx cannot trace this
+                x = x * 2
+            return self.norm(self.conv(x)).flatten(1)
+
+    model = DataDependent()
+    assert folded_for_attack(model) is model

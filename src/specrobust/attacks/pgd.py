@@ -22,7 +22,7 @@ from torch import nn
 
 from specrobust import fourier
 from specrobust.attacks._model_state import attack_mode
-from specrobust.attacks.losses import attack_loss, cw_margin
+from specrobust.attacks.losses import attack_loss
 from specrobust.errors import SpecRobustError
 
 NORMS = ("linf", "l2")
@@ -74,15 +74,14 @@ def _ascent_direction(gradient: torch.Tensor, norm: str) -> torch.Tensor:
     return gradient.sign() if norm == "linf" else gradient / _per_example_norm(gradient)
 
 
-def _success_and_margin(logits, y, targeted):
-    """Attack success per example, and a score to break ties (higher = closer to success)."""
-    if targeted:
-        return logits.argmax(1) == y, -cw_margin(logits, y)  # margin of the target over others
-    return logits.argmax(1) != y, cw_margin(logits, y)
+def _succeeded(logits: torch.Tensor, y: torch.Tensor, targeted: bool) -> torch.Tensor:
+    predicted = logits.argmax(1)
+    return predicted == y if targeted else predicted != y
 
 
 class _Best:
-    """Per-example best adversarial image so far: success first, then the C&W margin."""
+    """Per-example best adversarial image so far: success first, then the attack's own
+    objective (the per-example loss it ascends, already computed for the gradient)."""
 
     def __init__(self, x: torch.Tensor):
         self.x = x.clone()
@@ -95,6 +94,16 @@ class _Best:
         self.x = torch.where(better.view(-1, *([1] * (self.x.dim() - 1))), candidate, self.x)
         self.success |= success
         self.score = torch.where(better, score, self.score)
+
+
+def _projector(x: torch.Tensor, eps: float, norm: str, band: torch.Tensor | None):
+    """Maps a candidate image to the nearest allowed one. For plain L-inf the allowed set is
+    the box [max(x - eps, 0), min(x + eps, 1)], bounds computed once: one clamp per step
+    instead of going through the perturbation (this is the common case, and the hot loop)."""
+    if norm == "linf" and band is None:
+        lower, upper = (x - eps).clamp(min=0), (x + eps).clamp(max=1)
+        return lambda candidate: torch.minimum(torch.maximum(candidate, lower), upper)
+    return lambda candidate: x + project(x, candidate - x, eps, norm, band)
 
 
 def pgd(
@@ -124,26 +133,28 @@ def pgd(
     _check(x, eps, alpha, steps, restarts, norm)
     band = None if mask is None else fourier.hermitian_symmetric(mask.to(x.device))
     x = x.detach()
+    allowed = _projector(x, eps, norm, band)
     best = _Best(x)
     with attack_mode(model), torch.enable_grad():
         for _ in range(restarts):
-            delta = _random_start(x, eps, norm, generator) if random_start else torch.zeros_like(x)
-            delta = project(x, delta, eps, norm, band)
+            start = _random_start(x, eps, norm, generator) if random_start else 0
+            x_adv = allowed(x + start)
             for _ in range(steps):
-                delta.requires_grad_(True)
-                logits = model(x + delta)
+                x_adv.requires_grad_(True)
+                logits = model(x_adv)
+                objective = attack_loss(logits, y, loss, targeted)
+                (gradient,) = torch.autograd.grad(objective.sum(), x_adv)
+                x_adv = x_adv.detach()
                 if keep_best:
-                    best.update(x + delta.detach(), *_success_and_margin(logits.detach(), y,
-                                                                        targeted))
-                objective = attack_loss(logits, y, loss, targeted).sum()
-                (gradient,) = torch.autograd.grad(objective, delta)
-                step = alpha * _ascent_direction(gradient, norm)
-                delta = project(x, delta.detach() + step, eps, norm, band)
-            final = x + delta.detach()
+                    best.update(x_adv, _succeeded(logits.detach(), y, targeted),
+                                objective.detach())
+                x_adv = allowed(x_adv + alpha * _ascent_direction(gradient, norm))
             if restarts == 1 and not keep_best:
-                return final  # nothing to choose between: skip scoring the last iterate
+                return x_adv  # nothing to choose between: skip scoring the last iterate
             with torch.no_grad():
-                best.update(final, *_success_and_margin(model(final), y, targeted))
+                logits = model(x_adv)
+                best.update(x_adv, _succeeded(logits, y, targeted),
+                            attack_loss(logits, y, loss, targeted))
     return best.x
 
 
