@@ -67,10 +67,10 @@ def main() -> None:
         loss.backward()
         optimizer.step()
 
+    at = f"AT (PGD-{args.steps})"
     methods = {
         "clean forward+backward": clean_step,
-        "AT (PGD-10)": lambda: _train_step(model, model, PGDAT(), None, None, optimizer, x, y,
-                                           ctx, autocast),
+        at: lambda: _train_step(model, model, PGDAT(), None, None, optimizer, x, y, ctx, autocast),
         "AT + SAR": lambda: _train_step(model, model, PGDAT(), sar, None, optimizer, x, y, ctx,
                                         autocast),
         "TRADES": lambda: _train_step(model, model, TRADES(), None, None, optimizer, x, y, ctx,
@@ -101,7 +101,7 @@ def main() -> None:
     for name, seconds in step.items():
         print(f"{name:<24} {1000 * seconds:>9.1f} {args.batch_size / seconds:>10.0f}")
     clean = step["clean forward+backward"]
-    sar_over_at = step["AT + SAR"] - step["AT (PGD-10)"]
+    sar_over_at = step["AT + SAR"] - step[at]
     sar_over_trades = step["TRADES + SAR"] - step["TRADES"]
     print(f"SAR overhead over AT:     {1000 * sar_over_at:7.1f} ms = {sar_over_at / clean:.2f} x "
           f"one clean forward+backward ({1000 * clean:.1f} ms)")

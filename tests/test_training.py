@@ -69,6 +69,19 @@ def test_a_run_directory_holds_everything_and_evaluates(tmp_path, capsys):
         train(load_config(_write_config(tmp_path), ["optim.lr=0.1"]), run, resume=True)
 
 
+def test_weight_averaging_leaves_the_raw_models_training_unchanged(tmp_path):
+    """The replication reads AT+SAR and AT+SAR+WA from one run (raw and averaged checkpoints);
+    that is only sound if switching SWA on does not change the raw model's weights."""
+    finals = {}
+    for kind in ("swa", "none"):
+        run = tmp_path / kind / "run"
+        (tmp_path / kind).mkdir()
+        train(load_config(_write_config(tmp_path / kind, {"averaging.kind": kind})), run)
+        finals[kind] = read_checkpoint(run / "checkpoints/last.pt")["state_dict"]
+    assert finals["swa"].keys() == finals["none"].keys()
+    assert all(torch.equal(finals["swa"][k], finals["none"][k]) for k in finals["swa"])
+
+
 @pytest.mark.parametrize("name, awp", [("trades", False), ("mart", False), ("pgd_at", True),
                                        ("trades", True), ("natural", False)])
 def test_every_objective_trains(tmp_path, name, awp):

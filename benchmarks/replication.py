@@ -1,0 +1,250 @@
+"""Shared machinery of the replication scripts (replicate_cifar10.py, replicate_fmnist.py).
+
+A plan is a few training runs per seed; a *method* (a row of the table) reads one checkpoint of
+one run. SWA does not change the raw model's trajectory (the averaged copy is a side track, and
+all training randomness comes from (seed, epoch, step)), so "AT+SAR" and "AT+SAR+WA" are the
+`best` and `best_averaged` checkpoints of one AT+SAR run with averaging switched on: half the
+training. ``tests/test_training.py`` checks that averaging leaves the raw weights bit-identical.
+
+Every stage is resumable and skipped once done: training resumes from its last epoch, evaluation
+from its last finished batch (eval.json), the analysis from its last finished part. Re-running a
+script finishes what an earlier, interrupted run started. The summary (summary.json, RESULTS.md)
+is rewritten from whatever is finished, and says what is not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run per seed: a recipe file plus overrides."""
+
+    name: str
+    config: str
+    overrides: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Method:
+    """A row of the table: which run, and which of its checkpoints."""
+
+    label: str
+    run: str
+    which: str  # best | best_averaged
+
+
+@dataclass
+class Plan:
+    name: str
+    title: str
+    runs: list[Run]
+    methods: list[Method]
+    seeds: list[int]
+    eps: str
+    attacks: str = "clean,fgsm,pgd20,cw30"
+    late_attacks: str = "aa"  # expensive: its own stage, after every other result is in
+    n: int = 1000
+    analysis_suites: str = "filter,spectra,kernels,logits"
+    notes: list[str] = field(default_factory=list)
+
+
+def arguments(plan: Plan, description: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", default=f"benchmarks/replication/{plan.name}",
+                        help="where runs and results go (default: %(default)s)")
+    parser.add_argument("--seeds", default=",".join(map(str, plan.seeds)))
+    parser.add_argument("--stages", default="train,eval,analyze,aa",
+                        help="comma list of train, eval, analyze, aa (AutoAttack); the summary "
+                        "is always written")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument("--data-root", help="where the datasets are")
+    parser.add_argument("--n", type=int, default=plan.n, help="test images for eval/analysis")
+    return parser.parse_args()
+
+
+def execute(plan: Plan, args: argparse.Namespace) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    stages = {s.strip() for s in args.stages.split(",") if s.strip()}
+    # Breadth first: every run's training, then every evaluation, then every analysis, so
+    # the cheap, informative results of all seeds arrive before the expensive AutoAttacks.
+    if "train" in stages:
+        for seed in seeds:
+            for run in plan.runs:
+                _train(plan, run, seed, out, args)
+    if "eval" in stages:
+        for seed in seeds:
+            for method in plan.methods:
+                _evaluate(plan, method, seed, out, args)
+    if "analyze" in stages:
+        for seed in seeds:
+            for method in plan.methods:
+                _analyze(plan, method, seed, out, args)
+    if "aa" in stages and plan.late_attacks:
+        for seed in seeds:
+            for method in plan.methods:
+                _evaluate(plan, method, seed, out, args, late=True)
+    write_summary(plan, out, seeds)
+
+
+def run_dir(out: Path, run: str, seed: int) -> Path:
+    return out / "runs" / f"{run}-seed{seed}"
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _train(plan: Plan, run: Run, seed: int, out: Path, args) -> None:
+    from specrobust.config import load_config
+    from specrobust.training.loop import train
+
+    overrides = [*run.overrides, f"seed={seed}", f"run.device={args.device}",
+                 "run.progress=false"]  # a log file, not a terminal: metrics.jsonl has each epoch
+    if args.data_root:
+        overrides.append(f"data.data_root={args.data_root}")
+    config = load_config(Path("configs") / run.config, overrides)
+    directory = run_dir(out, run.name, seed)
+    if (directory / "weights").is_dir() and _finished_epochs(directory) >= config.optim.epochs:
+        return
+    _log(f"train {run.name} seed {seed} -> {directory}")
+    train(config, directory, resume=True)
+
+
+def _finished_epochs(directory: Path) -> int:
+    metrics = directory / "metrics.jsonl"
+    return len(metrics.read_text().splitlines()) if metrics.is_file() else 0
+
+
+def _evaluate(plan: Plan, method: Method, seed: int, out: Path, args, late=False) -> None:
+    """Evaluation appends to the same eval file: the late pass re-uses the finished attacks."""
+    from specrobust.evaluation.job import EvalJob, run_eval_job
+
+    directory = run_dir(out, method.run, seed)
+    if not (directory / "weights").is_dir():
+        _log(f"eval {method.label} seed {seed}: not trained yet, skipped")
+        return
+    target = directory / f"eval-{method.which}.json"
+    attacks = _join(plan.attacks, plan.late_attacks) if late else plan.attacks
+    if _complete_eval(target, attacks):
+        return
+    _log(f"eval {method.label} seed {seed} ({attacks}, n {args.n})")
+    run_eval_job(EvalJob(str(directory), attacks=attacks, n=args.n, eps=plan.eps,
+                         which=method.which, out=str(target), data_root=args.data_root,
+                         device=args.device, progress=False))
+
+
+def _complete_eval(path: Path, attacks: str) -> bool:
+    if not path.is_file():
+        return False
+    data = json.loads(path.read_text())
+    done = {a["label"] for a in data.get("attacks", [])}
+    return "worst_case" in data and set(_labels(attacks)) <= done
+
+
+def _join(*attack_lists: str) -> str:
+    return ",".join(a for a in attack_lists if a)
+
+
+def _labels(attacks: str) -> list[str]:
+    from specrobust.evaluation.suite import parse_attacks
+
+    return [spec.label for spec in parse_attacks(attacks)]
+
+
+def _analyze(plan: Plan, method: Method, seed: int, out: Path, args) -> None:
+    directory = run_dir(out, method.run, seed)
+    if not (directory / "weights").is_dir():
+        return
+    try:
+        from specrobust.analysis.job import AnalysisJob, run_analysis_job
+    except ImportError:  # the analysis suite is not there yet in this checkout
+        _log("analysis: specrobust.analysis is not available, skipped")
+        return
+    _log(f"analyze {method.label} seed {seed} ({plan.analysis_suites})")
+    run_analysis_job(AnalysisJob(str(directory), suites=plan.analysis_suites, n=args.n,
+                                 eps=plan.eps, which=method.which,
+                                 out=str(directory / f"analysis-{method.which}"),
+                                 data_root=args.data_root, device=args.device, progress=False))
+
+
+# ---- summary -----------------------------------------------------------------------------------
+
+def _accuracies(path: Path) -> dict[str, float]:
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    found = {a["label"]: a["accuracy"] for a in data.get("attacks", []) if a.get("complete", True)}
+    if "worst_case" in data:
+        found["worst case"] = data["worst_case"]["accuracy"]
+    return found
+
+
+def _analysis_numbers(directory: Path) -> dict[str, float]:
+    summary = directory / "summary.json"
+    return json.loads(summary.read_text()).get("numbers", {}) if summary.is_file() else {}
+
+
+def _mean_std(values: list[float]) -> str:
+    if not values:
+        return "-"
+    mean = 100 * statistics.fmean(values)
+    if len(values) == 1:
+        return f"{mean:.1f} (1 seed)"
+    return f"{mean:.1f} ± {100 * statistics.stdev(values):.1f}"
+
+
+def write_summary(plan: Plan, out: Path, seeds: list[int]) -> None:
+    rows: dict[str, dict[str, dict[int, float]]] = {}
+    for method in plan.methods:
+        per_metric: dict[str, dict[int, float]] = {}
+        for seed in seeds:
+            directory = run_dir(out, method.run, seed)
+            numbers = {**_accuracies(directory / f"eval-{method.which}.json"),
+                       **_analysis_numbers(directory / f"analysis-{method.which}")}
+            for metric, value in numbers.items():
+                per_metric.setdefault(metric, {})[seed] = value
+        rows[method.label] = per_metric
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps({"plan": plan.name, "seeds": seeds,
+                                                  "eps": plan.eps, "methods": rows},
+                                                 indent=1) + "\n")
+    attack_columns = [*_labels(_join(plan.attacks, plan.late_attacks)), "worst case"]
+    analysis_columns = sorted({m for row in rows.values() for m in row} - set(attack_columns))
+    lines = [f"# {plan.title}", "", *plan.notes, "",
+             f"Accuracy in % on the first {plan.n} test images, eps {plan.eps}, mean ± standard "
+             f"deviation over seeds {', '.join(map(str, seeds))} (a cell says when fewer seeds "
+             "are finished).", ""]
+    lines += _table(rows, attack_columns, seeds)
+    if analysis_columns:
+        lines += ["", "Analysis numbers (accuracies and shares in %; see "
+                  "`specrobust/analysis/` for their definitions):", ""]
+        lines += _table(rows, analysis_columns, seeds)
+    (out / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    _log(f"summary -> {out / 'RESULTS.md'}")
+
+
+def _table(rows: dict, columns: list[str], seeds: list[int]) -> list[str]:
+    lines = ["| method | " + " | ".join(columns) + " |",
+             "|---|" + "---:|" * len(columns)]
+    for label, per_metric in rows.items():
+        cells = []
+        for column in columns:
+            values = [per_metric.get(column, {}).get(seed) for seed in seeds]
+            values = [v for v in values if v is not None]
+            cells.append(_mean_std(values) if len(values) in (0, 1, len(seeds))
+                         else _mean_std(values) + f" ({len(values)} seeds)")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
