@@ -1,7 +1,7 @@
 """The ``specrobust`` command.
 
 Every user mistake ends as one line on stderr and exit status 2; ``--debug`` shows the traceback.
-Subcommands: ``data``, ``models``, ``train``, ``eval``.
+Subcommands: ``data``, ``models``, ``train``, ``eval``, ``analyze``, ``report``.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ def _build_parser() -> argparse.ArgumentParser:
     commands.add_parser("models", help="the model zoo with parameter counts")
     _add_train(commands)
     _add_eval(commands)
+    _add_analyze(commands)
+    _add_report(commands)
     return parser
 
 
@@ -98,6 +100,44 @@ def _add_eval(commands) -> None:
                          help="skip the gradient-masking self-checks")
     command.add_argument("--check-n", type=int, default=200,
                          help="examples for the self-checks' extra attacks (default 200)")
+
+
+def _add_analyze(commands) -> None:
+    from specrobust.analysis import PARTS
+    from specrobust.checkpoint import CHOICES
+
+    command = commands.add_parser(
+        "analyze", help="spectral analysis of runs or checkpoints; writes analysis/ (JSON + PNG)",
+        description="Parts: filter (accuracy on low/high-pass filtered inputs, Table 1), spectra "
+        "(clean/adversarial/perturbation spectra, Fig. 2), bands (band-limited PGD), heatmap "
+        "(Fourier heat map), kernels (first-layer kernels, Fig. 1), logits (logit-spectrum gap). "
+        "Finished parts are not run again.")
+    command.add_argument("sources", nargs="+", metavar="RUN_OR_CHECKPOINT",
+                         help="run directories or checkpoint files")
+    command.add_argument("--suite", default=",".join(PARTS),
+                         help=f"comma-separated parts (default {','.join(PARTS)})")
+    command.add_argument("--n", type=int, default=1000, help="first n test images (default 1000)")
+    command.add_argument("--eps", help="L-inf budget (default: the training budget)")
+    command.add_argument("--dataset", help="dataset (needed for a plain state_dict)")
+    command.add_argument("--model", help="architecture (needed for a plain state_dict)")
+    command.add_argument("--checkpoint", dest="which", default="auto", choices=("auto", *CHOICES),
+                         help="which checkpoint of a run directory (default auto)")
+    command.add_argument("--out", help="analysis directory (one source only; default "
+                         "RUN/analysis, or RUN/analysis-<checkpoint>)")
+    command.add_argument("--data-root", help="directory holding datasets")
+    command.add_argument("--seed", type=int, default=0)
+    command.add_argument("--batch-size", type=int, default=256)
+    command.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+
+
+def _add_report(commands) -> None:
+    command = commands.add_parser(
+        "report", help="one self-contained HTML page comparing runs (analysis, eval, training)")
+    command.add_argument("sources", nargs="+", metavar="RUN",
+                         help="run directories, analysis directories or checkpoints")
+    command.add_argument("-o", "--out", default="report.html", help="HTML file (default "
+                         "report.html)")
+    command.add_argument("--title", default="specrobust report")
 
 
 def _data_list(args) -> int:
@@ -233,6 +273,29 @@ def _eval(args) -> int:
     return 0
 
 
+def _analyze(args) -> int:
+    from specrobust.analysis.job import AnalysisJob, parse_parts, run_analysis_job
+
+    parse_parts(args.suite)
+    if args.out and len(args.sources) > 1:
+        raise SpecRobustError("--out names one analysis directory; give one source with it")
+    for source in args.sources:
+        directory = run_analysis_job(AnalysisJob(
+            source=source, suites=args.suite, n=args.n, eps=args.eps, dataset=args.dataset,
+            model=args.model, which=args.which, out=args.out, data_root=args.data_root,
+            seed=args.seed, batch_size=args.batch_size, device=args.device))
+        print(f"wrote {directory}/ (JSON and PNG per part, summary.json)")
+    return 0
+
+
+def _report(args) -> int:
+    from specrobust.report.html import write_report
+
+    path = write_report(args.sources, args.out, args.title)
+    print(f"wrote {path} (self-contained; open it in a browser)")
+    return 0
+
+
 _HANDLERS = {
     ("data", "list"): _data_list,
     ("data", "verify"): _data_verify,
@@ -241,6 +304,8 @@ _HANDLERS = {
     ("models", None): _models,
     ("train", None): _train,
     ("eval", None): _eval,
+    ("analyze", None): _analyze,
+    ("report", None): _report,
 }
 
 

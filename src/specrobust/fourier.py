@@ -132,10 +132,18 @@ def square_lowpass_mask(
 
 
 def square_highpass_mask(
-    size: Size, bandwidth: int, device: torch.device | str | None = None
+    size: Size, bandwidth: int, device: torch.device | str | None = None, *,
+    keep_mean: bool = False,
 ) -> torch.Tensor:
-    """The complement of :func:`square_lowpass_mask`: removes the centred ``b x b`` block."""
-    return ~square_lowpass_mask(size, bandwidth, device)
+    """The complement of :func:`square_lowpass_mask`: removes the centred ``b x b`` block.
+
+    ``keep_mean`` keeps the zero frequency (each channel's mean) even inside the block.
+    """
+    mask = ~square_lowpass_mask(size, bandwidth, device)
+    if keep_mean:
+        height, width = _hw(size)
+        mask[height // 2, width // 2] = True
+    return mask
 
 
 def radial_lowpass_mask(

@@ -1,0 +1,23 @@
+"""The paper's "understanding" half, for any checkpoint: what a model uses of the spectrum and
+where attacks go.
+
+Parts (each writes ``<part>.json`` and ``<part>.png`` into the analysis directory):
+
+=========  ====================================================================================
+filter     the paper's Table 1: accuracy on low-pass (keep the centred b x b block) and high-pass
+           (remove it) filtered inputs, clean and PGD-20, for a list of bandwidths b
+spectra    the paper's Fig. 2: mean centred |FFT| of clean images, adversarial images and their
+           difference; the perturbation's radial energy profile and low/mid/high band shares
+bands      robust accuracy when PGD-20 may only use the low, the mid or the high band
+heatmap    Fourier heat map (Yin et al. 2019): error rate under one added Fourier basis image of
+           fixed L2 norm, for every frequency (u, v)
+kernels    the paper's Fig. 1: the first convolution's kernels and how smooth they are
+logits     the logit-spectrum gap: SAR's distance between clean and adversarial logits
+=========  ====================================================================================
+
+The JSON fields of each part are documented in its module; accuracies and shares are fractions
+in [0, 1], frequencies are in cycles per image (see ``specrobust.fourier``).
+"""
+
+PARTS = ("filter", "spectra", "bands", "heatmap", "kernels", "logits")
+DEFAULT_PARTS = PARTS

@@ -1,0 +1,75 @@
+"""What every analysis part works on: one model, the first n test images, one budget, and the
+PGD-20 adversarial images they share (computed once, on first use)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from specrobust.attacks import folded_for_attack, pgd
+from specrobust.evaluation.batched import batch_seed
+
+PGD_STEPS = 20  # the paper's evaluation attack; alpha = eps / 4, as `specrobust eval`'s pgd20
+
+
+@dataclass
+class AnalysisContext:
+    model: nn.Module  # eval mode; judges every image
+    images: torch.Tensor  # (N, C, H, W) floats in [0, 1]
+    labels: torch.Tensor
+    eps: float
+    seed: int = 0
+    batch_size: int = 256
+    progress: Callable[[str, int, int], None] | None = None
+    _attacked: nn.Module | None = field(default=None, repr=False)
+    _adversarial: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self.images.shape[-2:])
+
+    @property
+    def attacked(self) -> nn.Module:
+        """The model attacks run on: batch norm folded in (same function, faster)."""
+        if self._attacked is None:
+            self._attacked = folded_for_attack(self.model)
+        return self._attacked
+
+    def batches(self, *tensors: torch.Tensor):
+        for start in range(0, len(tensors[0]), self.batch_size):
+            yield start, tuple(t[start:start + self.batch_size] for t in tensors)
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.model(x).argmax(1) for _, (x,) in self.batches(images)])
+
+    def accuracy(self, images: torch.Tensor) -> float:
+        return float((self.predict(images) == self.labels).float().mean())
+
+    @torch.no_grad()
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.model(x) for _, (x,) in self.batches(images)])
+
+    def pgd(self, label: str, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """PGD-20 against every image (not only the clean-correct ones: spectra need them all),
+        seeded per batch as in `specrobust eval`. With eps 0 there is nothing to attack."""
+        if self.eps == 0:
+            return self.images.clone()
+        out = []
+        for start, (x, y) in self.batches(self.images, self.labels):
+            generator = torch.Generator(x.device).manual_seed(batch_seed(self.seed, label, start))
+            out.append(pgd(self.attacked, x, y, self.eps, self.eps / 4, PGD_STEPS, mask=mask,
+                           generator=generator))
+            if self.progress:
+                self.progress(label, start + len(x), len(self.images))
+        return torch.cat(out)
+
+    @property
+    def adversarial(self) -> torch.Tensor:
+        """The shared PGD-20 images (filter, spectra and logits all use these)."""
+        if self._adversarial is None:
+            self._adversarial = self.pgd("pgd20")
+        return self._adversarial

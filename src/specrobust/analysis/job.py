@@ -1,0 +1,199 @@
+"""`specrobust analyze`: run the analysis parts on a checkpoint, resumable part by part.
+
+Each part writes ``<part>.json`` (its results plus a ``fingerprint`` of model, data, n, eps and
+seed) and ``<part>.png`` into the analysis directory; a part whose JSON has the same fingerprint
+is not run again. ``summary.json`` gathers the headline numbers of all finished parts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from specrobust import atomic
+from specrobust.analysis import PARTS
+from specrobust.analysis.band_attacks import band_attacks
+from specrobust.analysis.context import AnalysisContext
+from specrobust.analysis.filtering import filter_sweep
+from specrobust.analysis.heatmap import fourier_heatmap
+from specrobust.analysis.kernels import kernel_smoothness
+from specrobust.analysis.logits import logit_gap
+from specrobust.analysis.spectra import spectra
+from specrobust.checkpoint import load_model
+from specrobust.devices import resolve_device
+from specrobust.errors import SpecRobustError
+from specrobust.numbers import parse_fraction
+
+FORMAT = "specrobust-analysis"
+# Part of every fingerprint: bump it when a part's method changes, so old results are redone.
+METHOD_VERSION = 1
+
+RUNNERS = {
+    "filter": filter_sweep,
+    "spectra": spectra,
+    "bands": band_attacks,
+    "heatmap": fourier_heatmap,
+    "kernels": lambda ctx: kernel_smoothness(ctx.model),
+    "logits": logit_gap,
+}
+
+
+@dataclass
+class AnalysisJob:
+    source: str
+    suites: str = ",".join(PARTS)
+    n: int = 1000
+    eps: str | None = None  # default: the training budget, else the dataset's
+    dataset: str | None = None
+    model: str | None = None
+    which: str = "auto"
+    out: str | None = None
+    data_root: str | None = None
+    seed: int = 0
+    batch_size: int = 256
+    device: str = "auto"
+    progress: bool = True
+
+
+def parse_parts(text: str) -> list[str]:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown or not parts:
+        raise SpecRobustError(f"unknown analysis part {', '.join(unknown) or repr(text)}; known: "
+                              f"{', '.join(PARTS)}")
+    return list(dict.fromkeys(parts))
+
+
+def output_dir(job: AnalysisJob, loaded) -> Path:
+    if job.out:
+        return Path(job.out)
+    if loaded.run_dir is not None:
+        return loaded.run_dir / ("analysis" if job.which == "auto" else f"analysis-{job.which}")
+    return loaded.path.with_name(f"{loaded.path.stem}-analysis")
+
+
+def run_analysis_job(job: AnalysisJob) -> Path:
+    """Run the parts; returns the analysis directory."""
+    from specrobust.data import load_dataset
+    from specrobust.report.analysis_figures import PLOTS
+
+    parts = parse_parts(job.suites)  # first: a typo should not wait for a model to load
+    if job.n < 1:
+        raise SpecRobustError(f"--n must be >= 1, got {job.n}")
+    device = resolve_device(job.device)
+    loaded = load_model(job.source, which=job.which, model=job.model, dataset=job.dataset)
+    if loaded.dataset is None:
+        raise SpecRobustError(f"{loaded.path} does not say which data it was trained on; name "
+                              "it with --dataset")
+    dataset = load_dataset(loaded.dataset, job.data_root)
+    eps_text = job.eps or loaded.eps or dataset.info.eps_text
+    eps = parse_fraction(eps_text, "eps")
+    if eps < 0:
+        raise SpecRobustError(f"eps must be >= 0, got {eps_text}")
+    if dataset.test.images.shape[1] != loaded.model.spec.in_channels:
+        raise SpecRobustError(f"{loaded.path} takes {loaded.model.spec.in_channels}-channel "
+                              f"images but {loaded.dataset} has {dataset.test.images.shape[1]}")
+    test = dataset.test.take(torch.arange(min(job.n, len(dataset.test))))
+    model = loaded.model.to(device).eval()
+    bars: dict[str, tqdm] = {}
+
+    def progress(label: str, done: int, total: int) -> None:
+        if not job.progress:
+            return
+        bar = bars.get(label) or bars.setdefault(
+            label, tqdm(total=total, desc=f"  {label}", unit="step", leave=False))
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    ctx = AnalysisContext(model, test.as_float().to(device), test.labels.to(device), eps,
+                          seed=job.seed, batch_size=job.batch_size, progress=progress)
+    directory = output_dir(job, loaded)
+    directory.mkdir(parents=True, exist_ok=True)
+    fingerprint = {"weights_sha256": loaded.sha256, "dataset": loaded.dataset, "n": len(test),
+                   "eps": eps, "seed": job.seed, "method_version": METHOD_VERSION}
+    label = _label(loaded, job.which)
+    for part in parts:
+        path = directory / f"{part}.json"
+        if _finished(path, fingerprint):
+            continue
+        started = time.perf_counter()
+        if job.progress:
+            print(f"{label}: {part} ...", flush=True)
+        result = RUNNERS[part](ctx)
+        record = {"format": FORMAT, "part": part, "label": label, "model": loaded.model.name,
+                  "dataset": loaded.dataset, "weights": str(loaded.path), "eps_text": eps_text,
+                  "fingerprint": fingerprint,
+                  "seconds": round(time.perf_counter() - started, 2), **result}
+        atomic.write_text(path, json.dumps(record) + "\n")
+        PLOTS[part]([(label, record)], directory / f"{part}.png")
+    write_summary(directory)
+    return directory
+
+
+def _label(loaded, which: str) -> str:
+    name = loaded.run_dir.name if loaded.run_dir is not None else loaded.path.stem
+    return name if which == "auto" else f"{name} ({which})"
+
+
+def _finished(path: Path, fingerprint: dict) -> bool:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return record.get("format") == FORMAT and record.get("fingerprint") == fingerprint
+
+
+def read_parts(directory: Path) -> dict[str, dict]:
+    """The finished parts in an analysis directory, by name."""
+    found = {}
+    for part in PARTS:
+        path = directory / f"{part}.json"
+        if path.is_file():
+            try:
+                record = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue
+            if record.get("format") == FORMAT:
+                found[part] = record
+    return found
+
+
+def headline_numbers(parts: dict[str, dict]) -> dict[str, float]:
+    """A few numbers per part, for tables across models and seeds (fractions in [0, 1])."""
+    numbers: dict[str, float] = {}
+    if "filter" in parts:
+        low = parts["filter"]["lowpass"]
+        for b, clean, robust in zip(low["bandwidths"], low["clean"], low["pgd20"], strict=True):
+            numbers[f"LPF {b} clean"] = clean
+            numbers[f"LPF {b} PGD-20"] = robust
+    if "spectra" in parts:
+        for band, share in parts["spectra"]["perturbation_band_shares"].items():
+            numbers[f"perturbation {band}-band share"] = share
+    if "bands" in parts:
+        for band, accuracy in parts["bands"]["bands"].items():
+            numbers[f"PGD-20 {band} band only"] = accuracy
+    if "kernels" in parts:
+        numbers["kernel non-DC share"] = parts["kernels"]["high_frequency_share"]
+    if "logits" in parts:
+        numbers["logit-spectrum gap"] = parts["logits"]["sar_batch_class"]
+    if "heatmap" in parts:
+        numbers["heat map mean error"] = _nanmean(parts["heatmap"]["error_rate"])
+    return numbers
+
+
+def _nanmean(rows: list[list[float]]) -> float:
+    values = [v for row in rows for v in row if v == v]
+    return sum(values) / len(values) if values else float("nan")
+
+
+def write_summary(directory: Path) -> None:
+    parts = read_parts(directory)
+    summary = {"format": FORMAT + "-summary", "parts": sorted(parts),
+               "numbers": headline_numbers(parts)}
+    atomic.write_text(directory / "summary.json", json.dumps(summary, indent=1) + "\n")

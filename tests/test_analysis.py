@@ -1,0 +1,133 @@
+"""The analysis suite on data whose answer is known: synthetic classes that live only in the low
+(or only in the high) third of the spectrum."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from specrobust import fourier
+from specrobust.analysis.band_attacks import band_attacks
+from specrobust.analysis.context import AnalysisContext
+from specrobust.analysis.filtering import filter_sweep
+from specrobust.analysis.heatmap import fourier_heatmap
+from specrobust.analysis.kernels import kernel_smoothness
+from specrobust.analysis.logits import logit_gap
+from specrobust.analysis.spectra import spectra
+
+EPS = 8 / 255
+
+
+@pytest.fixture(scope="module")
+def contexts(natural_low):
+    from trained_models import train_natural
+
+    model_high, test_high = train_natural("high")
+    model_low, x_low, y_low = natural_low
+    n = 120  # enough for clear differences; every image costs PGD-20 several times over
+    return {
+        "low": AnalysisContext(model_low, x_low[:n], y_low[:n], EPS),
+        "high": AnalysisContext(model_high, test_high.as_float()[:n], test_high.labels[:n], EPS),
+    }
+
+
+def _at(sweep: dict, kind: str, b: int, key: str = "clean") -> float:
+    return sweep[kind][key][sweep[kind]["bandwidths"].index(b)]
+
+
+def test_filtering_keeps_the_band_that_carries_the_classes(contexts):
+    # 32x32 images: the low band is radius <= 5.3, which the centred 12 x 12 block contains; the
+    # high band (radius > 10.7) lies wholly outside it.
+    low = filter_sweep(contexts["low"], lowpass=[32, 12], highpass=[0, 12])
+    high = filter_sweep(contexts["high"], lowpass=[32, 12], highpass=[0, 12])
+    assert _at(low, "lowpass", 32) > 0.9 and _at(high, "lowpass", 32) > 0.9
+    assert _at(low, "lowpass", 12) > 0.85 and _at(low, "highpass", 12) < 0.3
+    assert _at(high, "lowpass", 12) < 0.3 and _at(high, "highpass", 12) > 0.85
+    # unfiltered columns equal plain accuracy, and PGD-20 hurts a natural model
+    assert _at(low, "highpass", 0) == _at(low, "lowpass", 32)
+    assert _at(low, "lowpass", 32, "pgd20") < 0.1
+
+
+def test_the_perturbation_goes_where_the_signal_is(contexts):
+    low, high = spectra(contexts["low"]), spectra(contexts["high"])
+    for result in (low, high):
+        assert math.isclose(sum(result["perturbation_band_shares"].values()), 1, abs_tol=1e-4)
+        assert math.isclose(sum(result["perturbation_radial_share"]), 1, abs_tol=1e-6)
+        assert len(result["perturbation_amplitude"]) == 32
+    assert low["perturbation_band_shares"]["low"] > high["perturbation_band_shares"]["low"]
+    assert high["perturbation_band_shares"]["high"] > low["perturbation_band_shares"]["high"]
+    assert low["perturbation_band_shares"]["low"] > low["perturbation_band_shares"]["high"]
+    assert high["perturbation_band_shares"]["high"] > high["perturbation_band_shares"]["low"]
+
+
+def test_band_limited_attacks_hurt_most_in_the_signal_band(contexts):
+    low, high = band_attacks(contexts["low"]), band_attacks(contexts["high"])
+    assert low["bands"]["low"] < low["bands"]["high"]
+    assert high["bands"]["high"] < high["bands"]["low"]
+    for result in (low, high):
+        assert result["unrestricted"] <= min(result["bands"].values()) + 0.02
+        assert result["unrestricted"] <= result["clean"]
+
+
+def _mean_error_in(result: dict, band: str) -> float:
+    fy = torch.tensor(result["frequencies_y"], dtype=torch.float)[:, None]
+    fx = torch.tensor(result["frequencies_x"], dtype=torch.float)[None, :]
+    radius = (fy.square() + fx.square()).sqrt()
+    nyquist = 16
+    inside = {"low": radius <= nyquist / 3, "high": radius > 2 * nyquist / 3}[band]
+    return float(torch.tensor(result["error_rate"])[inside].mean())
+
+
+def test_fourier_heat_map_lights_up_in_the_signal_band(contexts):
+    low = fourier_heatmap(contexts["low"], norm=6.0, n=60, stride=2)
+    high = fourier_heatmap(contexts["high"], norm=6.0, n=60, stride=2)
+    assert len(low["error_rate"]) == len(low["frequencies_y"]) == 16
+    assert _mean_error_in(low, "low") > _mean_error_in(low, "high") + 0.1
+    assert _mean_error_in(high, "high") > _mean_error_in(high, "low") + 0.1
+
+
+def test_heat_map_is_symmetric_under_frequency_negation(contexts):
+    result = fourier_heatmap(contexts["low"], norm=6.0, n=16)
+    error = torch.tensor(result["error_rate"])
+    assert not torch.isnan(error).any()
+    # (fy, fx) and (-fy, -fx) are the same basis image: rows/cols 1.. mirror onto themselves
+    assert torch.equal(error[1:, 1:], error[1:, 1:].flip(0, 1))
+
+
+def test_kernel_smoothness_is_zero_for_constant_kernels_and_high_for_random_ones():
+    from specrobust.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("cnn_small", 10, 3)
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    random_share = kernel_smoothness(model)["high_frequency_share"]
+    assert 0.8 < random_share < 0.95  # about 1 - 1/9 for i.i.d. 3x3 weights
+    with torch.no_grad():
+        constant = torch.randn(conv.weight.shape[:2])[..., None, None]
+        conv.weight.copy_(constant.expand_as(conv.weight))
+    smooth = kernel_smoothness(model)
+    assert smooth["high_frequency_share"] < 1e-6
+    assert smooth["shape"] == list(conv.weight.shape) and smooth["layer"]
+
+
+def test_logit_gap_is_zero_without_an_attack_and_positive_with_one(contexts):
+    ctx = contexts["low"]
+    attacked = logit_gap(ctx)
+    assert attacked["sar_batch_class"] > 0 and attacked["sar_class"] > 0
+    assert attacked["pgd20"] < attacked["clean"]
+    calm = logit_gap(AnalysisContext(ctx.model, ctx.images, ctx.labels, 0.0))
+    assert calm["sar_batch_class"] < 1e-5 and calm["l1_logit_gap"] < 1e-5
+
+
+def test_band_masks_used_by_the_analysis_partition_the_spectrum():
+    bands = fourier.default_bands(32)
+    total = sum(mask.int() for mask in bands.values())
+    assert torch.equal(total, torch.ones(32, 32, dtype=torch.int))
+
+
+def test_results_are_plain_json(contexts):
+    ctx = contexts["low"]
+    for result in (filter_sweep(ctx, lowpass=[32, 16], highpass=[0, 4]), spectra(ctx),
+                   kernel_smoothness(ctx.model), logit_gap(ctx)):
+        assert json.loads(json.dumps(result)) == result

@@ -1,0 +1,134 @@
+"""`specrobust analyze` and `specrobust report` end to end on a tiny synthetic run."""
+
+import base64
+import io
+import json
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import pytest
+import yaml
+from PIL import Image
+
+from specrobust.analysis import PARTS
+from specrobust.cli import main
+from specrobust.config import load_config
+from specrobust.training.loop import train
+
+TINY = {
+    "seed": 1,
+    "data": {"dataset": "synthetic:band=low,n_train=400,n_test=100", "val_fraction": 0.2},
+    "model": {"name": "cnn_small"},
+    "optim": {"epochs": 2, "batch_size": 64, "lr": 0.05, "milestones": [1]},
+    "attack": {"eps": "8/255", "alpha": "4/255", "steps": 2},
+    "averaging": {"kind": "swa"},
+    "validation": {"n": 40, "pgd_steps": 2},
+    "run": {"progress": False},
+}
+
+
+@pytest.fixture(scope="module")
+def analysed_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    config = root / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    run = root / "run"
+    train(load_config(config), run)
+    assert main(["eval", str(run), "--attacks", "clean,pgd20", "--n", "40", "--no-checks"]) == 0
+    assert main(["analyze", str(run), "--n", "40"]) == 0
+    assert main(["analyze", str(run), "--n", "40", "--checkpoint", "best",
+                 "--suite", "filter,kernels"]) == 0
+    return run
+
+
+def test_analyze_writes_json_and_png_for_every_part(analysed_run):
+    directory = analysed_run / "analysis"
+    for part in PARTS:
+        record = json.loads((directory / f"{part}.json").read_text())
+        assert record["part"] == part and record["fingerprint"]["n"] == 40
+        with Image.open(directory / f"{part}.png") as image:
+            assert image.width > 300 and image.height > 200
+    summary = json.loads((directory / "summary.json").read_text())
+    assert set(summary["parts"]) == set(PARTS)
+    assert 0 <= summary["numbers"]["kernel non-DC share"] <= 1
+    assert sorted(p.name for p in (analysed_run / "analysis-best").glob("*.json")) == \
+        ["filter.json", "kernels.json", "summary.json"]
+
+
+def test_a_second_analyze_reuses_finished_parts(analysed_run, capsys):
+    directory = analysed_run / "analysis"
+    before = {p.name: p.stat().st_mtime_ns for p in directory.glob("*.json")
+              if p.name != "summary.json"}
+    assert main(["analyze", str(analysed_run), "--n", "40"]) == 0
+    after = {p.name: p.stat().st_mtime_ns for p in directory.glob("*.json")
+             if p.name != "summary.json"}
+    assert before == after
+    # another n is another analysis: the part is run again
+    assert main(["analyze", str(analysed_run), "--n", "30", "--suite", "kernels"]) == 0
+    assert json.loads((directory / "kernels.json").read_text())["fingerprint"]["n"] == 30
+
+
+class _Collector(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.images, self.links, self.tags = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.append(tag)
+        if tag == "img":
+            self.images.append(attrs["src"])
+        for key in ("href", "src"):
+            if key in attrs:
+                self.links.append(attrs[key])
+
+
+def test_report_is_self_contained_with_valid_embedded_images(analysed_run, tmp_path):
+    out = tmp_path / "report.html"
+    assert main(["report", str(analysed_run), "-o", str(out), "--title", "tiny"]) == 0
+    text = out.read_text()
+    collector = _Collector()
+    collector.feed(text)
+    assert text.startswith("<!DOCTYPE html>") and "</html>" in text
+    # every part's figure, the training curves; nothing fetched from elsewhere
+    assert len(collector.images) >= len(PARTS) + 1
+    assert not [link for link in collector.links if link.startswith(("http:", "https:", "//"))]
+    for source in collector.images:
+        assert source.startswith("data:image/png;base64,")
+        with Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))) as image:
+            image.verify()
+    # both checkpoints analysed in this run appear as models, the evaluation table too
+    assert "run (best)" in text and "pgd20" in text and "config.yaml" in text
+
+
+def test_report_and_analyze_reject_bad_input_with_one_line(analysed_run, tmp_path, capsys):
+    cases = [
+        ["analyze", str(tmp_path / "missing")],
+        ["analyze", str(analysed_run), "--suite", "filter,nonsense"],
+        ["analyze", str(analysed_run), "--n", "0"],
+        ["analyze", str(analysed_run), str(analysed_run), "--out", str(tmp_path / "x")],
+        ["report", str(tmp_path / "missing"), "-o", str(tmp_path / "r.html")],
+        ["report", str(tmp_path), "-o", str(tmp_path / "r.html")],  # nothing analysed there
+    ]
+    for argv in cases:
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        error = capsys.readouterr().err.strip()
+        assert error.startswith("specrobust: error:") and "\n" not in error, argv
+    assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
+                    reason="no headless Chromium on this machine")
+def test_report_renders_in_headless_chromium(analysed_run, tmp_path):
+    out = tmp_path / "report.html"
+    assert main(["report", str(analysed_run), "-o", str(out)]) == 0
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    shot = tmp_path / "shot.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                    f"--screenshot={shot}", "--window-size=1280,2000", out.as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    with Image.open(shot) as image:
+        colours = image.convert("L").getextrema()
+        assert image.width == 1280 and colours[1] - colours[0] > 100  # not a blank page
