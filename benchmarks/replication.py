@@ -1,10 +1,8 @@
 """Shared machinery of the replication scripts (replicate_cifar10.py, replicate_fmnist.py).
 
-A plan is a few training runs per seed; a *method* (a row of the table) reads one checkpoint of
-one run. SWA does not change the raw model's trajectory (the averaged copy is a side track, and
-all training randomness comes from (seed, epoch, step)), so "AT+SAR" and "AT+SAR+WA" are the
-`best` and `best_averaged` checkpoints of one AT+SAR run with averaging switched on: half the
-training. ``tests/test_training.py`` checks that averaging leaves the raw weights bit-identical.
+A plan is a few training runs per seed and the methods (table rows) read from them; the stages
+are those of ``specrobust.experiment`` (which explains why one AT+SAR run with SWA on gives both
+AT+SAR and AT+SAR+WA).
 
 Every stage is resumable and skipped once done: training resumes from its last epoch, evaluation
 from its last finished batch (eval.json), the analysis from its last finished part. Re-running a
@@ -17,11 +15,20 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
+from specrobust.experiment import (
+    Method,
+    analysis_path,
+    analyze_method,
+    eval_path,
+    evaluate_method,
+    log,
+    train_run,
+)
 
 
 @dataclass(frozen=True)
@@ -31,15 +38,6 @@ class Run:
     name: str
     config: str
     overrides: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Method:
-    """A row of the table: which run, and which of its checkpoints."""
-
-    label: str
-    run: str
-    which: str  # best | best_averaged
 
 
 @dataclass
@@ -78,24 +76,24 @@ def execute(plan: Plan, args: argparse.Namespace) -> None:
     out = Path(args.out)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     stages = {s.strip() for s in args.stages.split(",") if s.strip()}
-    # Breadth first: every run's training, then every evaluation, then every analysis, so
-    # the cheap, informative results of all seeds arrive before the expensive AutoAttacks.
-    if "train" in stages:
-        for seed in seeds:
+    # Seed by seed (train, then the cheap attacks, then the analysis), so a finished seed has
+    # its whole table row; AutoAttack, the expensive part, runs last for every seed.
+    for seed in seeds:
+        if "train" in stages:
             for run in plan.runs:
                 _train(plan, run, seed, out, args)
-    if "eval" in stages:
-        for seed in seeds:
+        if "eval" in stages:
             for method in plan.methods:
                 _evaluate(plan, method, seed, out, args)
-    if "analyze" in stages:
-        for seed in seeds:
+        if "analyze" in stages:
             for method in plan.methods:
                 _analyze(plan, method, seed, out, args)
+        write_summary(plan, out, seeds)
     if "aa" in stages and plan.late_attacks:
         for seed in seeds:
             for method in plan.methods:
                 _evaluate(plan, method, seed, out, args, late=True)
+                write_summary(plan, out, seeds)
     write_summary(plan, out, seeds)
 
 
@@ -103,55 +101,35 @@ def run_dir(out: Path, run: str, seed: int) -> Path:
     return out / "runs" / f"{run}-seed{seed}"
 
 
-def _log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
 def _train(plan: Plan, run: Run, seed: int, out: Path, args) -> None:
     from specrobust.config import load_config
-    from specrobust.training.loop import train
 
     overrides = [*run.overrides, f"seed={seed}", f"run.device={args.device}",
                  "run.progress=false"]  # a log file, not a terminal: metrics.jsonl has each epoch
     if args.data_root:
         overrides.append(f"data.data_root={args.data_root}")
     config = load_config(Path("configs") / run.config, overrides)
-    directory = run_dir(out, run.name, seed)
-    if (directory / "weights").is_dir() and _finished_epochs(directory) >= config.optim.epochs:
-        return
-    _log(f"train {run.name} seed {seed} -> {directory}")
-    train(config, directory, resume=True)
-
-
-def _finished_epochs(directory: Path) -> int:
-    metrics = directory / "metrics.jsonl"
-    return len(metrics.read_text().splitlines()) if metrics.is_file() else 0
+    train_run(config, run_dir(out, run.name, seed), f"{run.name} seed {seed}")
 
 
 def _evaluate(plan: Plan, method: Method, seed: int, out: Path, args, late=False) -> None:
-    """Evaluation appends to the same eval file: the late pass re-uses the finished attacks."""
-    from specrobust.evaluation.job import EvalJob, run_eval_job
-
+    """The late pass adds AutoAttack to the same eval file, re-using the finished attacks."""
     directory = run_dir(out, method.run, seed)
     if not (directory / "weights").is_dir():
-        _log(f"eval {method.label} seed {seed}: not trained yet, skipped")
         return
-    target = directory / f"eval-{method.which}.json"
-    attacks = _join(plan.attacks, plan.late_attacks) if late else plan.attacks
-    if _complete_eval(target, attacks):
-        return
-    _log(f"eval {method.label} seed {seed} ({attacks}, n {args.n})")
-    run_eval_job(EvalJob(str(directory), attacks=attacks, n=args.n, eps=plan.eps,
-                         which=method.which, out=str(target), data_root=args.data_root,
-                         device=args.device, progress=False))
+    evaluate_method(Method(f"{method.label} seed {seed}", method.run, method.which), directory,
+                    attacks=_join(plan.attacks, plan.late_attacks) if late else plan.attacks,
+                    n=args.n, eps=plan.eps, data_root=args.data_root, device=args.device,
+                    progress=False)
 
 
-def _complete_eval(path: Path, attacks: str) -> bool:
-    if not path.is_file():
-        return False
-    data = json.loads(path.read_text())
-    done = {a["label"] for a in data.get("attacks", [])}
-    return "worst_case" in data and set(_labels(attacks)) <= done
+def _analyze(plan: Plan, method: Method, seed: int, out: Path, args) -> None:
+    directory = run_dir(out, method.run, seed)
+    if not (directory / "weights").is_dir():
+        return
+    analyze_method(Method(f"{method.label} seed {seed}", method.run, method.which), directory,
+                   parts=plan.analysis_suites, n=args.n, eps=plan.eps, data_root=args.data_root,
+                   device=args.device, progress=False)
 
 
 def _join(*attack_lists: str) -> str:
@@ -164,23 +142,9 @@ def _labels(attacks: str) -> list[str]:
     return [spec.label for spec in parse_attacks(attacks)]
 
 
-def _analyze(plan: Plan, method: Method, seed: int, out: Path, args) -> None:
-    directory = run_dir(out, method.run, seed)
-    if not (directory / "weights").is_dir():
-        return
-    try:
-        from specrobust.analysis.job import AnalysisJob, run_analysis_job
-    except ImportError:  # the analysis suite is not there yet in this checkout
-        _log("analysis: specrobust.analysis is not available, skipped")
-        return
-    _log(f"analyze {method.label} seed {seed} ({plan.analysis_suites})")
-    run_analysis_job(AnalysisJob(str(directory), suites=plan.analysis_suites, n=args.n,
-                                 eps=plan.eps, which=method.which,
-                                 out=str(directory / f"analysis-{method.which}"),
-                                 data_root=args.data_root, device=args.device, progress=False))
-
-
 # ---- summary -----------------------------------------------------------------------------------
+
+RAW_NUMBERS = {"logit-spectrum gap"}  # not fractions: shown as they are, not in %
 
 def _accuracies(path: Path) -> dict[str, float]:
     if not path.is_file():
@@ -197,13 +161,14 @@ def _analysis_numbers(directory: Path) -> dict[str, float]:
     return json.loads(summary.read_text()).get("numbers", {}) if summary.is_file() else {}
 
 
-def _mean_std(values: list[float]) -> str:
+def _mean_std(values: list[float], scale: float = 100, digits: int = 1) -> str:
+    """Mean ± standard deviation, in % by default (scale 100)."""
     if not values:
         return "-"
-    mean = 100 * statistics.fmean(values)
+    mean = scale * statistics.fmean(values)
     if len(values) == 1:
-        return f"{mean:.1f} (1 seed)"
-    return f"{mean:.1f} ± {100 * statistics.stdev(values):.1f}"
+        return f"{mean:.{digits}f} (1 seed)"
+    return f"{mean:.{digits}f} ± {scale * statistics.stdev(values):.{digits}f}"
 
 
 def write_summary(plan: Plan, out: Path, seeds: list[int]) -> None:
@@ -212,8 +177,8 @@ def write_summary(plan: Plan, out: Path, seeds: list[int]) -> None:
         per_metric: dict[str, dict[int, float]] = {}
         for seed in seeds:
             directory = run_dir(out, method.run, seed)
-            numbers = {**_accuracies(directory / f"eval-{method.which}.json"),
-                       **_analysis_numbers(directory / f"analysis-{method.which}")}
+            numbers = {**_accuracies(eval_path(directory, method.which)),
+                       **_analysis_numbers(analysis_path(directory, method.which))}
             for metric, value in numbers.items():
                 per_metric.setdefault(metric, {})[seed] = value
         rows[method.label] = per_metric
@@ -229,11 +194,11 @@ def write_summary(plan: Plan, out: Path, seeds: list[int]) -> None:
              "are finished).", ""]
     lines += _table(rows, attack_columns, seeds)
     if analysis_columns:
-        lines += ["", "Analysis numbers (accuracies and shares in %; see "
-                  "`specrobust/analysis/` for their definitions):", ""]
+        lines += ["", "Analysis numbers (accuracies and shares in %, the logit-spectrum gap as "
+                  "is; see `specrobust/analysis/` for their definitions):", ""]
         lines += _table(rows, analysis_columns, seeds)
     (out / "RESULTS.md").write_text("\n".join(lines) + "\n")
-    _log(f"summary -> {out / 'RESULTS.md'}")
+    log(f"summary -> {out / 'RESULTS.md'}")
 
 
 def _table(rows: dict, columns: list[str], seeds: list[int]) -> list[str]:
@@ -244,7 +209,9 @@ def _table(rows: dict, columns: list[str], seeds: list[int]) -> list[str]:
         for column in columns:
             values = [per_metric.get(column, {}).get(seed) for seed in seeds]
             values = [v for v in values if v is not None]
-            cells.append(_mean_std(values) if len(values) in (0, 1, len(seeds))
-                         else _mean_std(values) + f" ({len(values)} seeds)")
+            scale, digits = (1, 3) if column in RAW_NUMBERS else (100, 1)
+            text = _mean_std(values, scale, digits)
+            cells.append(text if len(values) in (0, 1, len(seeds))
+                         else f"{text} ({len(values)} seeds)")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines

@@ -118,9 +118,9 @@ nav a { margin-right: 14px; color: #2f5da8; text-decoration: none; }
 _EXPLAIN = {
     "filter": ("Accuracy on filtered inputs",
                "The paper's Table 1. Low-pass keeps the centred b x b block of each channel's "
-               "spectrum; high-pass removes it (keeping the image mean). PGD-20 images are made on unfiltered inputs and "
-               "filtered afterwards. A model that keeps its accuracy under low-pass filtering "
-               "relies on low frequencies."),
+               "spectrum; high-pass removes it (keeping the image mean). PGD-20 images are made "
+               "on unfiltered inputs and filtered afterwards. A model that keeps its accuracy "
+               "under low-pass filtering relies on low frequencies."),
     "spectra": ("Input and perturbation spectra",
                 "The paper's Fig. 2: mean centred |FFT| (low frequencies in the middle) of clean "
                 "images, PGD-20 images and the perturbation, and the perturbation's energy per "
@@ -259,8 +259,12 @@ def render(models: list[Model], runs: list[RunInfo], title: str) -> str:
             f"<body><main>{''.join(sections)}</main></body></html>\n")
 
 
-def write_report(sources: list[str], out: str | Path, title: str = "specrobust report") -> Path:
+def write_report(sources: list[str], out: str | Path, title: str = "specrobust report",
+                 names: dict[str, str] | None = None) -> Path:
+    """``names`` renames models, e.g. ``{"AT+SAR (best_averaged)": "AT+SAR+WA"}``."""
     models, runs = collect(sources)
+    for model in models:
+        model.label = (names or {}).get(model.label, model.label)
     out = Path(out)
     if out.is_dir():
         raise SpecRobustError(f"{out} is a directory; give the report a file name such as "

@@ -1,0 +1,52 @@
+"""`specrobust demo`: its recipes, its message when the data is missing, and (slow) a whole quick
+run that a second invocation finishes without redoing anything."""
+
+import json
+
+import pytest
+
+from specrobust import demo
+from specrobust.cli import main
+
+
+@pytest.mark.parametrize("size", [demo.FULL, demo.QUICK])
+def test_demo_recipes_are_valid_and_follow_the_paper(size):
+    for run in demo.RUNS:
+        config = demo.recipe(run, size, None, "cpu")
+        assert config.data.dataset == "fashion-mnist" and config.model.name == "cnn_small"
+        assert config.data.train_subset == size.train_subset
+    sar = demo.recipe("AT+SAR", size, None, "cpu")
+    assert sar.sar.enabled and sar.sar.lam == 0.1
+    assert sar.sar_start == sar.averaging_start == sar.optim.milestones[0]  # the first decay
+    assert demo.recipe("AT", size, None, "cpu").averaging.kind == "swa"
+    assert not demo.recipe("AT", size, None, "cpu").sar.enabled
+    assert [m.label for m in demo.METHODS] == ["natural", "AT", "AT+SAR", "AT+SAR+WA"]
+
+
+def test_demo_says_how_to_get_a_missing_dataset(monkeypatch, tmp_path, capsys):
+    from specrobust.data import store
+
+    monkeypatch.setattr(store, "find_layout", lambda info, root: None)
+    assert main(["demo", "--quick", "--out", str(tmp_path / "demo")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "Fashion-MNIST not found" in error and "apt-get install dataset-fashion-mnist" in error
+    assert "\n" not in error and not (tmp_path / "demo").exists()
+
+
+@pytest.mark.slow
+def test_quick_demo_produces_a_report_and_resumes(tmp_path, capsys):
+    pytest.importorskip("specrobust.data").load_dataset("fashion-mnist")  # needs the real data
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    report = out / "report.html"
+    text = report.read_text()
+    for label in ("natural", "AT", "AT+SAR", "AT+SAR+WA"):
+        assert f"<td>{label}</td>" in text
+    evaluation = json.loads((out / "AT+SAR" / "eval-best_averaged.json").read_text())
+    assert evaluation["complete"] and evaluation["n"] == demo.QUICK.eval_n
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.json")}
+    capsys.readouterr()
+    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    log = capsys.readouterr().out
+    assert "train " not in log and "eval " not in log  # nothing redone
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items() if p.name != "summary.json")
