@@ -67,6 +67,12 @@ def test_a_second_analyze_reuses_finished_parts(analysed_run, capsys):
     # another n is another analysis: the part is run again
     assert main(["analyze", str(analysed_run), "--n", "30", "--suite", "kernels"]) == 0
     assert json.loads((directory / "kernels.json").read_text())["fingerprint"]["n"] == 30
+    # so are other heat map options, and only the heat map is redone
+    assert main(["analyze", str(analysed_run), "--n", "40", "--heatmap-stride", "4",
+                 "--heatmap-norm", "3"]) == 0
+    heatmap = json.loads((directory / "heatmap.json").read_text())
+    assert heatmap["norm"] == 3 and len(heatmap["frequencies_x"]) == 8
+    assert (directory / "filter.json").stat().st_mtime_ns == before["filter.json"]
 
 
 class _Collector(HTMLParser):
@@ -107,6 +113,7 @@ def test_report_and_analyze_reject_bad_input_with_one_line(analysed_run, tmp_pat
         ["analyze", str(tmp_path / "missing")],
         ["analyze", str(analysed_run), "--suite", "filter,nonsense"],
         ["analyze", str(analysed_run), "--n", "0"],
+        ["analyze", str(analysed_run), "--heatmap-n", "0"],
         ["analyze", str(analysed_run), str(analysed_run), "--out", str(tmp_path / "x")],
         ["report", str(tmp_path / "missing"), "-o", str(tmp_path / "r.html")],
         ["report", str(tmp_path), "-o", str(tmp_path / "r.html")],  # nothing analysed there

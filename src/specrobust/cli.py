@@ -135,6 +135,12 @@ def _add_analyze(commands) -> None:
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--batch-size", type=int, default=256)
     command.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    command.add_argument("--heatmap-norm", type=float, help="L2 norm of the added Fourier basis "
+                         "image (default 4 for 3x32x32, scaled by sqrt(pixels/3072))")
+    command.add_argument("--heatmap-n", type=int, default=200,
+                         help="images for the heat map (default 200)")
+    command.add_argument("--heatmap-stride", type=int, default=1,
+                         help="every k-th frequency on each axis (default 1: all)")
 
 
 def _add_report(commands) -> None:
@@ -290,7 +296,9 @@ def _analyze(args) -> int:
         directory = run_analysis_job(AnalysisJob(
             source=source, suites=args.suite, n=args.n, eps=args.eps, dataset=args.dataset,
             model=args.model, which=args.which, out=args.out, data_root=args.data_root,
-            seed=args.seed, batch_size=args.batch_size, device=args.device))
+            seed=args.seed, batch_size=args.batch_size, device=args.device,
+            heatmap_norm=args.heatmap_norm, heatmap_n=args.heatmap_n,
+            heatmap_stride=args.heatmap_stride))
         print(f"wrote {directory}/ (JSON and PNG per part, summary.json)")
     return 0
 

@@ -20,6 +20,7 @@ from specrobust.analysis import PARTS
 from specrobust.analysis.band_attacks import band_attacks
 from specrobust.analysis.context import AnalysisContext
 from specrobust.analysis.filtering import filter_sweep
+from specrobust.analysis.heatmap import DEFAULT_IMAGES as DEFAULT_HEATMAP_IMAGES
 from specrobust.analysis.heatmap import fourier_heatmap
 from specrobust.analysis.kernels import kernel_smoothness
 from specrobust.analysis.logits import logit_gap
@@ -33,13 +34,13 @@ FORMAT = "specrobust-analysis"
 # Part of every fingerprint: bump it when a part's method changes, so old results are redone.
 METHOD_VERSION = 1
 
-RUNNERS = {
-    "filter": filter_sweep,
-    "spectra": spectra,
-    "bands": band_attacks,
-    "heatmap": fourier_heatmap,
-    "kernels": lambda ctx: kernel_smoothness(ctx.model),
-    "logits": logit_gap,
+RUNNERS = {  # part -> (context, the part's options) -> result
+    "filter": lambda ctx, options: filter_sweep(ctx),
+    "spectra": lambda ctx, options: spectra(ctx),
+    "bands": lambda ctx, options: band_attacks(ctx),
+    "heatmap": lambda ctx, options: fourier_heatmap(ctx, **options),
+    "kernels": lambda ctx, options: kernel_smoothness(ctx.model),
+    "logits": lambda ctx, options: logit_gap(ctx),
 }
 
 
@@ -58,6 +59,15 @@ class AnalysisJob:
     batch_size: int = 256
     device: str = "auto"
     progress: bool = True
+    heatmap_norm: float | None = None  # default: heatmap.default_norm of the image shape
+    heatmap_n: int = DEFAULT_HEATMAP_IMAGES
+    heatmap_stride: int = 1
+
+    def part_options(self, part: str) -> dict:
+        """Options that change a part's result (they join its fingerprint)."""
+        if part == "heatmap":
+            return {"norm": self.heatmap_norm, "n": self.heatmap_n, "stride": self.heatmap_stride}
+        return {}
 
 
 def parse_parts(text: str) -> list[str]:
@@ -85,6 +95,10 @@ def run_analysis_job(job: AnalysisJob) -> Path:
     parts = parse_parts(job.suites)  # first: a typo should not wait for a model to load
     if job.n < 1:
         raise SpecRobustError(f"--n must be >= 1, got {job.n}")
+    if job.heatmap_n < 1 or job.heatmap_stride < 1 or (job.heatmap_norm is not None
+                                                        and not job.heatmap_norm > 0):
+        raise SpecRobustError("heat map options must be positive: --heatmap-n, --heatmap-stride "
+                              "and --heatmap-norm")
     device = resolve_device(job.device)
     loaded = load_model(job.source, which=job.which, model=job.model, dataset=job.dataset)
     if loaded.dataset is None:
@@ -120,15 +134,17 @@ def run_analysis_job(job: AnalysisJob) -> Path:
     label = _label(loaded, job.which)
     for part in parts:
         path = directory / f"{part}.json"
-        if _finished(path, fingerprint):
+        options = job.part_options(part)
+        part_fingerprint = {**fingerprint, **({"options": options} if options else {})}
+        if _finished(path, part_fingerprint):
             continue
         started = time.perf_counter()
         if job.progress:
             print(f"{label}: {part} ...", flush=True)
-        result = RUNNERS[part](ctx)
+        result = RUNNERS[part](ctx, options)
         record = {"format": FORMAT, "part": part, "label": label, "model": loaded.model.name,
                   "dataset": loaded.dataset, "weights": str(loaded.path), "eps_text": eps_text,
-                  "fingerprint": fingerprint,
+                  "fingerprint": part_fingerprint,
                   "seconds": round(time.perf_counter() - started, 2), **result}
         atomic.write_text(path, json.dumps(record) + "\n")
         PLOTS[part]([(label, record)], directory / f"{part}.png")
