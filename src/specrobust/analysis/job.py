@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 from specrobust import atomic
@@ -25,10 +24,8 @@ from specrobust.analysis.heatmap import fourier_heatmap
 from specrobust.analysis.kernels import kernel_smoothness
 from specrobust.analysis.logits import logit_gap
 from specrobust.analysis.spectra import spectra
-from specrobust.checkpoint import load_model
-from specrobust.devices import resolve_device
 from specrobust.errors import SpecRobustError
-from specrobust.numbers import parse_fraction
+from specrobust.evaluation.job import load_test_target
 
 FORMAT = "specrobust-analysis"
 # Part of every fingerprint: bump it when a part's method changes, so old results are redone.
@@ -89,31 +86,17 @@ def output_dir(job: AnalysisJob, loaded) -> Path:
 
 def run_analysis_job(job: AnalysisJob) -> Path:
     """Run the parts; returns the analysis directory."""
-    from specrobust.data import load_dataset
     from specrobust.report.analysis_figures import PLOTS
 
     parts = parse_parts(job.suites)  # first: a typo should not wait for a model to load
-    if job.n < 1:
-        raise SpecRobustError(f"--n must be >= 1, got {job.n}")
     if job.heatmap_n < 1 or job.heatmap_stride < 1 or (job.heatmap_norm is not None
                                                         and not job.heatmap_norm > 0):
         raise SpecRobustError("heat map options must be positive: --heatmap-n, --heatmap-stride "
                               "and --heatmap-norm")
-    device = resolve_device(job.device)
-    loaded = load_model(job.source, which=job.which, model=job.model, dataset=job.dataset)
-    if loaded.dataset is None:
-        raise SpecRobustError(f"{loaded.path} does not say which data it was trained on; name "
-                              "it with --dataset")
-    dataset = load_dataset(loaded.dataset, job.data_root)
-    eps_text = job.eps or loaded.eps or dataset.info.eps_text
-    eps = parse_fraction(eps_text, "eps")
-    if eps < 0:
-        raise SpecRobustError(f"eps must be >= 0, got {eps_text}")
-    if dataset.test.images.shape[1] != loaded.model.spec.in_channels:
-        raise SpecRobustError(f"{loaded.path} takes {loaded.model.spec.in_channels}-channel "
-                              f"images but {loaded.dataset} has {dataset.test.images.shape[1]}")
-    test = dataset.test.take(torch.arange(min(job.n, len(dataset.test))))
-    model = loaded.model.to(device).eval()
+    target = load_test_target(job.source, which=job.which, model=job.model,
+                              dataset=job.dataset, data_root=job.data_root, eps=job.eps, n=job.n,
+                              device=job.device)
+    loaded = target.loaded
     bars: dict[str, tqdm] = {}
 
     def progress(label: str, done: int, total: int) -> None:
@@ -125,12 +108,13 @@ def run_analysis_job(job: AnalysisJob) -> Path:
         if done >= total:
             bar.close()
 
-    ctx = AnalysisContext(model, test.as_float().to(device), test.labels.to(device), eps,
+    ctx = AnalysisContext(target.model, target.images, target.labels, target.eps,
                           seed=job.seed, batch_size=job.batch_size, progress=progress)
     directory = output_dir(job, loaded)
     directory.mkdir(parents=True, exist_ok=True)
-    fingerprint = {"weights_sha256": loaded.sha256, "dataset": loaded.dataset, "n": len(test),
-                   "eps": eps, "seed": job.seed, "method_version": METHOD_VERSION}
+    fingerprint = {"weights_sha256": loaded.sha256, "dataset": loaded.dataset,
+                   "n": len(target.images), "eps": target.eps, "seed": job.seed,
+                   "method_version": METHOD_VERSION}
     label = _label(loaded, job.which)
     for part in parts:
         path = directory / f"{part}.json"
@@ -143,7 +127,8 @@ def run_analysis_job(job: AnalysisJob) -> Path:
             print(f"{label}: {part} ...", flush=True)
         result = RUNNERS[part](ctx, options)
         record = {"format": FORMAT, "part": part, "label": label, "model": loaded.model.name,
-                  "dataset": loaded.dataset, "weights": str(loaded.path), "eps_text": eps_text,
+                  "dataset": loaded.dataset, "weights": str(loaded.path),
+                  "eps_text": target.eps_text,
                   "fingerprint": part_fingerprint,
                   "seconds": round(time.perf_counter() - started, 2), **result}
         atomic.write_text(path, json.dumps(record) + "\n")

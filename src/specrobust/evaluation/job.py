@@ -9,7 +9,7 @@ import torch
 from tqdm import tqdm
 
 from specrobust import atomic
-from specrobust.checkpoint import load_model
+from specrobust.checkpoint import LoadedModel, load_model
 from specrobust.devices import resolve_device
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.runner import evaluate
@@ -18,6 +18,48 @@ from specrobust.evaluation.table import markdown
 from specrobust.numbers import parse_fraction
 
 DEFAULT_ATTACKS = "clean,fgsm,pgd20,cw30,aa"
+
+
+@dataclass
+class TestTarget:
+    """A model ready to be attacked: its weights, the budget, and the first n test images."""
+
+    loaded: LoadedModel
+    model: torch.nn.Module  # on the device, eval mode
+    images: torch.Tensor  # floats in [0, 1], on the device
+    labels: torch.Tensor
+    eps: float
+    eps_text: str
+    device: torch.device
+
+
+def load_test_target(source: str, *, which: str = "auto", model: str | None = None,
+                     dataset: str | None = None, data_root: str | None = None,
+                     eps: str | None = None, n: int = 1000, device: str = "auto") -> TestTarget:
+    """Load a run or checkpoint and the first ``n`` test images of its dataset (as RobustBench
+    does: comparable across tools and papers); ``eps`` defaults to the training budget, else the
+    dataset's usual one. Shared by `eval` and `analyze`."""
+    from specrobust.data import load_dataset
+
+    if n < 1:
+        raise SpecRobustError(f"--n must be >= 1, got {n}")
+    if eps is not None and parse_fraction(eps, "eps") < 0:
+        raise SpecRobustError(f"eps must be >= 0, got {eps}")
+    torch_device = resolve_device(device)
+    loaded = load_model(source, which=which, model=model, dataset=dataset)
+    if loaded.dataset is None:
+        raise SpecRobustError(f"{loaded.path} does not say which data it was trained on; name "
+                              "it with --dataset")
+    data = load_dataset(loaded.dataset, data_root)
+    eps_text = str(eps or loaded.eps or data.info.eps_text)
+    channels = data.test.images.shape[1]
+    if channels != loaded.model.spec.in_channels:
+        raise SpecRobustError(f"{loaded.path} takes {loaded.model.spec.in_channels}-channel "
+                              f"images but {loaded.dataset} has {channels}")
+    test = data.test.take(torch.arange(min(n, len(data.test))))
+    return TestTarget(loaded, loaded.model.to(torch_device).eval(),
+                      test.as_float().to(torch_device), test.labels.to(torch_device),
+                      parse_fraction(eps_text, "eps"), eps_text, torch_device)
 
 
 @dataclass
@@ -50,36 +92,16 @@ def output_path(job: EvalJob, loaded) -> Path:
 
 def run_eval_job(job: EvalJob) -> tuple[dict, Path]:
     """Evaluate and write eval.json (and eval.md beside it); returns the result and its path."""
-    from specrobust.data import load_dataset
-
     attacks = parse_attacks(job.attacks)  # first: a typo should not wait for a model to load
-    if job.n < 1:
-        raise SpecRobustError(f"--n must be >= 1, got {job.n}")
-    if job.eps is not None and parse_fraction(job.eps, "eps") < 0:
-        raise SpecRobustError(f"eps must be >= 0, got {job.eps}")
-    device = resolve_device(job.device)
-    loaded = load_model(job.source, which=job.which, model=job.model, dataset=job.dataset)
-    if loaded.dataset is None:
-        raise SpecRobustError(f"{loaded.path} does not say which data it was trained on; name "
-                              "it with --dataset")
-    dataset = load_dataset(loaded.dataset, job.data_root)
-    eps_text = job.eps or loaded.eps or dataset.info.eps_text
-    eps = parse_fraction(eps_text, "eps")
-
-    shape = tuple(dataset.test.images.shape[1:])
-    if shape[0] != loaded.model.spec.in_channels:
-        raise SpecRobustError(f"{loaded.path} takes {loaded.model.spec.in_channels}-channel "
-                              f"images but {loaded.dataset} has {shape[0]}")
-    # The first n test images, as RobustBench does: comparable across tools and papers.
-    test = dataset.test.take(torch.arange(min(job.n, len(dataset.test))))
-    images, labels = test.as_float().to(device), test.labels.to(device)
-    model = loaded.model.to(device)
-
+    target = load_test_target(job.source, which=job.which, model=job.model,
+                              dataset=job.dataset, data_root=job.data_root, eps=job.eps, n=job.n,
+                              device=job.device)
+    loaded = target.loaded
     path = output_path(job, loaded)
     fingerprint = {"weights_sha256": loaded.sha256, "dataset": loaded.dataset}
     meta = {"weights": str(loaded.path), "model": loaded.model.spec.as_dict(),
-            "dataset": loaded.dataset, "split": "test", "first_n": len(test),
-            "eps_text": str(eps_text), "norm": "linf", "device": str(device)}
+            "dataset": loaded.dataset, "split": "test", "first_n": len(target.images),
+            "eps_text": target.eps_text, "norm": "linf", "device": str(target.device)}
     bars: dict[str, tqdm] = {}
 
     def progress(label: str, done: int, total: int) -> None:
@@ -92,7 +114,8 @@ def run_eval_job(job: EvalJob) -> tuple[dict, Path]:
         if done >= total:
             bar.close()
 
-    result = evaluate(model, images, labels, attacks, eps, seed=job.seed,
+    result = evaluate(target.model, target.images, target.labels, attacks, target.eps,
+                      seed=job.seed,
                       batch_size=job.batch_size, checks=job.checks, check_n=job.check_n,
                       path=path, fingerprint=fingerprint, meta=meta, progress=progress)
     summary = result.as_dict()
