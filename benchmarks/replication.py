@@ -167,7 +167,7 @@ def _mean_std(values: list[float], scale: float = 100, digits: int = 1) -> str:
         return "-"
     mean = scale * statistics.fmean(values)
     if len(values) == 1:
-        return f"{mean:.{digits}f} (1 seed)"
+        return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {scale * statistics.stdev(values):.{digits}f}"
 
 
@@ -193,15 +193,15 @@ def write_summary(plan: Plan, out: Path, seeds: list[int]) -> None:
     lowpass = [m for m in analysis_columns if m.startswith("LPF ")]
     others = [m for m in analysis_columns if m not in lowpass]
     lines = [f"# {plan.title}", "", *plan.notes, "",
-             f"Accuracy in % on the first {plan.n} test images, eps {plan.eps}, mean ± standard "
-             f"deviation over seeds {', '.join(map(str, seeds))} (a cell says when fewer seeds "
-             "are finished).", ""]
+             f"Accuracy in % on the first {plan.n} test images, eps {plan.eps}: mean ± standard "
+             f"deviation over the finished seeds of {', '.join(map(str, seeds))} (the seeds "
+             "column; a cell with fewer says so).", ""]
     lines += _table(rows, attack_columns, seeds)
     if lowpass:
-        lines += ["", "Accuracy in % on low-pass filtered inputs (the paper's Table 1: the centred "
-                  "b x b block of the spectrum kept; PGD-20 images made unfiltered, then "
-                  "filtered):", ""]
-        lines += _table(rows, lowpass, seeds)
+        lines += ["", "Accuracy in % on low-pass filtered inputs, by bandwidth b (the paper's "
+                  "Table 1: the centred b x b block of the spectrum kept; PGD-20 images made "
+                  "unfiltered, then filtered):", ""]
+        lines += _table(_lowpass_rows(rows, lowpass), _bandwidths(lowpass), seeds)
     if others:
         lines += ["", "Spectral numbers (shares and accuracies in %, the logit-spectrum gap as "
                   "is; definitions in `specrobust/analysis/`):", ""]
@@ -210,17 +210,34 @@ def write_summary(plan: Plan, out: Path, seeds: list[int]) -> None:
     log(f"summary -> {out / 'RESULTS.md'}")
 
 
-def _table(rows: dict, columns: list[str], seeds: list[int]) -> list[str]:
-    lines = ["| method | " + " | ".join(columns) + " |",
-             "|---|" + "---:|" * len(columns)]
+def _lowpass_rows(rows: dict, metrics: list[str]) -> dict:
+    """'LPF b input' metrics regrouped as the paper's Table 1: a row per (method, input), a column
+    per bandwidth b."""
+    regrouped: dict[str, dict[str, dict[int, float]]] = {}
     for label, per_metric in rows.items():
+        for metric in metrics:
+            _, bandwidth, image_kind = metric.split(" ", 2)
+            if metric in per_metric:
+                regrouped.setdefault(f"{label}, {image_kind}", {})[bandwidth] = per_metric[metric]
+    return regrouped
+
+
+def _bandwidths(metrics: list[str]) -> list[str]:
+    return list(dict.fromkeys(metric.split(" ")[1] for metric in metrics))
+
+
+def _table(rows: dict, columns: list[str], seeds: list[int]) -> list[str]:
+    lines = ["| method | seeds | " + " | ".join(columns) + " |",
+             "|---|---:|" + "---:|" * len(columns)]
+    for label, per_metric in rows.items():
+        finished = max((len(per_metric.get(c, {})) for c in columns), default=0)
         cells = []
         for column in columns:
             values = [per_metric.get(column, {}).get(seed) for seed in seeds]
             values = [v for v in values if v is not None]
             scale, digits = (1, 3) if column in RAW_NUMBERS else (100, 1)
             text = _mean_std(values, scale, digits)
-            cells.append(text if len(values) in (0, 1, len(seeds))
-                         else f"{text} ({len(values)} seeds)")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+            cells.append(text if len(values) in (0, finished)
+                         else f"{text} ({len(values)} of {finished} seeds)")
+        lines.append(f"| {label} | {finished} | " + " | ".join(cells) + " |")
     return lines

@@ -25,7 +25,8 @@ def _write_analysis(directory: Path, which: str, gap: float) -> None:
     analysis = directory / f"analysis-{which}"
     analysis.mkdir(parents=True)
     (analysis / "summary.json").write_text(json.dumps(
-        {"numbers": {"LPF 32 clean": 0.5, "logit-spectrum gap": gap}}))
+        {"numbers": {"LPF 32 clean": 0.5, "LPF 32 PGD-20": 0.2, "LPF 16 clean": 0.4,
+                     "logit-spectrum gap": gap}}))
 
 
 def test_summary_gives_mean_and_std_and_says_which_seeds_are_missing(tmp_path):
@@ -35,9 +36,19 @@ def test_summary_gives_mean_and_std_and_says_which_seeds_are_missing(tmp_path):
     _write_analysis(run_dir(tmp_path, "at", 0), "best", 7.25)
     write_summary(PLAN, tmp_path, [0, 1])
     table = (tmp_path / "RESULTS.md").read_text()
-    assert "| AT | 52.0 ± 2.8 | 32.0 ± 2.8 | 32.0 ± 2.8 |" in table
-    assert "| AT+WA | 52.0 (1 seed) | 31.0 (1 seed) | 31.0 (1 seed) |" in table
-    assert "7.250 (1 seed)" in table  # the logit gap is not a percentage
-    assert "| LPF 32 clean |" in table and "50.0 (1 seed)" in table
+    assert "| AT | 2 | 52.0 ± 2.8 | 32.0 ± 2.8 | 32.0 ± 2.8 |" in table
+    assert "| AT+WA | 1 | 52.0 | 31.0 | 31.0 |" in table
+    # Table 1's shape: a row per (method, input), a column per bandwidth.
+    assert "| method | seeds | 32 | 16 |" in table
+    assert "| AT, clean | 1 | 50.0 | 40.0 |" in table
+    assert "| AT, PGD-20 | 1 | 20.0 | - |" in table
+    assert "| AT | 1 | 7.250 |" in table  # the logit gap is not a percentage
+    # A cell with fewer seeds than its row says so.
+    _write_eval(run_dir(tmp_path, "at", 1), "best_averaged", 0.56, 0.35)
+    (run_dir(tmp_path, "at", 1) / "eval-best_averaged.json").write_text(json.dumps(
+        {"attacks": [{"label": "clean", "accuracy": 0.56}]}))
+    write_summary(PLAN, tmp_path, [0, 1])
+    table = (tmp_path / "RESULTS.md").read_text()
+    assert "| AT+WA | 2 | 54.0 ± 2.8 | 31.0 (1 of 2 seeds) |" in table
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["methods"]["AT"]["pgd20"] == {"0": 0.30, "1": 0.34}
