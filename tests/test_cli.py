@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 
 from formats_on_disk import random_images, random_labels, write_cifar10_binary
@@ -49,3 +52,13 @@ def test_list_inspect_and_models(capsys, tmp_path):
     assert code == 0 and "high" in out and "200 images" in out
     code, out, _ = _run(capsys, "models")
     assert code == 0 and "11,173,962" in out
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["eval", "--help"], ["analyze", "--help"]])
+def test_help_answers_without_importing_torch(argv):
+    # Building the parser must stay light: importing torch costs seconds on a small machine.
+    script = ("import sys\nfrom specrobust.cli import main\ntry:\n    main(sys.argv[1:])\n"
+              "except SystemExit:\n    pass\nassert 'torch' not in sys.modules, 'torch imported'\n")
+    done = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "usage: specrobust" in done.stdout

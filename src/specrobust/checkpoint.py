@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from specrobust import atomic
+from specrobust.defaults import CHECKPOINTS
 from specrobust.errors import SpecRobustError
 from specrobust.models import Classifier, ModelSpec
 
@@ -35,7 +36,7 @@ FORMAT_VERSION = 1
 # checkpoint when the run averages weights, else the raw best, else the last.
 CHECKPOINT_DIR = "checkpoints"
 WEIGHTS_DIR = "weights"
-CHOICES = ("best_averaged", "best", "averaged", "last")
+CHOICES = CHECKPOINTS
 
 
 @dataclass

@@ -75,8 +75,7 @@ def _add_train(commands) -> None:
 
 
 def _add_eval(commands) -> None:
-    from specrobust.checkpoint import CHOICES
-    from specrobust.evaluation.job import DEFAULT_ATTACKS
+    from specrobust.defaults import CHECKPOINTS, DEFAULT_ATTACKS
 
     command = commands.add_parser(
         "eval", help="evaluate a run or checkpoint under an attack suite; writes eval.json",
@@ -94,7 +93,7 @@ def _add_eval(commands) -> None:
     command.add_argument("--dataset", help="dataset (needed for a plain state_dict)")
     command.add_argument("--model", help="architecture (needed for a plain state_dict)")
     command.add_argument("--checkpoint", dest="which", default="auto",
-                         choices=("auto", *CHOICES),
+                         choices=("auto", *CHECKPOINTS),
                          help="which checkpoint of a run directory (default auto: the averaged "
                          "model's best if the run averages weights, else the best)")
     command.add_argument("--out", help="where to write eval.json (default: in the run directory, "
@@ -111,7 +110,7 @@ def _add_eval(commands) -> None:
 
 def _add_analyze(commands) -> None:
     from specrobust.analysis import PARTS
-    from specrobust.checkpoint import CHOICES
+    from specrobust.defaults import CHECKPOINTS
 
     command = commands.add_parser(
         "analyze", help="spectral analysis of runs or checkpoints; writes analysis/ (JSON + PNG)",
@@ -127,7 +126,8 @@ def _add_analyze(commands) -> None:
     command.add_argument("--eps", help="L-inf budget (default: the training budget)")
     command.add_argument("--dataset", help="dataset (needed for a plain state_dict)")
     command.add_argument("--model", help="architecture (needed for a plain state_dict)")
-    command.add_argument("--checkpoint", dest="which", default="auto", choices=("auto", *CHOICES),
+    command.add_argument("--checkpoint", dest="which", default="auto",
+                         choices=("auto", *CHECKPOINTS),
                          help="which checkpoint of a run directory (default auto)")
     command.add_argument("--out", help="analysis directory (one source only; default "
                          "RUN/analysis, or RUN/analysis-<checkpoint>)")

@@ -10,14 +10,13 @@ from tqdm import tqdm
 
 from specrobust import atomic
 from specrobust.checkpoint import LoadedModel, load_model
+from specrobust.defaults import DEFAULT_ATTACKS
 from specrobust.devices import resolve_device
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.runner import evaluate
 from specrobust.evaluation.suite import parse_attacks
 from specrobust.evaluation.table import markdown
 from specrobust.numbers import parse_fraction
-
-DEFAULT_ATTACKS = "clean,fgsm,pgd20,cw30,aa"
 
 
 @dataclass
