@@ -60,9 +60,9 @@ def arguments(plan: Plan, description: str) -> argparse.Namespace:
     parser.add_argument("--out", default=f"benchmarks/replication/{plan.name}",
                         help="where runs and results go (default: %(default)s)")
     parser.add_argument("--seeds", default=",".join(map(str, plan.seeds)))
-    parser.add_argument("--stages", default="train,eval,analyze,aa",
-                        help="comma list of train, eval, analyze, aa (AutoAttack); the summary "
-                        "is always written")
+    parser.add_argument("--stages", default="train,eval,analyze,aa,report",
+                        help="comma list of train, eval, analyze, aa (AutoAttack), report (the "
+                        "HTML report of the first seed's runs); the summary is always written")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--data-root", help="where the datasets are")
@@ -95,6 +95,22 @@ def execute(plan: Plan, args: argparse.Namespace) -> None:
                 _evaluate(plan, method, seed, out, args, late=True)
                 write_summary(plan, out, seeds)
     write_summary(plan, out, seeds)
+    if "report" in stages:
+        write_report(plan, out, seeds[0])
+
+
+def write_report(plan: Plan, out: Path, seed: int) -> None:
+    """One seed's runs side by side (figures, eval tables, curves); RESULTS.md has all seeds."""
+    from specrobust.report.html import write_report as write_html
+
+    runs = [run_dir(out, run.name, seed) for run in plan.runs]
+    runs = [str(r) for r in runs if (r / "weights").is_dir()]
+    if not runs:
+        return
+    names = {f"{method.run}-seed{seed} ({method.which})": method.label
+             for method in plan.methods}
+    path = write_html(runs, out / "report.html", f"{plan.title} (seed {seed})", names)
+    log(f"report -> {path}")
 
 
 def run_dir(out: Path, run: str, seed: int) -> Path:
