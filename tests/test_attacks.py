@@ -6,6 +6,7 @@ import torch
 from specrobust import fourier
 from specrobust.attacks import autoattack, fgsm, folded_for_attack, pgd
 from specrobust.errors import SpecRobustError
+from specrobust.evaluation.batched import correct
 from trained_models import accuracy
 
 EPS = 8 / 255
@@ -125,6 +126,42 @@ def test_autoattack_standard_runs_on_a_handful_of_examples(trained):
     assert (x_adv - x[:16]).abs().max() <= EPS + 1e-6
     assert 0 <= x_adv.min() and x_adv.max() <= 1
     assert accuracy(model, x_adv, y[:16]) <= 0.1 < accuracy(model, x[:16], y[:16])
+
+
+def _library_and_staged_runs(model, x, y, eps, **version):
+    """AutoAttack through the adapter (one call per attack) and through pyautoattack itself."""
+    from pyautoattack import AutoAttack
+
+    heard = []
+    ours = autoattack(model, x, y, eps, batch_size=5, seed=3, **version,
+                      on_stage=lambda name, still, seconds: heard.append((name, still.clone())))
+    library = AutoAttack(model, eps=eps, norm="Linf", seed=3, **version)
+    library.verbose = False
+    theirs, _ = library.run_standard_evaluation(x, y, batch_size=5)
+    return ours, theirs, heard
+
+
+def test_autoattack_by_stages_equals_one_call_of_the_library(trained):
+    """The adapter runs the attacks one call each (to report each one); the result must be what
+    pyautoattack's own chained run finds: same examples broken, same images."""
+    model, x, y = trained
+    x, y, eps = x[:12], y[:12], 5 / 255  # a budget where APGD-CE breaks some, not all
+    ours, theirs, heard = _library_and_staged_runs(model, x, y, eps, version="custom",
+                                                   attacks=["apgd-ce", "apgd-t"])
+    assert torch.equal(ours, theirs)
+    assert [name for name, _ in heard] == ["apgd-ce", "apgd-t"]
+    left = [int(still.sum()) for _, still in heard]
+    assert 0 < left[0] < int(correct(model, x, y).sum()) and left[1] <= left[0]
+    assert torch.equal(heard[-1][1], correct(model, ours, y))
+
+
+@pytest.mark.slow
+def test_standard_autoattack_by_stages_equals_the_library(trained):
+    model, x, y = trained
+    ours, theirs, heard = _library_and_staged_runs(model, x[:16], y[:16], 3 / 255,
+                                                   version="standard")
+    assert torch.equal(ours, theirs)
+    assert [name for name, _ in heard] == ["apgd-ce", "apgd-t", "fab-t", "square"]
 
 
 def test_bad_attack_arguments():

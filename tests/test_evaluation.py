@@ -125,3 +125,41 @@ def test_evaluation_rejects_negative_eps(natural_low):
     model, x, y = natural_low
     with pytest.raises(SpecRobustError, match="eps"):
         evaluate(model, x, y, parse_attacks("clean"), -0.1)
+
+
+def test_autoattack_reports_what_each_of_its_attacks_broke_and_resumes(natural_low, tmp_path):
+    model, x, y = natural_low
+    x, y = x[:40], y[:40]
+    attacks = parse_attacks("clean,aa:attacks=apgd-ce+apgd-t")
+    whole = evaluate(model, x, y, attacks, EPS, batch_size=20, checks=False).as_dict()
+    aa = whole["attacks"][1]
+    assert [row["attack"] for row in aa["stages"]] == ["apgd-ce", "apgd-t"]
+    assert sum(row["broken"] for row in aa["stages"]) == aa["attacked"] - aa["correct"]
+    assert aa["stages"][-1]["accuracy_after"] == aa["accuracy"]
+    assert "aa:attacks=apgd-ce+apgd-t by attack, in order: apgd-ce broke" in markdown(whole)
+
+    def stop_after_first_batch(label, done, total):
+        if done > 0:
+            raise KeyboardInterrupt
+
+    path = tmp_path / "eval.json"
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(model, x, y, attacks, EPS, batch_size=20, checks=False, path=path,
+                 progress=stop_after_first_batch)
+    resumed = evaluate(model, x, y, attacks, EPS, batch_size=20, checks=False, path=path)
+    counts = [(r["attack"], r["broken"]) for r in resumed.as_dict()["attacks"][1]["stages"]]
+    assert counts == [(r["attack"], r["broken"]) for r in aa["stages"]]
+    # A finished file read back (nothing left to attack) keeps the breakdown too.
+    again = evaluate(model, x, y, attacks, EPS, batch_size=20, checks=False, path=path)
+    assert again.as_dict()["attacks"][1]["stages"] == resumed.as_dict()["attacks"][1]["stages"]
+
+
+def test_square_breaking_what_gradients_left_is_flagged():
+    from specrobust.evaluation.checks import _black_box_gain
+
+    stages = [{"attack": "apgd-ce", "broken": 300}, {"attack": "apgd-t", "broken": 20},
+              {"attack": "fab-t", "broken": 0}, {"attack": "square", "broken": 1}]
+    assert _black_box_gain("aa", stages, 1000).ok  # 0.1%: AutoAttack's own check stays quiet
+    stages[-1]["broken"] = 30
+    flagged = _black_box_gain("aa", stages, 1000)
+    assert not flagged.ok and "masked" in flagged.message

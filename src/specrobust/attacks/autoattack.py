@@ -8,9 +8,19 @@ set of planned attacks as the string of a Python set and compares it with a set 
 ("different set of attacks" on every resume), and a restored run never defines its ``y_adv``
 (UnboundLocalError), nor does it keep the adversarial images found before the interruption.
 So this adapter does not expose it; resuming a long evaluation belongs to the evaluation layer.
+
+Stages: the version's attacks run one after another, each on the examples that all earlier ones
+left correctly classified, exactly as ``run_standard_evaluation`` chains them (same order, same
+batches, each attack seeded with ``seed``); this adapter makes one call per attack so that it can
+report, through ``on_stage``, how many examples each attack broke and what it cost. That is the
+breakdown that tells gradient masking apart: on an honestly robust model the gradient attacks
+(APGD-CE, APGD-T) find nearly everything and the black-box Square adds almost nothing.
 """
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -21,6 +31,9 @@ from specrobust.errors import SpecRobustError
 VERSIONS = ("standard", "rand", "custom")
 ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
 _NORMS = {"linf": "Linf", "l2": "L2"}
+
+# (attack name, still correct after it: bool per example of the batch, seconds it took)
+StageCallback = Callable[[str, torch.Tensor, float], None]
 
 
 def autoattack(
@@ -34,8 +47,12 @@ def autoattack(
     norm: str = "linf",
     batch_size: int = 250,
     seed: int = 0,
+    on_stage: StageCallback | None = None,
 ) -> torch.Tensor:
-    """Adversarial images from AutoAttack (clean ones where it found no adversarial example)."""
+    """Adversarial images from AutoAttack (clean ones where it found no adversarial example).
+
+    ``on_stage``, if given, is called after each of the version's attacks (see the module
+    docstring)."""
     try:
         from pyautoattack import AutoAttack
     except ImportError:
@@ -61,7 +78,24 @@ def autoattack(
                                device=x.device, eps=float(eps), norm=_NORMS[norm], seed=seed,
                                version=version)
         adversary.verbose = False
-        x_adv, _ = adversary.run_standard_evaluation(x.detach(), y.detach(),
-                                                     batch_size=batch_size)
-    return x_adv.detach()
-
+        stages = list(adversary.attacks_to_run)
+        x, y = x.detach(), y.detach()
+        x_adv = x.clone()
+        with torch.no_grad():
+            remaining = (model(x).argmax(1) == y).nonzero().flatten()
+        for stage in stages:
+            tick = time.perf_counter()
+            if len(remaining):
+                # The version's settings stay as _set_version left them; only the list shrinks.
+                adversary.attacks_to_run = [stage]
+                found, _ = adversary.run_standard_evaluation(x[remaining], y[remaining],
+                                                             batch_size=batch_size)
+                with torch.no_grad():
+                    fooled = model(found).argmax(1) != y[remaining]
+                x_adv[remaining[fooled]] = found[fooled].detach()
+                remaining = remaining[~fooled]
+            if on_stage is not None:
+                still_correct = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+                still_correct[remaining] = True
+                on_stage(stage, still_correct, time.perf_counter() - tick)
+    return x_adv

@@ -11,6 +11,8 @@ loud warning and stored in eval.json. What is checked:
   unless the loss surface is broken); also compared for the suite's own attacks.
 - ``aa_vs_pgd``: AutoAttack leaves more examples correct than the suite's PGD (APGD-CE alone
   is compared with the CE-loss PGDs only).
+- ``black_box_gain``: within AutoAttack, the gradient-free Square attack breaks more than 0.2% of
+  the examples that its gradient attacks left (AutoAttack's own warning, same threshold).
 - ``eps_monotone``: PGD-20 accuracy rises while eps grows (eps/2, eps, 2 eps).
 - ``large_eps``: PGD-20 at eps 0.5 (L-inf; any image is then within reach of a mid-grey one)
   leaves more than 2% correct.
@@ -36,6 +38,7 @@ TOLERANCE = 0.01
 ZERO_GRADIENT_SHARE = 0.01
 LARGE_EPS = 0.5
 LARGE_EPS_ACCURACY = 0.02
+BLACK_BOX_GAIN = 0.002  # AutoAttack's check_square_sr threshold
 
 
 @dataclass
@@ -51,15 +54,31 @@ class Check:
 
 def self_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
                 suite: dict[str, tuple[AttackSpec, torch.Tensor]], *, check_n: int = 200,
-                seed: int = 0, batch_size: int = 256) -> list[Check]:
+                seed: int = 0, batch_size: int = 256,
+                aa_stages: dict[str, list[dict]] | None = None) -> list[Check]:
     """Run the checks. ``suite`` maps labels to (spec, per-example correctness) of the attacks
-    already evaluated on ``x``; the extra attacks use ``x[:check_n]``."""
+    already evaluated on ``x``; the extra attacks use ``x[:check_n]``. ``aa_stages`` maps an
+    AutoAttack's label to its per-attack table (``runner.stage_table``)."""
+    y_all = y
     x, y = x[:check_n], y[:check_n]
     checks = [_zero_gradients(model, x, y, batch_size)]
     if eps > 0:
         checks += _subset_attacks(model, x, y, eps, seed, batch_size)
     checks += _suite_comparisons(suite)
+    checks += [_black_box_gain(label, rows, len(y_all))
+               for label, rows in (aa_stages or {}).items()
+               if any(row["attack"] == "square" for row in rows)]
     return checks
+
+
+def _black_box_gain(label: str, stages: list[dict], n: int) -> Check:
+    square = next(row for row in stages if row["attack"] == "square")
+    share = square["broken"] / n
+    ok = share <= BLACK_BOX_GAIN
+    return Check("black_box_gain", ok, f"in {label}, Square broke {square['broken']} examples "
+                 f"({share:.1%}) that the gradient attacks left" +
+                 ("" if ok else ": the gradients may be masked"),
+                 {"square_broken": square["broken"], "n": n})
 
 
 def _zero_gradients(model, x, y, batch_size) -> Check:

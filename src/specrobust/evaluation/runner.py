@@ -42,14 +42,31 @@ class AttackResult:
     correct: torch.Tensor  # bool per example
     seconds: float
     attacked: int  # how many examples were attacked (the clean-correct ones)
+    # AutoAttack only: per attack of its version, in order, {"broken": examples it broke that
+    # the earlier ones had not, "seconds": its time}
+    stages: dict[str, dict] | None = None
 
     def summary(self, eps: float) -> dict:
         hits, n = int(self.correct.sum()), len(self.correct)
-        return {**self.spec.describe(eps), "correct": hits, "n": n, "accuracy": hits / n,
-                "ci95": list(wilson_interval(hits, n)), "seconds": round(self.seconds, 3),
-                "attacked": self.attacked,
-                "images_per_second": round(self.attacked / self.seconds, 2)
-                if self.seconds > 0 and self.attacked else None}
+        summary = {**self.spec.describe(eps), "correct": hits, "n": n, "accuracy": hits / n,
+                   "ci95": list(wilson_interval(hits, n)), "seconds": round(self.seconds, 3),
+                   "attacked": self.attacked,
+                   "images_per_second": round(self.attacked / self.seconds, 2)
+                   if self.seconds > 0 and self.attacked else None}
+        if self.stages is not None:
+            summary["stages"] = stage_table(self.stages, self.attacked, n)
+        return summary
+
+
+def stage_table(stages: dict[str, dict], attacked: int, n: int) -> list[dict]:
+    """AutoAttack's attacks in order: what each broke, and the accuracy left after it (as
+    AutoAttack judged it, on the copy it attacked)."""
+    rows, left = [], attacked
+    for name, stage in stages.items():
+        left -= stage["broken"]
+        rows.append({"attack": name, "broken": stage["broken"], "accuracy_after": left / n,
+                     "seconds": round(stage["seconds"], 3)})
+    return rows
 
 
 @dataclass
@@ -120,12 +137,15 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
         correct = _unbits(previous["bits"], images.device) if previous else \
             torch.zeros(len(images), dtype=torch.bool, device=images.device)
         done, seconds = previous.get("done", 0), previous.get("seconds", 0.0)
+        # AutoAttack's per-attack counts; none when resuming a file written without them.
+        stages = previous.get("stages", None if done else {}) if spec.kind == "aa" else None
         if done < len(targets):
             if progress:
                 progress(spec.label, done, len(targets))
 
-            def attack(x, y, batch_seed, spec=spec):
-                return spec.run(attacked, x, y, eps, seed=batch_seed)
+            def attack(x, y, batch_seed, spec=spec, stages=stages):
+                return spec.run(attacked, x, y, eps, seed=batch_seed,
+                                on_stage=_stage_counter(stages, len(x)))
 
             tick = time.perf_counter()
             batches = attack_batches(model, attack, images, labels, targets, label=spec.label,
@@ -134,20 +154,39 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                 correct[index] = batch_correct
                 now = time.perf_counter()
                 seconds, tick = seconds + now - tick, now
-                stored[spec.label] = {"bits": _bits(correct), "done": done, "seconds": seconds}
+                stored[spec.label] = {"bits": _bits(correct), "done": done, "seconds": seconds,
+                                      **({"stages": stages} if stages is not None else {})}
                 _save_partial(path, meta, stored)
                 if progress:
                     progress(spec.label, done, len(targets))
-        results.append(AttackResult(spec, correct, seconds, len(targets)))
+        results.append(AttackResult(spec, correct, seconds, len(targets), stages))
 
     result = EvalResult(eps, results, meta=meta)
     if checks:
         suite = {r.spec.label: (r.spec, r.correct) for r in results}
+        aa_stages = {r.spec.label: stage_table(r.stages, r.attacked, len(images))
+                     for r in results if r.stages}
         result.checks = self_checks(model, images, labels, eps, suite, check_n=check_n,
-                                    seed=seed, batch_size=batch_size)
+                                    seed=seed, batch_size=batch_size, aa_stages=aa_stages)
     if path is not None:
         atomic.write_text(path, json.dumps(result.as_dict(), indent=1) + "\n")
     return result
+
+
+def _stage_counter(stages: dict | None, batch: int):
+    """An ``on_stage`` callback adding one batch's AutoAttack stages to ``stages``."""
+    if stages is None:
+        return None
+    left = [batch]
+
+    def count(name: str, still_correct: torch.Tensor, seconds: float) -> None:
+        stage = stages.setdefault(name, {"broken": 0, "seconds": 0.0})
+        now_left = int(still_correct.sum())
+        stage["broken"] += left[0] - now_left
+        stage["seconds"] += seconds
+        left[0] = now_left
+
+    return count
 
 
 def _with_clean_first(attacks: list[AttackSpec]) -> list[AttackSpec]:
@@ -167,7 +206,10 @@ def _resumable(path: str | Path | None, fingerprint: dict, n: int) -> dict:
         return {}
     if earlier.get("complete"):
         return {a["label"]: {"bits": earlier["per_example"][a["label"]],
-                             "done": a["attacked"], "seconds": a["seconds"]}
+                             "done": a["attacked"], "seconds": a["seconds"],
+                             **({"stages": {row["attack"]: {"broken": row["broken"],
+                                                            "seconds": row["seconds"]}
+                                            for row in a["stages"]}} if "stages" in a else {})}
                 for a in earlier.get("attacks", []) if len(earlier["per_example"][a["label"]]) == n}
     return {label: entry for label, entry in earlier.get("partial", {}).items()
             if len(entry.get("bits", "")) == n}

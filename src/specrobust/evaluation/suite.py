@@ -31,6 +31,7 @@ from specrobust import fourier
 from specrobust.attacks import autoattack, fgsm, pgd
 from specrobust.attacks.autoattack import ATTACKS as AA_ATTACKS
 from specrobust.attacks.autoattack import VERSIONS as AA_VERSIONS
+from specrobust.attacks.autoattack import StageCallback
 from specrobust.attacks.losses import LOSSES
 from specrobust.errors import SpecRobustError
 from specrobust.numbers import parse_fraction
@@ -88,9 +89,10 @@ class AttackSpec:
         return 0 if self.kind == "clean" else None
 
     def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *,
-            seed: int) -> torch.Tensor:
+            seed: int, on_stage: StageCallback | None = None) -> torch.Tensor:
         """Adversarial images for one batch; ``seed`` makes the batch's randomness repeatable
-        (so a resumed evaluation draws exactly what an uninterrupted one would have)."""
+        (so a resumed evaluation draws exactly what an uninterrupted one would have).
+        ``on_stage`` hears about each of AutoAttack's attacks (ignored by the others)."""
         options = self.options
         generator = torch.Generator(device=x.device).manual_seed(seed)
         if self.kind == "clean":
@@ -108,7 +110,7 @@ class AttackSpec:
         version = "custom" if options["attacks"] else options["version"]
         return autoattack(model, x, y, eps, version=version,
                           attacks=list(options["attacks"]) if options["attacks"] else None,
-                          batch_size=len(x), seed=seed)
+                          batch_size=len(x), seed=seed, on_stage=on_stage)
 
 
 def parse_attacks(text: str) -> list[AttackSpec]:

@@ -14,6 +14,11 @@ def markdown(evaluation: dict) -> str:
                           attack["images_per_second"]))
     worst = evaluation["worst_case"]
     lines.append(_row("**worst case**", worst, None, None))
+    for attack in evaluation["attacks"]:
+        if attack.get("stages"):
+            steps = ", ".join(f"{s['attack']} broke {s['broken']} ({100 * s['accuracy_after']:.2f}%"
+                              f" left, {s['seconds']:.0f} s)" for s in attack["stages"])
+            lines += ["", f"{attack['label']} by attack, in order: {steps}."]
     failed = [c for c in evaluation.get("checks", []) if not c["ok"]]
     if evaluation.get("checks"):
         lines.append("")
