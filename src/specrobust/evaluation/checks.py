@@ -59,13 +59,13 @@ def self_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
     """Run the checks. ``suite`` maps labels to (spec, per-example correctness) of the attacks
     already evaluated on ``x``; the extra attacks use ``x[:check_n]``. ``aa_stages`` maps an
     AutoAttack's label to its per-attack table (``runner.stage_table``)."""
-    y_all = y
+    evaluated = len(y)
     x, y = x[:check_n], y[:check_n]
     checks = [_zero_gradients(model, x, y, batch_size)]
     if eps > 0:
         checks += _subset_attacks(model, x, y, eps, seed, batch_size)
     checks += _suite_comparisons(suite)
-    checks += [_black_box_gain(label, rows, len(y_all))
+    checks += [_black_box_gain(label, rows, evaluated)
                for label, rows in (aa_stages or {}).items()
                if any(row["attack"] == "square" for row in rows)]
     return checks
