@@ -167,6 +167,9 @@ def _accuracies(path: Path) -> dict[str, float]:
         return {}
     data = json.loads(path.read_text())
     found = {a["label"]: a["accuracy"] for a in data.get("attacks", []) if a.get("complete", True)}
+    for attack in data.get("attacks", []):  # AutoAttack, attack by attack (where recorded)
+        for stage in attack.get("stages", []):
+            found[f"{attack['label']} after {stage['attack']}"] = stage["accuracy_after"]
     if "worst_case" in data:
         found["worst case"] = data["worst_case"]["accuracy"]
     return found
@@ -207,12 +210,17 @@ def write_summary(plan: Plan, out: Path, seeds: list[int]) -> None:
     analysis_columns = [m for m in dict.fromkeys(m for row in rows.values() for m in row)
                         if m not in attack_columns]
     lowpass = [m for m in analysis_columns if m.startswith("LPF ")]
-    others = [m for m in analysis_columns if m not in lowpass]
+    stages = [m for m in analysis_columns if " after " in m]
+    others = [m for m in analysis_columns if m not in lowpass + stages]
     lines = [f"# {plan.title}", "", *plan.notes, "",
              f"Accuracy in % on the first {plan.n} test images, eps {plan.eps}: mean ± standard "
              f"deviation over the finished seeds of {', '.join(map(str, seeds))} (the seeds "
              "column; a cell with fewer says so).", ""]
     lines += _table(rows, attack_columns, seeds)
+    if stages:
+        lines += ["", "AutoAttack attack by attack: accuracy in % left after each of its attacks "
+                  "(seeds evaluated since this breakdown was recorded):", ""]
+        lines += _table(rows, stages, seeds)
     if lowpass:
         lines += ["", "Accuracy in % on low-pass filtered inputs, by bandwidth b (the paper's "
                   "Table 1: the centred b x b block of the spectrum kept; PGD-20 images made "
