@@ -69,17 +69,42 @@ def test_a_run_directory_holds_everything_and_evaluates(tmp_path, capsys):
         train(load_config(_write_config(tmp_path), ["optim.lr=0.1"]), run, resume=True)
 
 
-def test_weight_averaging_leaves_the_raw_models_training_unchanged(tmp_path):
+@pytest.mark.parametrize("bn_inputs", ["clean", "adversarial"])
+def test_weight_averaging_leaves_the_raw_models_training_unchanged(tmp_path, bn_inputs):
     """The replication reads AT+SAR and AT+SAR+WA from one run (raw and averaged checkpoints);
-    that is only sound if switching SWA on does not change the raw model's weights."""
+    that is only sound if switching SWA on does not change the raw model's weights (nor may the
+    attack that makes the averaged model's batch-norm inputs draw from the training's random
+    numbers)."""
     finals = {}
     for kind in ("swa", "none"):
         run = tmp_path / kind / "run"
         (tmp_path / kind).mkdir()
-        train(load_config(_write_config(tmp_path / kind, {"averaging.kind": kind})), run)
+        changes = {"averaging.kind": kind, "averaging.bn_inputs": bn_inputs}
+        train(load_config(_write_config(tmp_path / kind, changes)), run)
         finals[kind] = read_checkpoint(run / "checkpoints/last.pt")["state_dict"]
     assert finals["swa"].keys() == finals["none"].keys()
     assert all(torch.equal(finals["swa"][k], finals["none"][k]) for k in finals["swa"])
+
+
+def test_swa_batch_norm_statistics_come_from_the_chosen_inputs():
+    from specrobust.training.averaging import WeightAveraging
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.BatchNorm2d(1), torch.nn.Flatten())
+    batches = [(torch.rand(8, 1, 4, 4), torch.zeros(8, dtype=torch.long)) for _ in range(4)]
+    clean_mean = torch.cat([x for x, _ in batches]).mean()
+
+    def shift_attack(model, x, y, index):
+        model(x + 5)  # the attack's own forward passes must not reach the statistics
+        return x + 1
+
+    means = {}
+    for bn_inputs in ("clean", "adversarial"):
+        averaging = WeightAveraging(net, "swa", start_epoch=0, bn_inputs=bn_inputs)
+        averaging.after_epoch(net, 0, batches, shift_attack)
+        means[bn_inputs] = averaging.model[0].running_mean.item()
+    assert means["clean"] == pytest.approx(clean_mean.item(), abs=1e-5)
+    assert means["adversarial"] == pytest.approx(clean_mean.item() + 1, abs=1e-5)
 
 
 @pytest.mark.parametrize("name, awp", [("trades", False), ("mart", False), ("pgd_at", True),

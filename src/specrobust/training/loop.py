@@ -133,7 +133,7 @@ def train(config: Config, run_dir: str | Path, *, resume: bool = False,
         if config.sar.enabled else None
     awp = AWP(model, config.awp.gamma) if config.awp.enabled else None
     averaging = WeightAveraging(model, config.averaging.kind, config.averaging_start,
-                                config.averaging.ema_decay) \
+                                config.averaging.ema_decay, config.averaging.bn_inputs) \
         if config.averaging.kind != "none" else None
 
     start_epoch, best = 0, {"val_robust": -1.0, "val_robust_avg": -1.0}
@@ -185,7 +185,8 @@ def train(config: Config, run_dir: str | Path, *, resume: bool = False,
             batches.set_postfix(loss=f"{sums['loss'] / (step + 1):.3f}")
         scheduler.step()
         if averaging is not None:
-            averaging.after_epoch(model, epoch, loader)
+            averaging.after_epoch(model, epoch, loader, _bn_attack(config, objective, device,
+                                                                   epoch))
 
         metrics = _epoch_metrics(config, epoch, sums, len(loader), lr, started)
         if dist.main:
@@ -210,6 +211,18 @@ def train(config: Config, run_dir: str | Path, *, resume: bool = False,
     if writer is not None:
         writer.close()
     return metrics
+
+
+def _bn_attack(config, objective, device, epoch):
+    """The training attack, in eval mode, for the averaged model's batch-norm inputs; its own
+    random stream (steps numbered after the epoch's training steps never collide with them)."""
+    def attack(model, x, y, index):
+        ctx = StepContext(epoch, config.eps, config.alpha, config.attack.steps,
+                          config.attack.random_start, "eval", config.objective.beta,
+                          _step_generator(device, config.seed, epoch, 1_000_000 + index))
+        x_adv = objective.adversarial(model, x, y, ctx)
+        return x if x_adv is None else x_adv
+    return attack
 
 
 def _train_step(model, forward, objective, sar, awp, optimizer, x, y, ctx,

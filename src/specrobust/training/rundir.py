@@ -26,7 +26,7 @@ from specrobust.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from specrobust.config import Config
+from specrobust.config import Config, config_from_dict
 from specrobust.errors import SpecRobustError
 
 # Settings that change no number of the run: a resume may differ in them.
@@ -34,6 +34,8 @@ _COSMETIC = {("run", "progress"), ("run", "tensorboard")}
 
 
 def _comparable(config_dict: dict) -> dict:
+    # Through the dataclasses, so a setting added since the run started counts at its default.
+    config_dict = config_from_dict(config_dict).as_dict()
     return {section: ({k: v for k, v in values.items() if (section, k) not in _COSMETIC}
                       if isinstance(values, dict) else values)
             for section, values in config_dict.items()}
