@@ -1,14 +1,15 @@
 """Why AT+WA collapsed on Fashion-MNIST: weight averaging, or the batch-norm statistics?
 
-    python benchmarks/swa_batchnorm.py [RUN_DIR] [--n 500]
+    python benchmarks/swa_batchnorm.py [RUN_DIR] [--n 500] [--eps 0.1]
 
-Takes a finished AT run with SWA (default: the Fashion-MNIST replication's AT seed 0) and
-measures clean and PGD-20 accuracy (eps 0.1, step eps/4) on the first n test images for:
-the raw model; the averaged model as trained (batch-norm statistics recomputed on clean training
-images, swa_utils' way); the averaged weights with the raw model's statistics; the averaged
-weights with statistics recomputed on PGD-5 training images; the raw model with statistics
-recomputed on clean images. If only the clean-statistics variants collapse, the statistics are
-the cause (see averaging.bn_inputs in specrobust/config.py).
+Takes a finished AT run with SWA (default: the Fashion-MNIST replication's first AT seed 0 run,
+whose averaged model got clean statistics) and measures clean and PGD-20 accuracy (step eps/4)
+on the first n test images for: the raw model; the averaged model as trained (batch-norm
+statistics recomputed on clean training images, swa_utils' way); the averaged weights with the
+raw model's statistics; the averaged weights with statistics recomputed on PGD-5 training
+images; the raw model with statistics recomputed on clean images. If only the clean-statistics
+variants collapse, the statistics are the cause (see averaging.bn_inputs in
+specrobust/config.py).
 """
 
 import argparse
@@ -50,7 +51,8 @@ def recompute_statistics(model, images, batch_size=128):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run", nargs="?", default="benchmarks/replication/fmnist/runs/at-seed0")
+    parser.add_argument("run", nargs="?",
+                        default="benchmarks/replication/fmnist-clean-bn/runs/at-seed0")
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--train-n", type=int, default=10000,
                         help="training images the statistics are recomputed on")
