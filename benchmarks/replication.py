@@ -104,7 +104,7 @@ def write_report(plan: Plan, out: Path, seed: int) -> None:
     from specrobust.report.html import write_report as write_html
 
     runs = [run_dir(out, run.name, seed) for run in plan.runs]
-    runs = [str(r) for r in runs if (r / "weights").is_dir()]
+    runs = [str(r) for r in runs if (r / "metrics.jsonl").is_file()]
     if not runs:
         return
     names = {f"{method.run}-seed{seed} ({method.which})": method.label
@@ -131,7 +131,7 @@ def _train(plan: Plan, run: Run, seed: int, out: Path, args) -> None:
 def _evaluate(plan: Plan, method: Method, seed: int, out: Path, args, late=False) -> None:
     """The late pass adds AutoAttack to the same eval file, re-using the finished attacks."""
     directory = run_dir(out, method.run, seed)
-    if not (directory / "weights").is_dir():
+    if not _checkpoint(directory, method.which).is_file():
         return
     evaluate_method(Method(f"{method.label} seed {seed}", method.run, method.which), directory,
                     attacks=_join(plan.attacks, plan.late_attacks) if late else plan.attacks,
@@ -141,11 +141,15 @@ def _evaluate(plan: Plan, method: Method, seed: int, out: Path, args, late=False
 
 def _analyze(plan: Plan, method: Method, seed: int, out: Path, args) -> None:
     directory = run_dir(out, method.run, seed)
-    if not (directory / "weights").is_dir():
+    if not _checkpoint(directory, method.which).is_file():
         return
     analyze_method(Method(f"{method.label} seed {seed}", method.run, method.which), directory,
                    parts=plan.analysis_suites, n=args.n, eps=plan.eps, data_root=args.data_root,
                    device=args.device, progress=False)
+
+
+def _checkpoint(directory: Path, which: str) -> Path:
+    return directory / "checkpoints" / f"{which}.pt"
 
 
 def _join(*attack_lists: str) -> str:

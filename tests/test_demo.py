@@ -18,8 +18,9 @@ def test_demo_recipes_are_valid_and_follow_the_paper(size):
     sar = demo.recipe("AT+SAR", size, None, "cpu")
     assert sar.sar.enabled and sar.sar.lam == 0.1
     assert sar.sar_start == sar.averaging_start == sar.optim.milestones[0]  # the first decay
-    assert demo.recipe("AT", size, None, "cpu").averaging.kind == "swa"
-    assert not demo.recipe("AT", size, None, "cpu").sar.enabled
+    assert sar.averaging.kind == "swa" and sar.averaging.bn_inputs == "adversarial"
+    at = demo.recipe("AT", size, None, "cpu")
+    assert not at.sar.enabled and at.averaging.kind == "none"  # no AT+WA row in the demo
     assert [m.label for m in demo.METHODS] == ["natural", "AT", "AT+SAR", "AT+SAR+WA"]
 
 

@@ -88,22 +88,27 @@ def test_self_checks_fire_on_a_gradient_masked_model(natural_low):
     assert {"zero_gradients", "large_eps"} <= failed  # ... and the checks say why not to trust it
 
 
-def test_an_interrupted_evaluation_resumes_to_the_same_result(natural_low, tmp_path):
-    model, x, y = natural_low
-    attacks = parse_attacks("clean,pgd:steps=3")
-    whole = evaluate(model, x, y, attacks, EPS, batch_size=64, checks=False)
+class Interrupt(Exception):
+    pass
 
-    class Interrupt(Exception):
-        pass
 
+def _interrupt_after_first_batch(model, x, y, attacks, path, *, batch_size):
+    """An evaluation stopped (as by Ctrl-C) once its first attacked batch is saved."""
     def stop_after_first_batch(label, done, total):
         if done > 0:
             raise Interrupt
 
-    path = tmp_path / "eval.json"
     with pytest.raises(Interrupt):
-        evaluate(model, x, y, attacks, EPS, batch_size=64, checks=False, path=path,
+        evaluate(model, x, y, attacks, EPS, batch_size=batch_size, checks=False, path=path,
                  progress=stop_after_first_batch)
+
+
+def test_an_interrupted_evaluation_resumes_to_the_same_result(natural_low, tmp_path):
+    model, x, y = natural_low
+    attacks = parse_attacks("clean,pgd:steps=3")
+    whole = evaluate(model, x, y, attacks, EPS, batch_size=64, checks=False)
+    path = tmp_path / "eval.json"
+    _interrupt_after_first_batch(model, x, y, attacks, path, batch_size=64)
     partial = json.loads(path.read_text())
     assert partial["complete"] is False and partial["partial"]["pgd:steps=3"]["done"] == 64
 
@@ -137,15 +142,8 @@ def test_autoattack_reports_what_each_of_its_attacks_broke_and_resumes(natural_l
     assert sum(row["broken"] for row in aa["stages"]) == aa["attacked"] - aa["correct"]
     assert aa["stages"][-1]["accuracy_after"] == aa["accuracy"]
     assert "aa:attacks=apgd-ce+apgd-t by attack, in order: apgd-ce broke" in markdown(whole)
-
-    def stop_after_first_batch(label, done, total):
-        if done > 0:
-            raise KeyboardInterrupt
-
     path = tmp_path / "eval.json"
-    with pytest.raises(KeyboardInterrupt):
-        evaluate(model, x, y, attacks, EPS, batch_size=20, checks=False, path=path,
-                 progress=stop_after_first_batch)
+    _interrupt_after_first_batch(model, x, y, attacks, path, batch_size=20)
     resumed = evaluate(model, x, y, attacks, EPS, batch_size=20, checks=False, path=path)
     counts = [(r["attack"], r["broken"]) for r in resumed.as_dict()["attacks"][1]["stages"]]
     assert counts == [(r["attack"], r["broken"]) for r in aa["stages"]]

@@ -2,8 +2,8 @@
 
 Trains cnn_small naturally, with PGD-AT and with PGD-AT+SAR (SWA on, so AT+SAR+WA comes from the
 AT+SAR run: see ``specrobust.experiment``), evaluates the four models, analyses them and writes
-one HTML report. Every stage is resumable: run it again after an
-interruption and it continues where it stopped; finished parts are re-used.
+one HTML report. Every stage is resumable: run it again after an interruption and it continues
+where it stopped; finished parts are re-used.
 
 The recipe is the CPU-sized one of ``configs/fmnist_cnn_*.yaml`` made shorter: a class-balanced
 training subset, PGD-5 training (step 2.5 eps / 5) and few epochs, with SAR and SWA from the

@@ -40,7 +40,11 @@ def train_run(config: Config, directory: Path, label: str) -> None:
     """Train, or continue an interrupted run; a finished run is left alone."""
     from specrobust.training.loop import train
 
-    if (directory / "weights").is_dir() and finished_epochs(directory) >= config.optim.epochs:
+    if finished_epochs(directory) >= config.optim.epochs:
+        if not (directory / "checkpoints" / "last.pt").is_file():
+            # Its results stay valid; training again would overwrite its metrics with another
+            # run's (seeded, but not bit-identical across machines).
+            log(f"{label}: finished, but its checkpoints are gone; delete {directory} to train again")
         return
     log(f"train {label} -> {directory}")
     train(config, directory, resume=True)
