@@ -44,7 +44,8 @@ def train_run(config: Config, directory: Path, label: str) -> None:
         if not (directory / "checkpoints" / "last.pt").is_file():
             # Its results stay valid; training again would overwrite its metrics with another
             # run's (seeded, but not bit-identical across machines).
-            log(f"{label}: finished, but its checkpoints are gone; delete {directory} to train again")
+            log(f"{label}: finished, but its checkpoints are gone; delete {directory} to train "
+                "again")
         return
     log(f"train {label} -> {directory}")
     train(config, directory, resume=True)
