@@ -67,6 +67,10 @@ def test_a_run_directory_holds_everything_and_evaluates(tmp_path, capsys):
         train(load_config(_write_config(tmp_path)), run)
     with pytest.raises(SpecRobustError, match="different config"):
         train(load_config(_write_config(tmp_path), ["optim.lr=0.1"]), run, resume=True)
+    # where the data lie and which device continues are not the recipe (a run may move to a GPU)
+    moved = ["data.data_root=" + str(tmp_path / "elsewhere"), "run.device=cpu"]
+    train(load_config(_write_config(tmp_path), moved), run, resume=True)  # accepted, nothing to do
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 3
 
 
 @pytest.mark.parametrize("bn_inputs", ["clean", "adversarial"])

@@ -29,8 +29,11 @@ from specrobust.checkpoint import (
 from specrobust.config import Config, config_from_dict
 from specrobust.errors import SpecRobustError
 
-# Settings that change no number of the run: a resume may differ in them.
-_COSMETIC = {("run", "progress"), ("run", "tensorboard")}
+# Settings that are not the recipe: a resume may differ in them. Where the data lie does not
+# change a number (files are checksummed); another device changes floating-point rounding only,
+# and continuing a CPU run on a GPU (benchmarks/device_replicate.sh) is a move, not a new recipe.
+_COSMETIC = {("run", "progress"), ("run", "tensorboard"), ("run", "device"),
+             ("data", "data_root")}
 
 
 def _comparable(config_dict: dict) -> dict:
