@@ -16,7 +16,7 @@ PLAN = Plan(
     title="Replication at CPU scale: CIFAR-10, cnn_small, 10k training images, eps 8/255",
     runs=[Run("natural", "replication/cifar10_cnn_natural.yaml"),
           Run("at", "replication/cifar10_cnn_at.yaml"),
-          Run("at_sar", "replication/cifar10_cnn_at_sar.yaml")],
+          Run("at_sar", "replication/cifar10_cnn_at_sar.yaml", branch_from="at")],
     methods=[Method("natural", "natural", "last"),
              Method("AT", "at", "best"),
              Method("AT+WA", "at", "best_averaged"),

@@ -16,7 +16,7 @@ PLAN = Plan(
     title="Replication at CPU scale: full Fashion-MNIST, cnn_small, eps 0.1",
     runs=[Run("natural", "replication/fmnist_cnn_natural.yaml"),
           Run("at", "replication/fmnist_cnn_at.yaml"),
-          Run("at_sar", "replication/fmnist_cnn_at_sar.yaml")],
+          Run("at_sar", "replication/fmnist_cnn_at_sar.yaml", branch_from="at")],
     methods=[Method("natural", "natural", "last"),
              Method("AT", "at", "best"),
              Method("AT+WA", "at", "best_averaged"),

@@ -38,6 +38,9 @@ class Run:
     name: str
     config: str
     overrides: tuple[str, ...] = ()
+    # A run of the same seed whose snapshot (run.snapshot_epochs) this one branches from, so
+    # that the epochs before SAR starts are not trained twice.
+    branch_from: str | None = None
 
 
 @dataclass
@@ -125,7 +128,8 @@ def _train(plan: Plan, run: Run, seed: int, out: Path, args) -> None:
     if args.data_root:
         overrides.append(f"data.data_root={args.data_root}")
     config = load_config(Path("configs") / run.config, overrides)
-    train_run(config, run_dir(out, run.name, seed), f"{run.name} seed {seed}")
+    branch = run_dir(out, run.branch_from, seed) if run.branch_from else None
+    train_run(config, run_dir(out, run.name, seed), f"{run.name} seed {seed}", branch)
 
 
 def _evaluate(plan: Plan, method: Method, seed: int, out: Path, args, late=False) -> None:

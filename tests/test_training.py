@@ -90,6 +90,50 @@ def test_weight_averaging_leaves_the_raw_models_training_unchanged(tmp_path, bn_
     assert all(torch.equal(finals["swa"][k], finals["none"][k]) for k in finals["swa"])
 
 
+def test_a_run_branched_after_the_shared_epochs_equals_one_trained_from_scratch(tmp_path):
+    """AT+SAR+SWA with SAR and SWA from the first decay (epoch 2) is plain AT until then:
+    branching it from an AT run's snapshot must give the very weights, best checkpoints and
+    metrics of a whole run."""
+    def tiny(name, sar, snapshot=(), averaging="swa"):
+        (tmp_path / name).mkdir()
+        return load_config(_write_config(tmp_path / name, {
+            "sar.enabled": sar, "averaging.kind": averaging,
+            "run.snapshot_epochs": list(snapshot)}))
+
+    train(tiny("at", False, snapshot=[2], averaging="none"), tmp_path / "at")
+    assert (tmp_path / "at/checkpoints/epoch2/last.pt").is_file()
+    train(tiny("whole", True), tmp_path / "whole")
+    assert main(["train", str(tmp_path / "whole/tiny.yaml"), "--out", str(tmp_path / "branched"),
+                 "--branch-from", str(tmp_path / "at")]) == 0
+    for name in ("last.pt", "best.pt", "best_averaged.pt"):
+        whole = read_checkpoint(tmp_path / "whole/checkpoints" / name)["state_dict"]
+        branched = read_checkpoint(tmp_path / "branched/checkpoints" / name)["state_dict"]
+        assert all(torch.equal(whole[k], branched[k]) for k in whole), name
+    epochs = [{k: v for k, v in json.loads(line).items() if "seconds" not in k}
+              for name in ("whole", "branched")
+              for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+    assert epochs[:3] == epochs[3:]
+    assert json.loads((tmp_path / "branched/branched_from.json").read_text())["epoch"] == 2
+
+
+def test_branching_is_refused_where_the_recipes_differ_before_the_branch(tmp_path, capsys):
+    (tmp_path / "at").mkdir()
+    train(load_config(_write_config(tmp_path / "at", {"sar.enabled": False,
+                                                      "run.snapshot_epochs": [2]})),
+          tmp_path / "at")
+    recipe = _write_config(tmp_path)
+    for extra in (["--set", "optim.lr=0.1"], ["--branch-epoch", "3"],
+                  ["--set", "sar.start_epoch=1", "--branch-epoch", "2"],
+                  ["--set", "averaging.start_epoch=1"]):
+        out = tmp_path / "branched"
+        code = main(["train", str(recipe), "--out", str(out), "--branch-from",
+                     str(tmp_path / "at"), *extra])
+        error = capsys.readouterr().err.strip()
+        assert code == 2 and "\n" not in error, extra
+        assert "cannot branch" in error or "no snapshot" in error, error
+        assert not out.exists()  # nothing written: the next try starts clean
+
+
 def test_swa_batch_norm_statistics_come_from_the_chosen_inputs():
     from specrobust.training.averaging import WeightAveraging
 

@@ -72,6 +72,12 @@ def _add_train(commands) -> None:
                          help="continue the run in --out from its last checkpoint")
     command.add_argument("--force", action="store_true",
                          help="resume even though the config differs from the run's")
+    command.add_argument("--branch-from", metavar="RUN",
+                         help="start from RUN's state after the epoch SAR starts at (or "
+                         "--branch-epoch): RUN must have trained the same recipe without SAR "
+                         "that far, with run.snapshot_epochs naming that epoch")
+    command.add_argument("--branch-epoch", type=int, metavar="K",
+                         help="with --branch-from: the epoch to branch after")
 
 
 def _add_eval(commands) -> None:
@@ -258,7 +264,14 @@ def _train(args) -> int:
 
     config = load_config(args.config, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
-    metrics = train(config, out, resume=args.resume, force=args.force)
+    branch = None
+    if args.branch_from:
+        epoch = args.branch_epoch if args.branch_epoch is not None else \
+            config.sar_start if config.sar.enabled else None
+        if epoch is None:
+            raise SpecRobustError("--branch-from needs --branch-epoch when SAR is off")
+        branch = (args.branch_from, epoch)
+    metrics = train(config, out, resume=args.resume, force=args.force, branch=branch)
     print(f"finished {config.optim.epochs} epochs in {out}; last epoch: "
           + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
                       if isinstance(v, float) and k.startswith("val_")))

@@ -123,6 +123,9 @@ class RunConfig:
     compile: bool = False
     tensorboard: bool = False
     progress: bool = True
+    # Epochs (finished-epoch counts) whose whole state is kept in checkpoints/epoch<K>/, so that
+    # a run differing only from epoch K on (SAR from the first decay) can branch from it.
+    snapshot_epochs: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -370,3 +373,5 @@ def validate(config: Config) -> None:
     require(config.validation.n >= 0 and config.validation.test_n >= 0, "validation.n",
             "and validation.test_n must be >= 0")
     require(config.validation.pgd_steps >= 1, "validation.pgd_steps", "must be >= 1")
+    require(all(1 <= k <= optim.epochs for k in config.run.snapshot_epochs),
+            "run.snapshot_epochs", f"must lie in [1, optim.epochs] = [1, {optim.epochs}]")

@@ -36,9 +36,13 @@ def finished_epochs(directory: Path) -> int:
     return len(metrics.read_text().splitlines()) if metrics.is_file() else 0
 
 
-def train_run(config: Config, directory: Path, label: str) -> None:
-    """Train, or continue an interrupted run; a finished run is left alone."""
+def train_run(config: Config, directory: Path, label: str, branch_from: Path | None = None,
+              ) -> None:
+    """Train, or continue an interrupted run; a finished run is left alone. A new run with
+    ``branch_from`` takes its epochs before SAR starts from that run's snapshot, where there is
+    one (``RunDir._branch_state``: same weights as training them again)."""
     from specrobust.training.loop import train
+    from specrobust.training.rundir import RunDir
 
     if finished_epochs(directory) >= config.optim.epochs:
         if not (directory / "checkpoints" / "last.pt").is_file():
@@ -47,8 +51,18 @@ def train_run(config: Config, directory: Path, label: str) -> None:
             log(f"{label}: finished, but its checkpoints are gone; delete {directory} to train "
                 "again")
         return
-    log(f"train {label} -> {directory}")
-    train(config, directory, resume=True)
+    branch = None
+    if branch_from is not None and not RunDir(directory).last.is_file():
+        epoch = config.sar_start
+        if (RunDir(branch_from).snapshot_dir(epoch) / "last.pt").is_file():
+            branch = (branch_from, epoch)
+            log(f"train {label} -> {directory}, its first {epoch} epochs from {branch_from}")
+        else:
+            log(f"train {label} -> {directory} ({branch_from} has no snapshot after epoch "
+                f"{epoch} to branch from)")
+    else:
+        log(f"train {label} -> {directory}")
+    train(config, directory, resume=True, branch=branch)
 
 
 def eval_path(directory: Path, which: str) -> Path:

@@ -89,11 +89,14 @@ def _robust_accuracy(model, x, y, eps, steps, seed, batch_size=500) -> float:
 
 
 def train(config: Config, run_dir: str | Path, *, resume: bool = False,
-          force: bool = False) -> dict:
-    """Train per ``config`` into ``run_dir``; returns the last epoch's metrics."""
+          force: bool = False, branch: tuple[str | Path, int] | None = None) -> dict:
+    """Train per ``config`` into ``run_dir``; returns the last epoch's metrics. ``branch`` =
+    (run, epoch): a new run starts from that run's snapshot after that epoch
+    (``RunDir.branch``)."""
     dist, device = _init_distributed(config.run.device)
     run = rundir.RunDir(Path(run_dir))
-    state = run.prepare(config, resume=resume, force=force, write=dist.main)
+    state = run.prepare(config, resume=resume, force=force, write=dist.main,
+                        branch=None if branch is None else (Path(branch[0]), branch[1]))
 
     # ---- data --------------------------------------------------------------------------------
     dataset = load_dataset(config.data.dataset, config.data.data_root)
@@ -141,7 +144,7 @@ def train(config: Config, run_dir: str | Path, *, resume: bool = False,
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        if averaging is not None:
+        if averaging is not None and state["averaged"] is not None:  # None: a branch (rundir)
             averaging.load_state_dict(state["averaged"])
         start_epoch, best = state["epoch"], state["best"]
         torch.set_rng_state(state["rng"]["torch"])

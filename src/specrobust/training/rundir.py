@@ -7,6 +7,9 @@
     RUN/checkpoints/best.pt         raw model with the best validation robust accuracy
     RUN/checkpoints/best_averaged.pt  averaged model with the best validation robust accuracy
     RUN/checkpoints/averaged.pt     the averaged model at the end
+    RUN/checkpoints/epoch<K>/       last.pt and best*.pt as they were after epoch K, for each K
+                                    of run.snapshot_epochs (see ``RunDir.branch``)
+    RUN/branched_from.json          where a branched run took its first epochs from
     RUN/weights/*.safetensors       the same weights, code-free, written at the end
     RUN/curves.png                  training curves (updated every epoch)
 """
@@ -33,7 +36,8 @@ from specrobust.errors import SpecRobustError
 # change a number (files are checksummed); another device changes floating-point rounding only,
 # and continuing a CPU run on a GPU (benchmarks/device_replicate.sh) is a move, not a new recipe.
 _COSMETIC = {("run", "progress"), ("run", "tensorboard"), ("run", "device"),
-             ("data", "data_root")}
+             ("data", "data_root"), ("run", "snapshot_epochs")}
+_BEST = ("best.pt", "best_averaged.pt")
 
 
 def _comparable(config_dict: dict) -> dict:
@@ -52,8 +56,10 @@ class RunDir:
         self.metrics_file = path / "metrics.jsonl"
         self.metrics: list[dict] = []
 
-    def prepare(self, config: Config, *, resume: bool, force: bool, write: bool) -> dict | None:
-        """Check the directory, write config.yaml; return the resume state or None."""
+    def prepare(self, config: Config, *, resume: bool, force: bool, write: bool,
+                branch: tuple[Path, int] | None = None) -> dict | None:
+        """Check the directory, write config.yaml; return the resume state (or, for a new run
+        with ``branch`` = (run, epoch), the state it branches from: ``_branch_state``) or None."""
         if self.path.exists() and not self.path.is_dir():
             raise SpecRobustError(f"run directory {self.path} is a file")
         has_run = self.last.is_file() or (self.path / "config.yaml").is_file()
@@ -71,9 +77,13 @@ class RunDir:
                                       "or add --force")
             state["model"] = payload["state_dict"]
             self.metrics = list(state.get("metrics", []))
+        elif branch is not None:
+            state = self._branch_state(config, *branch)
         if write:
             self.path.mkdir(parents=True, exist_ok=True)
             atomic.write_text(self.path / "config.yaml", config.to_yaml())
+            if state is not None and branch is not None and not self.last.is_file():
+                self._record_branch(*branch)
         return state
 
     def save_epoch(self, config: Config, model, averaging, optimizer, scheduler, epoch: int,
@@ -96,6 +106,14 @@ class RunDir:
             "averaged": None if averaging is None else averaging.state_dict(),
             "rng": {"torch": torch.get_rng_state()}, "metrics": self.metrics,
         }
+        if epoch + 1 in config.run.snapshot_epochs:
+            # Before last.pt: a kill in between re-runs the epoch, which writes it again.
+            snapshot = self.snapshot_dir(epoch + 1)
+            save_checkpoint(snapshot / "last.pt", model, dataset=dataset_name, eps=eps,
+                            training=training)
+            for name in _BEST:
+                if (self.checkpoints / name).is_file():
+                    atomic.write_bytes(snapshot / name, (self.checkpoints / name).read_bytes())
         save_checkpoint(self.last, model, dataset=dataset_name, eps=eps, training=training)
         atomic.write_text(self.metrics_file,
                           "".join(json.dumps(m) + "\n" for m in self.metrics))
@@ -104,6 +122,55 @@ class RunDir:
         plot_training_curves(self.metrics, self.path / "curves.png",
                              title=f"{config.model.name} on {dataset_name}, "
                                    f"{_method_name(config)}")
+
+    def snapshot_dir(self, epoch: int) -> Path:
+        return self.checkpoints / f"epoch{epoch}"
+
+    def _branch_state(self, config: Config, source: Path, epoch: int) -> dict:
+        """``source``'s state after ``epoch`` epochs, to start this new run from as if it had
+        trained them itself. Sound only where the two recipes cannot have differed before that
+        epoch: they must agree on everything but SAR and weight averaging, and each of those must
+        be off or start at ``epoch`` or later in both (before it starts, the averaged model is
+        only a copy to be overwritten). The typical use: AT+SAR with SAR from the first decay
+        branches from the AT run, saving the shared epochs (tests/test_training.py checks that
+        the weights come out identical).
+        """
+        snapshot = RunDir(source).snapshot_dir(epoch)
+        if not (snapshot / "last.pt").is_file():
+            raise SpecRobustError(f"{source} has no snapshot after epoch {epoch} (it needs "
+                                  f"run.snapshot_epochs=[{epoch}] while training)")
+        payload = read_checkpoint(snapshot / "last.pt")
+        state = payload["training"]
+        theirs = config_from_dict(state["config"])
+        for name, recipe in (("this run", config), (str(source), theirs)):
+            if recipe.sar.enabled and recipe.sar_start < epoch:
+                raise SpecRobustError(f"cannot branch after epoch {epoch}: SAR starts at epoch "
+                                      f"{recipe.sar_start} in {name}")
+            if recipe.averaging.kind != "none" and recipe.averaging_start < epoch:
+                raise SpecRobustError(f"cannot branch after epoch {epoch}: weight averaging "
+                                      f"starts at epoch {recipe.averaging_start} in {name}")
+        mine, other = _comparable(config.as_dict()), _comparable(theirs.as_dict())
+        for free in ("sar", "averaging"):
+            mine.pop(free), other.pop(free)
+        if mine != other:
+            differing = [key for key in _differences(theirs.as_dict(), config.as_dict())
+                         if not key.startswith(("sar.", "averaging."))]
+            raise SpecRobustError(f"cannot branch from {source}: its recipe differs in more "
+                                  f"than SAR and weight averaging ({', '.join(differing[:3])})")
+        state["model"] = payload["state_dict"]
+        state["config"] = config.as_dict()
+        state["averaged"] = None  # not started yet in either run: this run's fresh copy will do
+        self.metrics = list(state.get("metrics", []))
+        return state
+
+    def _record_branch(self, source: Path, epoch: int) -> None:
+        """The best checkpoints as they were at the branch, and where it came from."""
+        snapshot = RunDir(source).snapshot_dir(epoch)
+        for name in _BEST:
+            if (snapshot / name).is_file():
+                atomic.write_bytes(self.checkpoints / name, (snapshot / name).read_bytes())
+        atomic.write_text(self.path / "branched_from.json",
+                          json.dumps({"run": str(source), "epoch": epoch}) + "\n")
 
     def finish(self, config: Config, model, averaging) -> None:
         """The final averaged checkpoint and safetensors exports of every checkpoint."""
