@@ -21,6 +21,7 @@ def test_demo_recipes_are_valid_and_follow_the_paper(size):
     assert sar.averaging.kind == "swa" and sar.averaging.bn_inputs == "adversarial"
     at = demo.recipe("AT", size, None, "cpu")
     assert not at.sar.enabled and at.averaging.kind == "none"  # no AT+WA row in the demo
+    assert at.run.snapshot_epochs == [sar.sar_start]  # AT+SAR branches from AT there
     assert [m.label for m in demo.METHODS] == ["natural", "AT", "AT+SAR", "AT+SAR+WA"]
 
 
@@ -43,6 +44,7 @@ def test_quick_demo_produces_a_report_and_resumes(tmp_path, capsys):
     text = report.read_text()
     for label in ("natural", "AT", "AT+SAR", "AT+SAR+WA"):
         assert f"<td>{label}</td>" in text
+    assert json.loads((out / "AT+SAR" / "branched_from.json").read_text())["epoch"] == 1
     evaluation = json.loads((out / "AT+SAR" / "eval-best_averaged.json").read_text())
     assert evaluation["complete"] and evaluation["n"] == demo.QUICK.eval_n
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.json")}

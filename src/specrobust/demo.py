@@ -1,9 +1,10 @@
 """`specrobust demo`: the paper's story end to end on Fashion-MNIST, sized for 2 CPU cores.
 
 Trains cnn_small naturally, with PGD-AT and with PGD-AT+SAR (SWA on, so AT+SAR+WA comes from the
-AT+SAR run: see ``specrobust.experiment``), evaluates the four models, analyses them and writes
-one HTML report. Every stage is resumable: run it again after an interruption and it continues
-where it stopped; finished parts are re-used.
+AT+SAR run: see ``specrobust.experiment``; and until SAR starts AT+SAR is the AT run, so it
+branches from AT's state there instead of training those epochs again), evaluates the four
+models, analyses them and writes one HTML report. Every stage is resumable: run it again after
+an interruption and it continues where it stopped; finished parts are re-used.
 
 The recipe is the CPU-sized one of ``configs/fmnist_cnn_*.yaml`` made shorter: a class-balanced
 training subset, PGD-5 training (step 2.5 eps / 5) and few epochs, with SAR and SWA from the
@@ -85,7 +86,8 @@ def recipe(run: str, size: Size, data_root: str | None, device: str):
     data["optim"].update(epochs=size.natural_epochs if natural else size.epochs,
                          milestones=[] if natural else size.milestones)
     data["validation"]["n"] = size.val_n
-    data["run"].update(device=device)
+    # AT keeps its state at the first decay, where SAR starts: AT+SAR branches from it
+    data["run"].update(device=device, snapshot_epochs=size.milestones[:1] if run == "AT" else [])
     return config_from_dict(data)
 
 
@@ -100,7 +102,8 @@ def run_demo(out: str | Path = "runs/demo", *, quick: bool = False,
     started = time.perf_counter()
     load_dataset("fashion-mnist", data_root)  # a missing dataset fails here, in one line
     for run in RUNS:
-        train_run(recipe(run, size, data_root, device), out / run, run)
+        train_run(recipe(run, size, data_root, device), out / run, run,
+                  branch_from=out / "AT" if run == "AT+SAR" else None)
     for method in METHODS:
         evaluate_method(method, out / method.run, attacks=size.attacks, n=size.eval_n, eps=EPS,
                         check_n=size.check_n, data_root=data_root, device=device)
