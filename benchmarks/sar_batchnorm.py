@@ -1,0 +1,59 @@
+"""Does SAR's extra clean forward pass cost robustness through the batch-norm statistics?
+
+    python benchmarks/sar_batchnorm.py RUN [RUN ...] [--n 500] [--eps 0.1] [--which best]
+
+SAR, as the authors run it, does its clean forward pass in training mode, so the running
+batch-norm statistics used at test time become a blend of clean and adversarial batches (the
+AT model's are adversarial only). On Fashion-MNIST clean statistics wipe out an AT model's
+robustness (benchmarks/swa_batchnorm.py), so the blend may explain a robustness loss there.
+For each run this measures clean and PGD-20 accuracy (step eps/4, first n test images) of the
+model as trained and with its statistics recomputed on PGD-5 images of training data, and on
+clean training data. If AT+SAR gains from PGD-5 statistics while AT does not, the blend is
+(part of) the cost.
+"""
+
+import argparse
+import time
+
+import torch
+
+from specrobust.attacks import pgd
+from specrobust.checkpoint import load_model
+from specrobust.data import load_dataset
+from swa_batchnorm import accuracy, recompute_statistics
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+")
+    parser.add_argument("--which", default="best")
+    parser.add_argument("--n", type=int, default=500)
+    parser.add_argument("--train-n", type=int, default=10000,
+                        help="training images the statistics are recomputed on")
+    parser.add_argument("--eps", type=float, default=0.1)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    for run in args.runs:
+        loaded = load_model(run, which=args.which)
+        model = loaded.model.eval()
+        data = load_dataset(loaded.dataset or "fashion-mnist")
+        x, y = data.test.as_float()[:args.n], data.test.labels[:args.n]
+        train_x = data.train.as_float()[:args.train_n]
+        train_y = data.train.labels[:args.train_n]
+        generator = torch.Generator().manual_seed(1)
+        adversarial = torch.cat([pgd(model, train_x[i:i + 256], train_y[i:i + 256], args.eps,
+                                     args.eps / 2, 5, generator=generator)
+                                 for i in range(0, len(train_x), 256)])
+        print(f"{run} ({args.which}), first {args.n} test images, eps {args.eps}")
+        for label, variant in (("as trained", model),
+                               ("statistics on PGD-5 images", recompute_statistics(model,
+                                                                                   adversarial)),
+                               ("statistics on clean images", recompute_statistics(model,
+                                                                                   train_x))):
+            print(f"  {label:<30} {accuracy(variant, x, y, args.eps)}", flush=True)
+    print(f"({time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
