@@ -5,8 +5,10 @@
 
 Recipes: configs/replication/cifar10_cnn_*.yaml (cnn_small, 10,000 class-balanced training
 images, PGD-5 training, 30 epochs). Per seed: a natural run, an AT run and an AT+SAR run, both
-with SWA on, read as natural, AT, AT+WA, AT+SAR, AT+SAR+WA. Results: RESULTS.md and summary.json
-in --out. Resumable: run it again to continue. See benchmarks/replication.py.
+with SWA on, read as natural, AT, AT+WA, AT+SAR, AT+SAR+WA. The AT+SAR run branches from the AT
+run's state at the first decay, where SAR starts (seed 0 trained it whole, before branching
+existed; the weights are the same either way). Results: RESULTS.md and summary.json in --out.
+Resumable: run it again to continue. See benchmarks/replication.py.
 """
 
 from replication import Method, Plan, Run, arguments, execute

@@ -5,7 +5,8 @@
 
 Recipes: configs/replication/fmnist_cnn_*.yaml (cnn_small, all 54,000 training images, PGD-5
 training, 15 epochs). Per seed: a natural run, an AT run and an AT+SAR run, both with SWA on, read
-as natural, AT, AT+WA, AT+SAR, AT+SAR+WA. Results: RESULTS.md and summary.json in --out.
+as natural, AT, AT+WA, AT+SAR, AT+SAR+WA. The AT+SAR run branches from the AT run's state at the
+first decay, where SAR starts. Results: RESULTS.md and summary.json in --out.
 Resumable: run it again to continue. See benchmarks/replication.py.
 """
 

@@ -2,7 +2,8 @@
 
 A plan is a few training runs per seed and the methods (table rows) read from them; the stages
 are those of ``specrobust.experiment`` (which explains why one AT+SAR run with SWA on gives both
-AT+SAR and AT+SAR+WA).
+AT+SAR and AT+SAR+WA). A run may branch from another of its seed (``Run.branch_from``): AT+SAR
+takes AT's state at the epoch SAR starts instead of training the shared epochs again.
 
 Every stage is resumable and skipped once done: training resumes from its last epoch, evaluation
 from its last finished batch (eval.json), the analysis from its last finished part. Re-running a
