@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from specrobust.experiment import (
     analyze_method,
     eval_path,
     evaluate_method,
+    finished_epochs,
     log,
     train_run,
 )
@@ -130,7 +132,13 @@ def _train(plan: Plan, run: Run, seed: int, out: Path, args) -> None:
         overrides.append(f"data.data_root={args.data_root}")
     config = load_config(Path("configs") / run.config, overrides)
     branch = run_dir(out, run.branch_from, seed) if run.branch_from else None
-    train_run(config, run_dir(out, run.name, seed), f"{run.name} seed {seed}", branch)
+    directory = run_dir(out, run.name, seed)
+    train_run(config, directory, f"{run.name} seed {seed}", branch)
+    if branch is not None and finished_epochs(directory) >= config.optim.epochs:
+        # Checkpoints are committed, and all that is committed travels to a lent GPU machine
+        # (64 MiB at most): a snapshot is not needed once its branch has finished.
+        for snapshot in (branch / "checkpoints").glob("epoch*"):
+            shutil.rmtree(snapshot)
 
 
 def _evaluate(plan: Plan, method: Method, seed: int, out: Path, args, late=False) -> None:
