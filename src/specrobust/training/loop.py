@@ -92,7 +92,7 @@ def train(config: Config, run_dir: str | Path, *, resume: bool = False,
           force: bool = False, branch: tuple[str | Path, int] | None = None) -> dict:
     """Train per ``config`` into ``run_dir``; returns the last epoch's metrics. ``branch`` =
     (run, epoch): a new run starts from that run's snapshot after that epoch
-    (``RunDir.branch``)."""
+    (``RunDir._branch_state``)."""
     dist, device = _init_distributed(config.run.device)
     run = rundir.RunDir(Path(run_dir))
     state = run.prepare(config, resume=resume, force=force, write=dist.main,

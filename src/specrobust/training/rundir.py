@@ -8,7 +8,7 @@
     RUN/checkpoints/best_averaged.pt  averaged model with the best validation robust accuracy
     RUN/checkpoints/averaged.pt     the averaged model at the end
     RUN/checkpoints/epoch<K>/       last.pt and best*.pt as they were after epoch K, for each K
-                                    of run.snapshot_epochs (see ``RunDir.branch``)
+                                    of run.snapshot_epochs (see ``RunDir._branch_state``)
     RUN/branched_from.json          where a branched run took its first epochs from
     RUN/weights/*.safetensors       the same weights, code-free, written at the end
     RUN/curves.png                  training curves (updated every epoch)
