@@ -59,6 +59,7 @@ class Plan:
     n: int = 1000
     analysis_suites: str = "filter,spectra,kernels,logits"
     notes: list[str] = field(default_factory=list)
+    branch_root: str | None = None  # where Run.branch_from runs are (default: this plan's out)
 
 
 def arguments(plan: Plan, description: str) -> argparse.Namespace:
@@ -131,12 +132,14 @@ def _train(plan: Plan, run: Run, seed: int, out: Path, args) -> None:
     if args.data_root:
         overrides.append(f"data.data_root={args.data_root}")
     config = load_config(Path("configs") / run.config, overrides)
-    branch = run_dir(out, run.branch_from, seed) if run.branch_from else None
+    root = Path(plan.branch_root) if plan.branch_root else out
+    branch = run_dir(root, run.branch_from, seed) if run.branch_from else None
     directory = run_dir(out, run.name, seed)
     train_run(config, directory, f"{run.name} seed {seed}", branch)
-    if branch is not None and finished_epochs(directory) >= config.optim.epochs:
+    if branch is not None and root == out and finished_epochs(directory) >= config.optim.epochs:
         # Checkpoints are committed, and all that is committed travels to a lent GPU machine
-        # (64 MiB at most): a snapshot is not needed once its branch has finished.
+        # (64 MiB at most): a snapshot is not needed once its branch has finished (another
+        # plan's snapshots are left to that plan).
         for snapshot in (branch / "checkpoints").glob("epoch*"):
             shutil.rmtree(snapshot)
 

@@ -91,3 +91,23 @@ def test_lambda_and_start_epoch_act_as_configured(with_clean_logits):
     # TRADES and MART hand over their clean logits: no extra forward pass then.
     assert model.calls == (0 if with_clean_logits else 1)
     assert SAR(lam=0.0, start_epoch=0)(LossTerms(base, adv_logits), model, x, 5).loss is base
+
+
+@pytest.mark.parametrize("clean_bn", ["update", "frozen"])
+def test_the_clean_pass_moves_the_running_statistics_only_when_asked(clean_bn):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4),
+                                torch.nn.Linear(4, 10)).train()
+    x = torch.randn(16, 3)
+    adv_logits = model(x + 1.0)  # the adversarial pass: its statistics are the AT model's
+    after_adversarial = model[1].running_mean.clone()
+    terms = SAR(lam=0.1, start_epoch=0, clean_bn=clean_bn)(
+        LossTerms(adv_logits.sum(), adv_logits), model, x, epoch=0)
+    assert terms.clean_logits is not None and model[1].momentum == 0.1  # restored
+    unchanged = torch.equal(model[1].running_mean, after_adversarial)
+    assert unchanged == (clean_bn == "frozen")
+    # frozen: the clean batch is still normalised by its own statistics (training mode)
+    normalised = torch.nn.functional.batch_norm(model[0](x), None, None, model[1].weight,
+                                                model[1].bias, training=True)
+    manual = model[2](normalised)
+    assert torch.allclose(terms.clean_logits, manual, atol=1e-5)

@@ -92,6 +92,10 @@ class SARConfig:
     start_epoch: int | None = None  # None: the first learning-rate decay
     axes: str = "batch_class"
     distance: str = "l1"
+    # The extra clean pass (objectives without clean logits of their own) in training mode:
+    # "update" moves batch norm's running statistics, as the authors do; "frozen" leaves them
+    # to the adversarial batches (specrobust/training/regularizers.py says why).
+    clean_bn: str = "update"
 
 
 @dataclass
@@ -364,6 +368,7 @@ def validate(config: Config) -> None:
             "must be >= 0")
     choice(config.sar.axes, AXES, "sar.axes")
     choice(config.sar.distance, DISTANCES, "sar.distance")
+    choice(config.sar.clean_bn, ("update", "frozen"), "sar.clean_bn")
     choice(config.averaging.kind, AVERAGING, "averaging.kind")
     require(config.averaging.start_epoch is None or
             0 <= config.averaging.start_epoch < optim.epochs, "averaging.start_epoch",

@@ -132,8 +132,8 @@ def train(config: Config, run_dir: str | Path, *, resume: bool = False,
     else:
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.optim.epochs)
     objective = build_objective(config.objective.name)
-    sar = SAR(config.sar.lam, config.sar_start, config.sar.axes, config.sar.distance) \
-        if config.sar.enabled else None
+    sar = SAR(config.sar.lam, config.sar_start, config.sar.axes, config.sar.distance,
+              config.sar.clean_bn) if config.sar.enabled else None
     awp = AWP(model, config.awp.gamma) if config.awp.enabled else None
     averaging = WeightAveraging(model, config.averaging.kind, config.averaging_start,
                                 config.averaging.ema_decay, config.averaging.bn_inputs) \
