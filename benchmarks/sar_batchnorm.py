@@ -20,18 +20,14 @@ import torch
 from specrobust.attacks import pgd
 from specrobust.checkpoint import load_model
 from specrobust.data import load_dataset
-from swa_batchnorm import accuracy, recompute_statistics
+from swa_batchnorm import accuracy, measurement_arguments, recompute_statistics
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+")
     parser.add_argument("--which", default="best")
-    parser.add_argument("--n", type=int, default=500)
-    parser.add_argument("--train-n", type=int, default=10000,
-                        help="training images the statistics are recomputed on")
-    parser.add_argument("--eps", type=float, default=0.1)
-    args = parser.parse_args()
+    args = measurement_arguments(parser).parse_args()
     torch.set_num_threads(1)
     started = time.perf_counter()
     for run in args.runs:

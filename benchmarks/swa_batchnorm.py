@@ -10,6 +10,11 @@ raw model's statistics; the averaged weights with statistics recomputed on PGD-5
 images; the raw model with statistics recomputed on clean images. If only the clean-statistics
 variants collapse, the statistics are the cause (see averaging.bn_inputs in
 specrobust/config.py).
+
+The default run lost its checkpoints with the machine it was trained on (2026-11-25; its
+results are in benchmarks/results/swa_batchnorm_fmnist.txt). To measure again, train one with
+clean statistics: `specrobust train configs/replication/fmnist_cnn_at.yaml --set
+averaging.bn_inputs=clean --out RUN`, then pass RUN.
 """
 
 import argparse
@@ -49,15 +54,20 @@ def recompute_statistics(model, images, batch_size=128):
     return model.eval()
 
 
+def measurement_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options this script shares with sar_batchnorm.py."""
+    parser.add_argument("--n", type=int, default=500, help="test images measured")
+    parser.add_argument("--train-n", type=int, default=10000,
+                        help="training images the statistics are recomputed on")
+    parser.add_argument("--eps", type=float, default=0.1)
+    return parser
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", nargs="?",
                         default="benchmarks/replication/fmnist-clean-bn/runs/at-seed0")
-    parser.add_argument("--n", type=int, default=500)
-    parser.add_argument("--train-n", type=int, default=10000,
-                        help="training images the statistics are recomputed on")
-    parser.add_argument("--eps", type=float, default=0.1)
-    args = parser.parse_args()
+    args = measurement_arguments(parser).parse_args()
     torch.set_num_threads(1)
     started = time.perf_counter()
     loaded = load_model(args.run, which="best")
