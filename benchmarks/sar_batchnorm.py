@@ -17,10 +17,9 @@ import time
 
 import torch
 
-from specrobust.attacks import pgd
 from specrobust.checkpoint import load_model
 from specrobust.data import load_dataset
-from swa_batchnorm import accuracy, measurement_arguments, recompute_statistics
+from swa_batchnorm import accuracy, measurement_arguments, pgd5_images, recompute_statistics
 
 
 def main():
@@ -37,10 +36,7 @@ def main():
         x, y = data.test.as_float()[:args.n], data.test.labels[:args.n]
         train_x = data.train.as_float()[:args.train_n]
         train_y = data.train.labels[:args.train_n]
-        generator = torch.Generator().manual_seed(1)
-        adversarial = torch.cat([pgd(model, train_x[i:i + 256], train_y[i:i + 256], args.eps,
-                                     args.eps / 2, 5, generator=generator)
-                                 for i in range(0, len(train_x), 256)])
+        adversarial = pgd5_images(model, train_x, train_y, args.eps)
         print(f"{run} ({args.which}), first {args.n} test images, eps {args.eps}")
         for label, variant in (("as trained", model),
                                ("statistics on PGD-5 images", recompute_statistics(model,

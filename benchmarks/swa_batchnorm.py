@@ -54,6 +54,13 @@ def recompute_statistics(model, images, batch_size=128):
     return model.eval()
 
 
+def pgd5_images(model, x, y, eps, batch_size=256):
+    """PGD-5 (step eps/2, seeded) images of x: the inputs statistics are recomputed on."""
+    generator = torch.Generator().manual_seed(1)
+    return torch.cat([pgd(model, x[i:i + batch_size], y[i:i + batch_size], eps, eps / 2, 5,
+                          generator=generator) for i in range(0, len(x), batch_size)])
+
+
 def measurement_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options this script shares with sar_batchnorm.py."""
     parser.add_argument("--n", type=int, default=500, help="test images measured")
@@ -87,10 +94,7 @@ def main():
     swapped = copy.deepcopy(averaged)
     swapped.load_state_dict({**swapped.state_dict(), **statistics_of(raw)})
     row("averaged weights, the raw model's statistics", swapped)
-    generator = torch.Generator().manual_seed(1)
-    adversarial = torch.cat([pgd(averaged, train_x[i:i + 256], train_y[i:i + 256], args.eps,
-                                 args.eps / 2, 5, generator=generator)
-                             for i in range(0, len(train_x), 256)])
+    adversarial = pgd5_images(averaged, train_x, train_y, args.eps)
     row("averaged weights, statistics on PGD-5 images", recompute_statistics(averaged, adversarial))
     row("raw weights, statistics on clean images", recompute_statistics(raw, train_x))
     print(f"({time.perf_counter() - started:.0f} s)")

@@ -44,15 +44,16 @@ def train_run(config: Config, directory: Path, label: str, branch_from: Path | N
     from specrobust.training.loop import train
     from specrobust.training.rundir import RunDir
 
+    run = RunDir(directory)
     if finished_epochs(directory) >= config.optim.epochs:
-        if not (directory / "checkpoints" / "last.pt").is_file():
+        if not run.last.is_file():
             # Its results stay valid; training again would overwrite its metrics with another
             # run's (seeded, but not bit-identical across machines).
             log(f"{label}: finished, but its checkpoints are gone; delete {directory} to train "
                 "again")
         return
     branch = None
-    if branch_from is not None and not RunDir(directory).last.is_file():
+    if branch_from is not None and not run.last.is_file():
         epoch = config.sar_start
         if (RunDir(branch_from).snapshot_dir(epoch) / "last.pt").is_file():
             branch = (branch_from, epoch)

@@ -66,7 +66,7 @@ class RunDir:
         if has_run and not resume:
             raise SpecRobustError(f"{self.path} already holds a run; continue it with --resume "
                                   "or choose another --out")
-        state = None
+        state, branched = None, False
         if resume and self.last.is_file():
             payload = read_checkpoint(self.last)
             state = payload["training"]
@@ -78,11 +78,11 @@ class RunDir:
             state["model"] = payload["state_dict"]
             self.metrics = list(state.get("metrics", []))
         elif branch is not None:
-            state = self._branch_state(config, *branch)
+            state, branched = self._branch_state(config, *branch), True
         if write:
             self.path.mkdir(parents=True, exist_ok=True)
             atomic.write_text(self.path / "config.yaml", config.to_yaml())
-            if state is not None and branch is not None and not self.last.is_file():
+            if branched:
                 self._record_branch(*branch)
         return state
 
@@ -111,9 +111,7 @@ class RunDir:
             snapshot = self.snapshot_dir(epoch + 1)
             save_checkpoint(snapshot / "last.pt", model, dataset=dataset_name, eps=eps,
                             training=training)
-            for name in _BEST:
-                if (self.checkpoints / name).is_file():
-                    atomic.write_bytes(snapshot / name, (self.checkpoints / name).read_bytes())
+            _copy_best(self.checkpoints, snapshot)
         save_checkpoint(self.last, model, dataset=dataset_name, eps=eps, training=training)
         atomic.write_text(self.metrics_file,
                           "".join(json.dumps(m) + "\n" for m in self.metrics))
@@ -165,10 +163,7 @@ class RunDir:
 
     def _record_branch(self, source: Path, epoch: int) -> None:
         """The best checkpoints as they were at the branch, and where it came from."""
-        snapshot = RunDir(source).snapshot_dir(epoch)
-        for name in _BEST:
-            if (snapshot / name).is_file():
-                atomic.write_bytes(self.checkpoints / name, (snapshot / name).read_bytes())
+        _copy_best(RunDir(source).snapshot_dir(epoch), self.checkpoints)
         atomic.write_text(self.path / "branched_from.json",
                           json.dumps({"run": str(source), "epoch": epoch}) + "\n")
 
@@ -192,6 +187,13 @@ class RunDir:
             raise SpecRobustError("run.tensorboard needs the tensorboard package: pip install "
                                   "tensorboard") from None
         return SummaryWriter(str(self.path / "tensorboard"))
+
+
+def _copy_best(source: Path, target: Path) -> None:
+    """The best checkpoints there are, from one checkpoint folder into another."""
+    for name in _BEST:
+        if (source / name).is_file():
+            atomic.write_bytes(target / name, (source / name).read_bytes())
 
 
 def _method_name(config: Config) -> str:
