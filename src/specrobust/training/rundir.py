@@ -201,7 +201,7 @@ def _method_name(config: Config) -> str:
     if config.awp.enabled:
         parts.append("AWP")
     if config.sar.enabled:
-        parts.append("SAR")
+        parts.append("SAR" if config.sar.clean_bn == "update" else "SAR (clean pass, BN frozen)")
     if config.averaging.kind != "none":
         parts.append(config.averaging.kind.upper())
     return "+".join(parts)
