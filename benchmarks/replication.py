@@ -200,6 +200,37 @@ def _analysis_numbers(directory: Path) -> dict[str, float]:
     return json.loads(summary.read_text()).get("numbers", {}) if summary.is_file() else {}
 
 
+def _checkpoint_epoch(directory: Path, which: str) -> int | None:
+    """The epoch (1-based, as in metrics.jsonl) whose weights ``which`` holds: the best
+    checkpoints are chosen by validation robust accuracy, so a row may read an early epoch (an
+    AT+SAR row, even one from before SAR started)."""
+    path = directory / "metrics.jsonl"
+    if not path.is_file():
+        return None
+    epochs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not epochs:
+        return None
+    if which in ("last", "averaged"):
+        return epochs[-1]["epoch"]
+    key = {"best": "val_robust", "best_averaged": "val_robust_avg"}[which]
+    best_epoch, best_value = None, -1.0
+    for metrics in epochs:  # the first strict maximum, as RunDir.save_epoch keeps it
+        if metrics.get(key, -1.0) > best_value:
+            best_epoch, best_value = metrics["epoch"], metrics[key]
+    return best_epoch
+
+
+def _sar_first_epoch(directory: Path) -> int | None:
+    """The first epoch (1-based) trained with SAR, or None for a run without it."""
+    import yaml
+
+    path = directory / "config.yaml"
+    if not path.is_file():
+        return None
+    sar = (yaml.safe_load(path.read_text()) or {}).get("sar") or {}
+    return sar.get("start_epoch", 0) + 1 if sar.get("enabled") else None
+
+
 def _mean_std(values: list[float], scale: float = 100, digits: int = 1) -> str:
     """Mean ± standard deviation, in % by default (scale 100)."""
     if not values:
@@ -212,6 +243,7 @@ def _mean_std(values: list[float], scale: float = 100, digits: int = 1) -> str:
 
 def write_summary(plan: Plan, out: Path, seeds: list[int]) -> None:
     rows: dict[str, dict[str, dict[int, float]]] = {}
+    epochs: dict[str, dict[int, int | None]] = {}  # method -> seed -> checkpoint epoch
     for method in plan.methods:
         per_metric: dict[str, dict[int, float]] = {}
         for seed in seeds:
@@ -221,9 +253,15 @@ def write_summary(plan: Plan, out: Path, seeds: list[int]) -> None:
             for metric, value in numbers.items():
                 per_metric.setdefault(metric, {})[seed] = value
         rows[method.label] = per_metric
+        epochs[method.label] = {
+            seed: _checkpoint_epoch(run_dir(out, method.run, seed), method.which)
+            # Only where the row has numbers: a run still training has no final checkpoint yet.
+            if eval_path(run_dir(out, method.run, seed), method.which).is_file() else None
+            for seed in seeds}
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps({"plan": plan.name, "seeds": seeds,
-                                                  "eps": plan.eps, "methods": rows},
+                                                  "eps": plan.eps, "methods": rows,
+                                                  "checkpoint_epochs": epochs},
                                                  indent=1) + "\n")
     attack_columns = [*_labels(_join(plan.attacks, plan.late_attacks)), "worst case"]
     # In the order the analysis reports them (bandwidths high to low), not alphabetically.
@@ -237,6 +275,10 @@ def write_summary(plan: Plan, out: Path, seeds: list[int]) -> None:
              f"deviation over the finished seeds of {', '.join(map(str, seeds))} (the seeds "
              "column; a cell with fewer says so).", ""]
     lines += _table(rows, attack_columns, seeds)
+    lines += ["", "The epoch each row's weights come from (1-based; best = the highest "
+              "validation robust accuracy during training, on held-out training images, as the "
+              "recipe's `validation` section sets):", ""]
+    lines += _epoch_table(plan, out, epochs, seeds)
     if stages:
         lines += ["", "AutoAttack attack by attack: accuracy in % left after each of its attacks "
                   "(seeds evaluated since this breakdown was recorded):", ""]
@@ -252,6 +294,17 @@ def write_summary(plan: Plan, out: Path, seeds: list[int]) -> None:
         lines += _table(rows, others, seeds)
     (out / "RESULTS.md").write_text("\n".join(lines) + "\n")
     log(f"summary -> {out / 'RESULTS.md'}")
+
+
+def _epoch_table(plan: Plan, out: Path, epochs: dict, seeds: list[int]) -> list[str]:
+    lines = ["| method | checkpoint | " + " | ".join(f"seed {s}" for s in seeds)
+             + " | SAR from epoch |", "|---|---|" + "---:|" * (len(seeds) + 1)]
+    for method in plan.methods:
+        cells = [str(epochs[method.label][seed] or "-") for seed in seeds]
+        sar_from = {_sar_first_epoch(run_dir(out, method.run, seed)) for seed in seeds} - {None}
+        lines.append(f"| {method.label} | {method.which} | " + " | ".join(cells)
+                     + f" | {', '.join(map(str, sorted(sar_from))) or '-'} |")
+    return lines
 
 
 def _lowpass_rows(rows: dict, metrics: list[str]) -> dict:

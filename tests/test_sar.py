@@ -111,3 +111,20 @@ def test_the_clean_pass_moves_the_running_statistics_only_when_asked(clean_bn):
                                                 model[1].bias, training=True)
     manual = model[2](normalised)
     assert torch.allclose(terms.clean_logits, manual, atol=1e-5)
+
+
+def test_frozen_clean_pass_keeps_a_cumulative_average_norm_exactly():
+    """momentum None: the running estimate is an average over batches counted by
+    num_batches_tracked; the clean pass must not count as one."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4, momentum=None),
+                                torch.nn.Linear(4, 10)).train()
+    x = torch.randn(16, 3)
+    adv_logits = model(x + 1.0)
+    norm = model[1]
+    before = {k: v.clone() for k, v in norm.state_dict().items()}
+    SAR(lam=0.1, start_epoch=0, clean_bn="frozen")(LossTerms(adv_logits.sum(), adv_logits),
+                                                   model, x, epoch=0)
+    assert norm.momentum is None
+    for name, value in norm.state_dict().items():
+        assert torch.equal(value, before[name]), name

@@ -52,17 +52,19 @@ class SAR:
 @contextlib.contextmanager
 def _running_statistics_frozen(model: nn.Module):
     """Batch norm in training mode that normalises by the batch but updates nothing: with
-    momentum 0 the running estimate is kept exactly ((1 - 0) * old + 0 * new)."""
+    momentum 0 the running estimate is kept exactly ((1 - 0) * old + 0 * new). The batch count
+    is put back too: a cumulative-average norm (momentum None) weighs later batches by it."""
     norms = [m for m in model.modules()
              if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    momenta = [m.momentum for m in norms]
+    saved = [(m.momentum, m.num_batches_tracked.clone()) for m in norms]
     for m in norms:
         m.momentum = 0.0
     try:
         yield
     finally:
-        for m, momentum in zip(norms, momenta, strict=True):
+        for m, (momentum, count) in zip(norms, saved, strict=True):
             m.momentum = momentum
+            m.num_batches_tracked.copy_(count)
 
 
 class AWP:
