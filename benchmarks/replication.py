@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,6 @@ from specrobust.experiment import (
     analyze_method,
     eval_path,
     evaluate_method,
-    finished_epochs,
     log,
     train_run,
 )
@@ -83,6 +81,9 @@ def execute(plan: Plan, args: argparse.Namespace) -> None:
     out = Path(args.out)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     stages = {s.strip() for s in args.stages.split(",") if s.strip()}
+    # --seeds picks the work, not the table: scripts run side by side on different seeds all
+    # write the whole table.
+    table_seeds = sorted({*plan.seeds, *seeds})
     # Seed by seed (train, then the cheap attacks, then the analysis), so a finished seed has
     # its whole table row; AutoAttack, the expensive part, runs last for every seed.
     for seed in seeds:
@@ -95,13 +96,13 @@ def execute(plan: Plan, args: argparse.Namespace) -> None:
         if "analyze" in stages:
             for method in plan.methods:
                 _analyze(plan, method, seed, out, args)
-        write_summary(plan, out, seeds)
+        write_summary(plan, out, table_seeds)
     if "aa" in stages and plan.late_attacks:
         for seed in seeds:
             for method in plan.methods:
                 _evaluate(plan, method, seed, out, args, late=True)
-                write_summary(plan, out, seeds)
-    write_summary(plan, out, seeds)
+                write_summary(plan, out, table_seeds)
+    write_summary(plan, out, table_seeds)
     if "report" in stages:
         write_report(plan, out, seeds[0])
 
@@ -135,13 +136,16 @@ def _train(plan: Plan, run: Run, seed: int, out: Path, args) -> None:
     root = Path(plan.branch_root) if plan.branch_root else out
     branch = run_dir(root, run.branch_from, seed) if run.branch_from else None
     directory = run_dir(out, run.name, seed)
+    if branch is not None and root != out and not (directory / "metrics.jsonl").is_file() \
+            and not (branch / "checkpoints" / f"epoch{config.sar_start}").is_dir():
+        # Another plan's run, maybe still training: wait for its snapshot rather than train the
+        # shared epochs again (run this script again later).
+        log(f"{run.name} seed {seed}: waiting for {branch}'s snapshot after epoch "
+            f"{config.sar_start}")
+        return
+    # Snapshots are kept after the branch has finished: another plan may branch from them too
+    # (replicate_fmnist_sar_frozen_bn.py), and at about 1 MB each they are cheap to commit.
     train_run(config, directory, f"{run.name} seed {seed}", branch)
-    if branch is not None and root == out and finished_epochs(directory) >= config.optim.epochs:
-        # Checkpoints are committed, and all that is committed travels to a lent GPU machine
-        # (64 MiB at most): a snapshot is not needed once its branch has finished (another
-        # plan's snapshots are left to that plan).
-        for snapshot in (branch / "checkpoints").glob("epoch*"):
-            shutil.rmtree(snapshot)
 
 
 def _evaluate(plan: Plan, method: Method, seed: int, out: Path, args, late=False) -> None:
