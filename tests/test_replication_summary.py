@@ -57,3 +57,54 @@ def test_summary_gives_mean_and_std_and_says_which_seeds_are_missing(tmp_path):
     assert "| AT+WA | 2 | 54.0 ± 2.8 | 31.0 (1 of 2 seeds) |" in table
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["methods"]["AT"]["pgd20"] == {"0": 0.30, "1": 0.34}
+
+
+def _write_run(directory: Path, val_robust: list[float], val_robust_avg: list[float],
+               sar_start: int | None) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "metrics.jsonl").write_text("".join(
+        json.dumps({"epoch": i + 1, "val_robust": r, "val_robust_avg": a}) + "\n"
+        for i, (r, a) in enumerate(zip(val_robust, val_robust_avg, strict=True))))
+    sar = {"enabled": sar_start is not None, "start_epoch": sar_start or 0}
+    (directory / "config.yaml").write_text(json.dumps({"sar": sar}))  # JSON is YAML
+
+
+def test_summary_says_which_epoch_each_row_reads(tmp_path):
+    plan = Plan(name="toy", title="toy", runs=[Run("at_sar", "unused.yaml")],
+                methods=[Method("AT+SAR", "at_sar", "best"),
+                         Method("AT+SAR+WA", "at_sar", "best_averaged")],
+                seeds=[0, 1], eps="8/255", attacks="clean", late_attacks="")
+    # seed 0: the raw model peaks before SAR starts (epoch 3, SAR from 4); ties keep the first
+    _write_run(run_dir(tmp_path, "at_sar", 0), [0.5, 0.6, 0.7, 0.65, 0.7],
+               [0.5, 0.6, 0.7, 0.75, 0.72], sar_start=3)
+    for which in ("best", "best_averaged"):
+        _write_eval(run_dir(tmp_path, "at_sar", 0), which, 0.5, 0.3)
+    # seed 1 still training: no eval yet, so no epoch
+    _write_run(run_dir(tmp_path, "at_sar", 1), [0.5], [0.5], sar_start=3)
+    write_summary(plan, tmp_path, [0, 1])
+    table = (tmp_path / "RESULTS.md").read_text()
+    assert "| AT+SAR | best | 3 | - | 4 |" in table
+    assert "| AT+SAR+WA | best_averaged | 4 | - | 4 |" in table
+    epochs = json.loads((tmp_path / "summary.json").read_text())["checkpoint_epochs"]
+    assert epochs["AT+SAR"] == {"0": 3, "1": None}
+
+
+def test_a_branch_from_another_plan_waits_for_its_snapshot(tmp_path, monkeypatch):
+    import argparse
+
+    import replication
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # recipes are read from configs/
+    started = []
+    monkeypatch.setattr(replication, "train_run", lambda *args: started.append(args))
+    source = tmp_path / "main"
+    plan = Plan(name="frozen", title="t", seeds=[0], eps="0.1", methods=[],
+                runs=[Run("at_sar", "replication/fmnist_cnn_at_sar.yaml", branch_from="at")],
+                branch_root=str(source))
+    args = argparse.Namespace(device="cpu", data_root=None)
+    out = tmp_path / "frozen"
+    replication._train(plan, plan.runs[0], 0, out, args)
+    assert started == [] and not out.exists()  # AT still training: nothing from scratch
+    (run_dir(source, "at", 0) / "checkpoints" / "epoch10").mkdir(parents=True)
+    replication._train(plan, plan.runs[0], 0, out, args)
+    assert len(started) == 1 and started[0][3] == run_dir(source, "at", 0)
