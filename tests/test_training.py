@@ -134,6 +134,31 @@ def test_branching_is_refused_where_the_recipes_differ_before_the_branch(tmp_pat
         assert not out.exists()  # nothing written: the next try starts clean
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="no flock")
+def test_a_run_being_trained_elsewhere_is_refused_and_left_alone(tmp_path, capsys):
+    recipe, run = _write_config(tmp_path, {"optim.epochs": 3}), tmp_path / "run"
+    train(load_config(recipe), run)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    holder = subprocess.Popen(  # another process training it: holds the directory's lock
+        [sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], "
+         "os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); "
+         "time.sleep(60)", str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code = main(["train", str(recipe), "--out", str(run), "--resume", "--force",
+                     "--set", "optim.epochs=4"])
+        error = capsys.readouterr().err.strip()
+        assert code == 2 and "\n" not in error and "another process" in error, error
+        assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    finally:
+        holder.kill()
+        holder.wait()
+    # Once it is gone (the system drops its lock), the run continues.
+    assert main(["train", str(recipe), "--out", str(run), "--resume", "--force",
+                 "--set", "optim.epochs=4"]) == 0
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 4
+
+
 def test_swa_batch_norm_statistics_come_from_the_chosen_inputs():
     from specrobust.training.averaging import WeightAveraging
 

@@ -95,9 +95,15 @@ def train(config: Config, run_dir: str | Path, *, resume: bool = False,
     (``RunDir._branch_state``)."""
     dist, device = _init_distributed(config.run.device)
     run = rundir.RunDir(Path(run_dir))
-    state = run.prepare(config, resume=resume, force=force, write=dist.main,
-                        branch=None if branch is None else (Path(branch[0]), branch[1]))
+    try:
+        state = run.prepare(config, resume=resume, force=force, write=dist.main,
+                            branch=None if branch is None else (Path(branch[0]), branch[1]))
+        return _train(config, run, state, dist, device)
+    finally:
+        run.release()
 
+
+def _train(config: Config, run: rundir.RunDir, state: dict | None, dist, device) -> dict:
     # ---- data --------------------------------------------------------------------------------
     dataset = load_dataset(config.data.dataset, config.data.data_root)
     info = dataset.info

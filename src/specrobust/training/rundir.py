@@ -12,11 +12,14 @@
     RUN/branched_from.json          where a branched run took its first epochs from
     RUN/weights/*.safetensors       the same weights, code-free, written at the end
     RUN/curves.png                  training curves (updated every epoch)
+
+While a process trains a run it holds an advisory lock on the directory (``RunDir._lock``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -55,6 +58,7 @@ class RunDir:
         self.last = self.checkpoints / "last.pt"
         self.metrics_file = path / "metrics.jsonl"
         self.metrics: list[dict] = []
+        self._claim: int | None = None  # descriptor holding the directory's lock while training
 
     def prepare(self, config: Config, *, resume: bool, force: bool, write: bool,
                 branch: tuple[Path, int] | None = None) -> dict | None:
@@ -62,6 +66,8 @@ class RunDir:
         with ``branch`` = (run, epoch), the state it branches from: ``_branch_state``) or None."""
         if self.path.exists() and not self.path.is_dir():
             raise SpecRobustError(f"run directory {self.path} is a file")
+        if write and self.path.is_dir():
+            self._lock()  # before reading its state: another process may be writing it
         has_run = self.last.is_file() or (self.path / "config.yaml").is_file()
         if has_run and not resume:
             raise SpecRobustError(f"{self.path} already holds a run; continue it with --resume "
@@ -81,10 +87,35 @@ class RunDir:
             state, branched = self._branch_state(config, *branch), True
         if write:
             self.path.mkdir(parents=True, exist_ok=True)
+            self._lock()
             atomic.write_text(self.path / "config.yaml", config.to_yaml())
             if branched:
                 self._record_branch(*branch)
         return state
+
+    def _lock(self) -> None:
+        """Refuse a second process training the same run: both would write its checkpoints in
+        turn, each resuming from the other's. An advisory lock on the directory itself (nothing
+        to clean up; the system drops it when the process ends), where the platform has flock."""
+        if self._claim is not None:
+            return
+        try:
+            import fcntl
+        except ImportError:  # Windows: no protection
+            return
+        descriptor = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(descriptor)
+            raise SpecRobustError(f"{self.path} is being trained by another process; wait for "
+                                  "it to finish or stop it first") from None
+        self._claim = descriptor
+
+    def release(self) -> None:
+        if self._claim is not None:
+            os.close(self._claim)
+            self._claim = None
 
     def save_epoch(self, config: Config, model, averaging, optimizer, scheduler, epoch: int,
                    best: dict, metrics: dict, *, dataset_name: str) -> None:
