@@ -23,6 +23,7 @@ PLAN = Plan(
              Method("AT+WA", "at", "best_averaged"),
              Method("AT+SAR", "at_sar", "best"),
              Method("AT+SAR+WA", "at_sar", "best_averaged")],
+    comparisons=[("AT+SAR", "AT"), ("AT+WA", "AT"), ("AT+SAR+WA", "AT+SAR")],
     seeds=[0, 1, 2],
     eps="0.1",
     notes=["Command: `python benchmarks/replicate_fmnist.py --threads 1` (resumable; see the "

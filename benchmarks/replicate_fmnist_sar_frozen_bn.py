@@ -22,6 +22,10 @@ PLAN = Plan(
     seeds=MAIN.seeds,
     eps=MAIN.eps,
     branch_root="benchmarks/replication/fmnist",
+    # The main replication's rows (the authors' batch-norm handling), compared image by image.
+    reference_methods=[m for m in MAIN.methods if m.label in ("AT", "AT+SAR", "AT+SAR+WA")],
+    comparisons=[("AT+SAR (frozen BN)", "AT+SAR"), ("AT+SAR+WA (frozen BN)", "AT+SAR+WA"),
+                 ("AT+SAR (frozen BN)", "AT")],
     notes=["Command: `python benchmarks/replicate_fmnist_sar_frozen_bn.py --threads 1` "
            "(resumable). Compare with `benchmarks/replication/fmnist/RESULTS.md`."],
 )

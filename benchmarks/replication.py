@@ -58,6 +58,10 @@ class Plan:
     analysis_suites: str = "filter,spectra,kernels,logits"
     notes: list[str] = field(default_factory=list)
     branch_root: str | None = None  # where Run.branch_from runs are (default: this plan's out)
+    # Paired differences (first minus second) on the same test images, by method label; labels
+    # of reference_methods name rows of the plan in branch_root.
+    comparisons: list[tuple[str, str]] = field(default_factory=list)
+    reference_methods: list[Method] = field(default_factory=list)
 
 
 def arguments(plan: Plan, description: str) -> argparse.Namespace:
@@ -235,14 +239,15 @@ def _sar_first_epoch(directory: Path) -> int | None:
     return sar.get("start_epoch", 0) + 1 if sar.get("enabled") else None
 
 
-def _mean_std(values: list[float], scale: float = 100, digits: int = 1) -> str:
-    """Mean ± standard deviation, in % by default (scale 100)."""
+def _mean_std(values: list[float], scale: float = 100, digits: int = 1,
+              signed: bool = False) -> str:
+    """Mean ± standard deviation, in % by default (scale 100); ``signed`` for differences."""
     if not values:
         return "-"
-    mean = scale * statistics.fmean(values)
+    mean = f"{scale * statistics.fmean(values):{'+' if signed else ''}.{digits}f}"
     if len(values) == 1:
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {scale * statistics.stdev(values):.{digits}f}"
+        return mean
+    return f"{mean} ± {scale * statistics.stdev(values):.{digits}f}"
 
 
 def write_summary(plan: Plan, out: Path, seeds: list[int]) -> None:
@@ -283,6 +288,12 @@ def write_summary(plan: Plan, out: Path, seeds: list[int]) -> None:
               "validation robust accuracy during training, on held-out training images, as the "
               "recipe's `validation` section sets):", ""]
     lines += _epoch_table(plan, out, epochs, seeds)
+    if plan.comparisons:
+        lines += ["", "Paired differences on the same test images, in points (first minus "
+                  "second method), per seed with the exact McNemar p-value (does the gap exceed "
+                  "what the choice of test images explains, for these trained models?), then "
+                  "mean ± std over seeds (the spread over training runs):", ""]
+        lines += _paired_table(plan, out, attack_columns[:-1], seeds)
     if stages:
         lines += ["", "AutoAttack attack by attack: accuracy in % left after each of its attacks "
                   "(seeds evaluated since this breakdown was recorded):", ""]
@@ -309,6 +320,41 @@ def _epoch_table(plan: Plan, out: Path, epochs: dict, seeds: list[int]) -> list[
         lines.append(f"| {method.label} | {method.which} | " + " | ".join(cells)
                      + f" | {', '.join(map(str, sorted(sar_from))) or '-'} |")
     return lines
+
+
+def _paired_table(plan: Plan, out: Path, attacks: list[str], seeds: list[int]) -> list[str]:
+    from specrobust.evaluation.stats import mcnemar_exact
+
+    where = {m.label: (m, out) for m in plan.methods}
+    if plan.branch_root:
+        where |= {m.label: (m, Path(plan.branch_root)) for m in plan.reference_methods}
+    lines = ["| first - second, attack | " + " | ".join(f"seed {s}" for s in seeds)
+             + " | mean ± std |", "|---|" + "---:|" * (len(seeds) + 1)]
+    for first, second in plan.comparisons:
+        outcomes = {label: {seed: _per_example(run_dir(where[label][1], where[label][0].run,
+                                                       seed), where[label][0].which)
+                            for seed in seeds} for label in (first, second)}
+        for attack in attacks:
+            cells, gaps = [], []
+            for seed in seeds:
+                a, b = outcomes[first][seed].get(attack), outcomes[second][seed].get(attack)
+                if a is None or b is None or len(a) != len(b):
+                    cells.append("-")
+                    continue
+                only_a = sum(x == "1" and y == "0" for x, y in zip(a, b, strict=True))
+                only_b = sum(x == "0" and y == "1" for x, y in zip(a, b, strict=True))
+                gaps.append((only_a - only_b) / len(a))
+                cells.append(f"{100 * gaps[-1]:+.1f} (p {mcnemar_exact(only_a, only_b):.2g})")
+            if gaps:
+                lines.append(f"| {first} - {second}, {attack} | " + " | ".join(cells)
+                             + f" | {_mean_std(gaps, signed=True)} |")
+    return lines
+
+
+def _per_example(directory: Path, which: str) -> dict[str, str]:
+    """Attack label -> one character per test image, '1' where the model stayed correct."""
+    path = eval_path(directory, which)
+    return json.loads(path.read_text()).get("per_example", {}) if path.is_file() else {}
 
 
 def _lowpass_rows(rows: dict, metrics: list[str]) -> dict:

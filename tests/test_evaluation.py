@@ -53,6 +53,19 @@ def test_wilson_interval_matches_published_values():
     assert low < 0.9 < high and high - low < 0.04
 
 
+def test_mcnemar_exact_matches_the_binomial_test():
+    from specrobust.evaluation.stats import mcnemar_exact
+
+    # Two-sided exact binomial tests with p = 1/2 (as scipy.stats.binomtest gives them).
+    assert mcnemar_exact(2, 8) == pytest.approx(112 / 1024)
+    assert mcnemar_exact(8, 2) == mcnemar_exact(2, 8)
+    assert mcnemar_exact(0, 5) == pytest.approx(2 / 32)
+    assert mcnemar_exact(3, 3) == 1.0 and mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(40, 70) == pytest.approx(0.0054474, rel=1e-4)
+    with pytest.raises(ValueError):
+        mcnemar_exact(-1, 3)
+
+
 def test_suite_results_worst_case_and_json(natural_low):
     model, x, y = natural_low
     result = evaluate(model, x[:100], y[:100], parse_attacks("fgsm,pgd:steps=5"), EPS,

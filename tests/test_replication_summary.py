@@ -108,3 +108,22 @@ def test_a_branch_from_another_plan_waits_for_its_snapshot(tmp_path, monkeypatch
     (run_dir(source, "at", 0) / "checkpoints" / "epoch10").mkdir(parents=True)
     replication._train(plan, plan.runs[0], 0, out, args)
     assert len(started) == 1 and started[0][3] == run_dir(source, "at", 0)
+
+
+def test_paired_differences_count_images_each_method_alone_gets_right(tmp_path):
+    plan = Plan(name="toy", title="toy", runs=[Run("at", "unused.yaml")],
+                methods=[Method("AT", "at", "best"), Method("AT+WA", "at", "best_averaged")],
+                seeds=[0, 1], eps="8/255", attacks="clean,pgd20", late_attacks="",
+                comparisons=[("AT+WA", "AT")])
+    # seed 0: AT+WA alone right on 8 images, AT alone on 2 (of 20): +30 points, p = 112/1024
+    outcomes = {"best": "1100000000" + "1111100000", "best_averaged": "0011111111" + "1111100000"}
+    for which, bits in outcomes.items():
+        directory = run_dir(tmp_path, "at", 0)
+        _write_eval(directory, which, 0.5, 0.3)
+        data = json.loads((directory / f"eval-{which}.json").read_text())
+        data["per_example"] = {"clean": "1" * 20, "pgd20": bits}
+        (directory / f"eval-{which}.json").write_text(json.dumps(data))
+    write_summary(plan, tmp_path, [0, 1])
+    table = (tmp_path / "RESULTS.md").read_text()
+    assert "| AT+WA - AT, pgd20 | +30.0 (p 0.11) | - | +30.0 |" in table
+    assert "| AT+WA - AT, clean | +0.0 (p 1) | - | +0.0 |" in table

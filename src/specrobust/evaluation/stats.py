@@ -19,3 +19,18 @@ def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float
     centre = (p + z * z / (2 * trials)) / denominator
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
     return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def mcnemar_exact(only_first: int, only_second: int) -> float:
+    """Two-sided exact McNemar p-value for two models scored on the same examples: only the
+    discordant examples count (``only_first``: right for the first model alone, ``only_second``:
+    for the second alone); under "equally accurate" each is a fair coin flip. It answers whether
+    the gap is larger than the choice of test images explains, for these two trained models; the
+    spread over training seeds is a separate question."""
+    if only_first < 0 or only_second < 0:
+        raise ValueError("discordant counts must be >= 0")
+    trials = only_first + only_second
+    if trials == 0:
+        return 1.0
+    tail = sum(math.comb(trials, k) for k in range(min(only_first, only_second) + 1))
+    return min(1.0, 2 * tail / 2 ** trials)
