@@ -121,7 +121,10 @@ def write_report(plan: Plan, out: Path, seed: int) -> None:
         return
     names = {f"{method.run}-seed{seed} ({method.which})": method.label
              for method in plan.methods}
-    path = write_html(runs, out / "report.html", f"{plan.title} (seed {seed})", names)
+    evaluated = {method.label for method in plan.methods  # finished evaluations only
+                 if _accuracies(eval_path(run_dir(out, method.run, seed), method.which))}
+    path = write_html(runs, out / "report.html", f"{plan.title} (seed {seed})", names,
+                      reference="AT" if "AT" in evaluated else None)
     log(f"report -> {path}")
 
 
@@ -323,7 +326,7 @@ def _epoch_table(plan: Plan, out: Path, epochs: dict, seeds: list[int]) -> list[
 
 
 def _paired_table(plan: Plan, out: Path, attacks: list[str], seeds: list[int]) -> list[str]:
-    from specrobust.evaluation.stats import mcnemar_exact
+    from specrobust.evaluation.stats import paired_difference
 
     where = {m.label: (m, out) for m in plan.methods}
     if plan.branch_root:
@@ -341,10 +344,9 @@ def _paired_table(plan: Plan, out: Path, attacks: list[str], seeds: list[int]) -
                 if a is None or b is None or len(a) != len(b):
                     cells.append("-")
                     continue
-                only_a = sum(x == "1" and y == "0" for x, y in zip(a, b, strict=True))
-                only_b = sum(x == "0" and y == "1" for x, y in zip(a, b, strict=True))
-                gaps.append((only_a - only_b) / len(a))
-                cells.append(f"{100 * gaps[-1]:+.1f} (p {mcnemar_exact(only_a, only_b):.2g})")
+                gap, p_value = paired_difference(a, b)
+                gaps.append(gap)
+                cells.append(f"{100 * gap:+.1f} (p {p_value:.2g})")
             if gaps:
                 lines.append(f"| {first} - {second}, {attack} | " + " | ".join(cells)
                              + f" | {_mean_std(gaps, signed=True)} |")

@@ -117,6 +117,7 @@ def test_report_and_analyze_reject_bad_input_with_one_line(analysed_run, tmp_pat
         ["analyze", str(analysed_run), str(analysed_run), "--out", str(tmp_path / "x")],
         ["report", str(tmp_path / "missing"), "-o", str(tmp_path / "r.html")],
         ["report", str(tmp_path), "-o", str(tmp_path / "r.html")],  # nothing analysed there
+        ["report", str(analysed_run), "-o", str(tmp_path / "r.html"), "--reference", "nope"],
     ]
     for argv in cases:
         capsys.readouterr()
@@ -139,3 +140,23 @@ def test_report_renders_in_headless_chromium(analysed_run, tmp_path):
     with Image.open(shot) as image:
         colours = image.convert("L").getextrema()
         assert image.width == 1280 and colours[1] - colours[0] > 100  # not a blank page
+
+
+def test_report_pairs_models_evaluated_on_the_same_images():
+    from specrobust.report.html import Model, _paired_table
+
+    def evaluation(bits, n=10, eps=0.1):
+        return {"dataset": "toy", "split": "test", "first_n": n, "eps": eps,
+                "per_example": {"clean": "1" * n, "pgd20": bits}}
+
+    models = [Model("AT", evaluation="x"), Model("AT", evaluation=evaluation("1100000000")),
+              Model("SAR", evaluation=evaluation("0011111111")),
+              Model("other eps", evaluation=evaluation("1111111111", eps=0.2))]
+    models[0].evaluation = None  # not evaluated: skipped, the reference is the next one
+    table = _paired_table(models)
+    assert "Differences from AT" in table
+    assert "Differences from SAR" in _paired_table(models, reference="SAR")
+    # SAR alone right on 8, AT alone on 2: +60 points of 10 images, p = 112/1024
+    assert "<td>SAR</td><td>+0.0 <small>(p 1)</small></td><td>+60.0 <small>(p 0.11)" in table
+    assert "<td>other eps</td><td></td><td></td>" in table
+    assert _paired_table(models[:2]) == ""  # nothing to pair

@@ -157,6 +157,9 @@ def _add_report(commands) -> None:
     command.add_argument("-o", "--out", default="report.html", help="HTML file (default "
                          "report.html)")
     command.add_argument("--title", default="specrobust report")
+    command.add_argument("--reference", metavar="MODEL",
+                         help="the model the others are compared with image by image, by its "
+                         "label in the report, e.g. 'at (best)' (default: the first evaluated)")
 
 
 def _data_list(args) -> int:
@@ -319,7 +322,7 @@ def _analyze(args) -> int:
 def _report(args) -> int:
     from specrobust.report.html import write_report
 
-    path = write_report(args.sources, args.out, args.title)
+    path = write_report(args.sources, args.out, args.title, reference=args.reference)
     print(f"wrote {path} (self-contained; open it in a browser)")
     return 0
 

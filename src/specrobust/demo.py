@@ -113,6 +113,6 @@ def run_demo(out: str | Path = "runs/demo", *, quick: bool = False,
     names = {f"{m.run} ({m.which})": m.label for m in METHODS}
     report = write_report([str(out / run) for run in RUNS], out / "report.html",
                           title="specrobust demo: Fashion-MNIST, natural vs AT vs AT+SAR(+WA)",
-                          names=names)
+                          names=names, reference="AT")
     log(f"done in {time.perf_counter() - started:.0f} s")
     return report

@@ -34,3 +34,14 @@ def mcnemar_exact(only_first: int, only_second: int) -> float:
         return 1.0
     tail = sum(math.comb(trials, k) for k in range(min(only_first, only_second) + 1))
     return min(1.0, 2 * tail / 2 ** trials)
+
+
+def paired_difference(first: str, second: str) -> tuple[float, float]:
+    """Accuracy of ``first`` minus that of ``second`` and the McNemar p-value, from two per-image
+    outcome strings of one evaluation each ('1' = still correct, as eval.json's per_example
+    stores them) over the same images in the same order."""
+    if len(first) != len(second) or not first:
+        raise ValueError("paired outcomes must cover the same, non-empty set of images")
+    only_first = sum(a == "1" and b == "0" for a, b in zip(first, second, strict=True))
+    only_second = sum(a == "0" and b == "1" for a, b in zip(first, second, strict=True))
+    return (only_first - only_second) / len(first), mcnemar_exact(only_first, only_second)

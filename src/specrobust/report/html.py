@@ -207,6 +207,42 @@ def _eval_section(model: Model) -> str:
             + checks)
 
 
+_SAME_IMAGES = ("dataset", "split", "first_n", "eps")  # evaluations that can be paired
+
+
+def _paired_table(models: list[Model], reference: str | None = None) -> str:
+    """Each evaluated model against the reference (by label; default the first evaluated one),
+    image by image: the accuracy gap in points and the exact McNemar p-value, where both were
+    evaluated on the same images at the same eps."""
+    from specrobust.evaluation.stats import paired_difference
+
+    evaluated = [m for m in models if m.evaluation and m.evaluation.get("per_example")]
+    if len(evaluated) < 2:
+        return ""
+    base = next((m for m in evaluated if m.label == reference), evaluated[0])
+    reference, others = base, [m for m in evaluated if m is not base]
+    outcomes = reference.evaluation["per_example"]
+    attacks = [a for a in outcomes if any(a in m.evaluation["per_example"] for m in others)]
+    rows = []
+    for model in others:
+        same = all(model.evaluation.get(k) == reference.evaluation.get(k) for k in _SAME_IMAGES)
+        cells = []
+        for attack in attacks:
+            mine = model.evaluation["per_example"].get(attack)
+            if not same or mine is None or len(mine) != len(outcomes[attack]):
+                cells.append("")
+                continue
+            gap, p_value = paired_difference(mine, outcomes[attack])
+            cells.append(f"{100 * gap:+.1f} <small>(p {p_value:.2g})</small>")
+        rows.append([html.escape(model.label), *cells])
+    return (f'<h3>Differences from {html.escape(reference.label)}, image by image</h3>'
+            '<p class="note">Accuracy gap in points on the same test images, with the exact '
+            "McNemar p-value: whether the gap is larger than the choice of test images explains "
+            "for these trained models (it says nothing about how the gap varies with the "
+            "training seed). Empty where the two were evaluated on other images or eps.</p>"
+            + _table(["model", *attacks], rows))
+
+
 def _filter_table(models: list[Model]) -> str:
     rows, header = [], None
     for model in models:
@@ -219,7 +255,8 @@ def _filter_table(models: list[Model]) -> str:
     return _table(header, rows) if rows else ""
 
 
-def render(models: list[Model], runs: list[RunInfo], title: str) -> str:
+def render(models: list[Model], runs: list[RunInfo], title: str,
+           reference: str | None = None) -> str:
     from specrobust.report.analysis_figures import PLOTS
 
     sections = [f"<h1>{html.escape(title)}</h1><p class=\"lead\">{len(models)} model(s); "
@@ -242,7 +279,7 @@ def render(models: list[Model], runs: list[RunInfo], title: str) -> str:
                         + _png(PLOTS[part], entries))
     evaluated = [m for m in models if m.evaluation]
     if evaluated:
-        sections.append('<h2 id="evaluation">Evaluation</h2>'
+        sections.append('<h2 id="evaluation">Evaluation</h2>' + _paired_table(models, reference)
                         + "".join(_eval_section(m) for m in evaluated))
     if runs:
         sections.append('<h2 id="training">Training</h2>')
@@ -260,15 +297,21 @@ def render(models: list[Model], runs: list[RunInfo], title: str) -> str:
 
 
 def write_report(sources: list[str], out: str | Path, title: str = "specrobust report",
-                 names: dict[str, str] | None = None) -> Path:
-    """``names`` renames models, e.g. ``{"AT+SAR (best_averaged)": "AT+SAR+WA"}``."""
+                 names: dict[str, str] | None = None, reference: str | None = None) -> Path:
+    """``names`` renames models, e.g. ``{"AT+SAR (best_averaged)": "AT+SAR+WA"}``;
+    ``reference`` is the model (by label, after renaming) the others are compared with image by
+    image (default: the first evaluated one)."""
     models, runs = collect(sources)
     for model in models:
         model.label = (names or {}).get(model.label, model.label)
+    evaluated = [m.label for m in models if m.evaluation]
+    if reference is not None and reference not in evaluated:
+        raise SpecRobustError(f"--reference {reference!r} is not an evaluated model here; "
+                              f"evaluated: {', '.join(evaluated) or 'none'}")
     out = Path(out)
     if out.is_dir():
         raise SpecRobustError(f"{out} is a directory; give the report a file name such as "
                               f"{out / 'report.html'}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(out, render(models, runs, title))
+    atomic.write_text(out, render(models, runs, title, reference))
     return out
