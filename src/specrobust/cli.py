@@ -159,7 +159,8 @@ def _add_report(commands) -> None:
     command.add_argument("--title", default="specrobust report")
     command.add_argument("--reference", metavar="MODEL",
                          help="the model the others are compared with image by image, by its "
-                         "label in the report, e.g. 'at (best)' (default: the first evaluated)")
+                         "label in the report, e.g. 'at' or 'at (best)' (default: the first "
+                         "evaluated)")
 
 
 def _data_list(args) -> int:

@@ -220,12 +220,12 @@ def _paired_table(models: list[Model], reference: str | None = None) -> str:
     if len(evaluated) < 2:
         return ""
     base = next((m for m in evaluated if m.label == reference), evaluated[0])
-    reference, others = base, [m for m in evaluated if m is not base]
-    outcomes = reference.evaluation["per_example"]
+    others = [m for m in evaluated if m is not base]
+    outcomes = base.evaluation["per_example"]
     attacks = [a for a in outcomes if any(a in m.evaluation["per_example"] for m in others)]
     rows = []
     for model in others:
-        same = all(model.evaluation.get(k) == reference.evaluation.get(k) for k in _SAME_IMAGES)
+        same = all(model.evaluation.get(k) == base.evaluation.get(k) for k in _SAME_IMAGES)
         cells = []
         for attack in attacks:
             mine = model.evaluation["per_example"].get(attack)
@@ -235,7 +235,7 @@ def _paired_table(models: list[Model], reference: str | None = None) -> str:
             gap, p_value = paired_difference(mine, outcomes[attack])
             cells.append(f"{100 * gap:+.1f} <small>(p {p_value:.2g})</small>")
         rows.append([html.escape(model.label), *cells])
-    return (f'<h3>Differences from {html.escape(reference.label)}, image by image</h3>'
+    return (f'<h3>Differences from {html.escape(base.label)}, image by image</h3>'
             '<p class="note">Accuracy gap in points on the same test images, with the exact '
             "McNemar p-value: whether the gap is larger than the choice of test images explains "
             "for these trained models (it says nothing about how the gap varies with the "
