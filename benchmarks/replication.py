@@ -134,6 +134,7 @@ def run_dir(out: Path, run: str, seed: int) -> Path:
 
 def _train(plan: Plan, run: Run, seed: int, out: Path, args) -> None:
     from specrobust.config import load_config
+    from specrobust.training.rundir import RunInUseError
 
     overrides = [*run.overrides, f"seed={seed}", f"run.device={args.device}",
                  "run.progress=false"]  # a log file, not a terminal: metrics.jsonl has each epoch
@@ -152,7 +153,10 @@ def _train(plan: Plan, run: Run, seed: int, out: Path, args) -> None:
         return
     # Snapshots are kept after the branch has finished: another plan may branch from them too
     # (replicate_fmnist_sar_frozen_bn.py), and at about 1 MB each they are cheap to commit.
-    train_run(config, directory, f"{run.name} seed {seed}", branch)
+    try:
+        train_run(config, directory, f"{run.name} seed {seed}", branch)
+    except RunInUseError as error:  # another script (another --seeds) is on it: go on
+        log(f"{run.name} seed {seed}: {error}; skipped")
 
 
 def _evaluate(plan: Plan, method: Method, seed: int, out: Path, args, late=False) -> None:

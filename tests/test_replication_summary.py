@@ -127,3 +127,22 @@ def test_paired_differences_count_images_each_method_alone_gets_right(tmp_path):
     table = (tmp_path / "RESULTS.md").read_text()
     assert "| AT+WA - AT, pgd20 | +30.0 (p 0.11) | - | +30.0 |" in table
     assert "| AT+WA - AT, clean | +0.0 (p 1) | - | +0.0 |" in table
+
+
+def test_a_run_another_script_is_training_is_skipped(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    import replication
+    from specrobust.training.rundir import RunInUseError
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+
+    def busy(*args):
+        raise RunInUseError("runs/at-seed0 is being trained by another process")
+
+    monkeypatch.setattr(replication, "train_run", busy)
+    plan = Plan(name="p", title="t", seeds=[0], eps="0.1", methods=[],
+                runs=[Run("at", "replication/fmnist_cnn_at.yaml")])
+    replication._train(plan, plan.runs[0], 0, tmp_path, argparse.Namespace(device="cpu",
+                                                                          data_root=None))
+    assert "another process; skipped" in capsys.readouterr().out

@@ -43,6 +43,10 @@ _COSMETIC = {("run", "progress"), ("run", "tensorboard"), ("run", "device"),
 _BEST = ("best.pt", "best_averaged.pt")
 
 
+class RunInUseError(SpecRobustError):
+    """The run directory is being trained by another process (``RunDir._lock``)."""
+
+
 def _comparable(config_dict: dict) -> dict:
     # Through the dataclasses, so a setting added since the run started counts at its default.
     config_dict = config_from_dict(config_dict).as_dict()
@@ -108,8 +112,8 @@ class RunDir:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(descriptor)
-            raise SpecRobustError(f"{self.path} is being trained by another process; wait for "
-                                  "it to finish or stop it first") from None
+            raise RunInUseError(f"{self.path} is being trained by another process; wait for "
+                                "it to finish or stop it first") from None
         self._claim = descriptor
 
     def release(self) -> None:
