@@ -197,11 +197,32 @@ def _labels(attacks: str) -> list[str]:
 
 RAW_NUMBERS = {"logit-spectrum gap"}  # not fractions: shown as they are, not in %
 
+def _finished_outcomes(path: Path) -> dict[str, str]:
+    """Attack label -> per-image outcome string ('1' = still correct) for every attack that has
+    finished, also in an evaluation still under way (AutoAttack's late pass rewrites the file as
+    a partial one, where the earlier attacks are finished: done = all clean-correct images)."""
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    if data.get("complete"):
+        return data.get("per_example", {})
+    partial = data.get("partial", {})
+    if "clean" not in partial:
+        return {}
+    targets = partial["clean"]["bits"].count("1")
+    return {label: entry["bits"] for label, entry in partial.items()
+            if entry["done"] >= (len(entry["bits"]) if label == "clean" else targets)}
+
+
 def _accuracies(path: Path) -> dict[str, float]:
     if not path.is_file():
         return {}
     data = json.loads(path.read_text())
-    found = {a["label"]: a["accuracy"] for a in data.get("attacks", []) if a.get("complete", True)}
+    if "partial" not in data:
+        found = {a["label"]: a["accuracy"] for a in data.get("attacks", [])}
+    else:
+        found = {label: bits.count("1") / len(bits)
+                 for label, bits in _finished_outcomes(path).items()}
     for attack in data.get("attacks", []):  # AutoAttack, attack by attack (where recorded)
         for stage in attack.get("stages", []):
             found[f"{attack['label']} after {stage['attack']}"] = stage["accuracy_after"]
@@ -359,8 +380,7 @@ def _paired_table(plan: Plan, out: Path, attacks: list[str], seeds: list[int]) -
 
 def _per_example(directory: Path, which: str) -> dict[str, str]:
     """Attack label -> one character per test image, '1' where the model stayed correct."""
-    path = eval_path(directory, which)
-    return json.loads(path.read_text()).get("per_example", {}) if path.is_file() else {}
+    return _finished_outcomes(eval_path(directory, which))
 
 
 def _lowpass_rows(rows: dict, metrics: list[str]) -> dict:

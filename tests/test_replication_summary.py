@@ -146,3 +146,18 @@ def test_a_run_another_script_is_training_is_skipped(tmp_path, monkeypatch, caps
     replication._train(plan, plan.runs[0], 0, tmp_path, argparse.Namespace(device="cpu",
                                                                           data_root=None))
     assert "another process; skipped" in capsys.readouterr().out
+
+
+def test_an_evaluation_under_way_keeps_its_finished_attacks_in_the_table(tmp_path):
+    plan = Plan(name="toy", title="toy", runs=[Run("at", "unused.yaml")],
+                methods=[Method("AT", "at", "best")], seeds=[0], eps="8/255",
+                attacks="clean,pgd20", late_attacks="aa")
+    directory = run_dir(tmp_path, "at", 0)
+    directory.mkdir(parents=True)
+    # AutoAttack's late pass rewrote the file as a partial one: 3 of 4 images clean-correct,
+    # PGD-20 finished on all 3, AutoAttack on 2 of them so far.
+    (directory / "eval-best.json").write_text(json.dumps({"complete": False, "partial": {
+        "clean": {"bits": "1101", "done": 4}, "pgd20": {"bits": "1000", "done": 3},
+        "aa": {"bits": "0000", "done": 2}}}))
+    write_summary(plan, tmp_path, [0])
+    assert "| AT | 1 | 75.0 | 25.0 | - | - |" in (tmp_path / "RESULTS.md").read_text()
