@@ -149,10 +149,10 @@ def test_report_pairs_models_evaluated_on_the_same_images():
         return {"dataset": "toy", "split": "test", "first_n": n, "eps": eps,
                 "per_example": {"clean": "1" * n, "pgd20": bits}}
 
-    models = [Model("AT", evaluation="x"), Model("AT", evaluation=evaluation("1100000000")),
+    models = [Model("analysed only"),  # not evaluated: skipped, the reference is the next one
+              Model("AT", evaluation=evaluation("1100000000")),
               Model("SAR", evaluation=evaluation("0011111111")),
               Model("other eps", evaluation=evaluation("1111111111", eps=0.2))]
-    models[0].evaluation = None  # not evaluated: skipped, the reference is the next one
     table = _paired_table(models)
     assert "Differences from AT" in table
     assert "Differences from SAR" in _paired_table(models, reference="SAR")
