@@ -122,7 +122,7 @@ def write_report(plan: Plan, out: Path, seed: int) -> None:
     names = {f"{method.run}-seed{seed} ({method.which})": method.label
              for method in plan.methods}
     evaluated = {method.label for method in plan.methods  # finished evaluations only
-                 if _accuracies(eval_path(run_dir(out, method.run, seed), method.which))}
+                 if _is_complete(eval_path(run_dir(out, method.run, seed), method.which))}
     path = write_html(runs, out / "report.html", f"{plan.title} (seed {seed})", names,
                       reference="AT" if "AT" in evaluated else None)
     log(f"report -> {path}")
@@ -196,6 +196,10 @@ def _labels(attacks: str) -> list[str]:
 # ---- summary -----------------------------------------------------------------------------------
 
 RAW_NUMBERS = {"logit-spectrum gap"}  # not fractions: shown as they are, not in %
+
+def _is_complete(path: Path) -> bool:
+    return path.is_file() and bool(json.loads(path.read_text()).get("complete"))
+
 
 def _finished_outcomes(path: Path) -> dict[str, str]:
     """Attack label -> per-image outcome string ('1' = still correct) for every attack that has
