@@ -201,13 +201,11 @@ def _is_complete(path: Path) -> bool:
     return path.is_file() and bool(json.loads(path.read_text()).get("complete"))
 
 
-def _finished_outcomes(path: Path) -> dict[str, str]:
+def _finished_outcomes(data: dict) -> dict[str, str]:
     """Attack label -> per-image outcome string ('1' = still correct) for every attack that has
-    finished, also in an evaluation still under way (AutoAttack's late pass rewrites the file as
-    a partial one, where the earlier attacks are finished: done = all clean-correct images)."""
-    if not path.is_file():
-        return {}
-    data = json.loads(path.read_text())
+    finished in an eval.json's ``data``, also in an evaluation still under way (AutoAttack's late
+    pass rewrites the file as a partial one, where the earlier attacks are finished: done = all
+    clean-correct images)."""
     if data.get("complete"):
         return data.get("per_example", {})
     partial = data.get("partial", {})
@@ -226,7 +224,7 @@ def _accuracies(path: Path) -> dict[str, float]:
         found = {a["label"]: a["accuracy"] for a in data.get("attacks", [])}
     else:
         found = {label: bits.count("1") / len(bits)
-                 for label, bits in _finished_outcomes(path).items()}
+                 for label, bits in _finished_outcomes(data).items()}
     for attack in data.get("attacks", []):  # AutoAttack, attack by attack (where recorded)
         for stage in attack.get("stages", []):
             found[f"{attack['label']} after {stage['attack']}"] = stage["accuracy_after"]
@@ -262,13 +260,13 @@ def _checkpoint_epoch(directory: Path, which: str) -> int | None:
 
 def _sar_first_epoch(directory: Path) -> int | None:
     """The first epoch (1-based) trained with SAR, or None for a run without it."""
-    import yaml
+    from specrobust.config import load_config
 
     path = directory / "config.yaml"
     if not path.is_file():
         return None
-    sar = (yaml.safe_load(path.read_text()) or {}).get("sar") or {}
-    return sar.get("start_epoch", 0) + 1 if sar.get("enabled") else None
+    config = load_config(path)  # sar_start knows that no start epoch means the first decay
+    return config.sar_start + 1 if config.sar.enabled else None
 
 
 def _mean_std(values: list[float], scale: float = 100, digits: int = 1,
@@ -384,7 +382,8 @@ def _paired_table(plan: Plan, out: Path, attacks: list[str], seeds: list[int]) -
 
 def _per_example(directory: Path, which: str) -> dict[str, str]:
     """Attack label -> one character per test image, '1' where the model stayed correct."""
-    return _finished_outcomes(eval_path(directory, which))
+    path = eval_path(directory, which)
+    return _finished_outcomes(json.loads(path.read_text())) if path.is_file() else {}
 
 
 def _lowpass_rows(rows: dict, metrics: list[str]) -> dict:

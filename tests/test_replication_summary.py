@@ -161,3 +161,12 @@ def test_an_evaluation_under_way_keeps_its_finished_attacks_in_the_table(tmp_pat
         "aa": {"bits": "0000", "done": 2}}}))
     write_summary(plan, tmp_path, [0])
     assert "| AT | 1 | 75.0 | 25.0 | - | - |" in (tmp_path / "RESULTS.md").read_text()
+
+
+def test_sar_without_a_start_epoch_starts_at_the_first_decay(tmp_path):
+    from replication import _sar_first_epoch
+
+    (tmp_path / "config.yaml").write_text(json.dumps(
+        {"optim": {"epochs": 5, "milestones": [2, 4]}, "sar": {"enabled": True,
+                                                             "start_epoch": None}}))
+    assert _sar_first_epoch(tmp_path) == 3
