@@ -134,7 +134,7 @@ def run_dir(out: Path, run: str, seed: int) -> Path:
 
 def _train(plan: Plan, run: Run, seed: int, out: Path, args) -> None:
     from specrobust.config import load_config
-    from specrobust.training.rundir import RunInUseError
+    from specrobust.locks import InUseError
 
     overrides = [*run.overrides, f"seed={seed}", f"run.device={args.device}",
                  "run.progress=false"]  # a log file, not a terminal: metrics.jsonl has each epoch
@@ -155,7 +155,7 @@ def _train(plan: Plan, run: Run, seed: int, out: Path, args) -> None:
     # (replicate_fmnist_sar_frozen_bn.py), and at about 1 MB each they are cheap to commit.
     try:
         train_run(config, directory, f"{run.name} seed {seed}", branch)
-    except RunInUseError as error:  # another script (another --seeds) is on it: go on
+    except InUseError as error:  # another script (another --seeds) is on it: go on
         log(f"{run.name} seed {seed}: {error}; skipped")
 
 
@@ -164,10 +164,16 @@ def _evaluate(plan: Plan, method: Method, seed: int, out: Path, args, late=False
     directory = run_dir(out, method.run, seed)
     if not _checkpoint(directory, method.which).is_file():
         return
-    evaluate_method(Method(f"{method.label} seed {seed}", method.run, method.which), directory,
-                    attacks=_join(plan.attacks, plan.late_attacks) if late else plan.attacks,
-                    n=args.n, eps=plan.eps, data_root=args.data_root, device=args.device,
-                    progress=False)
+    from specrobust.locks import InUseError
+
+    try:
+        evaluate_method(Method(f"{method.label} seed {seed}", method.run, method.which),
+                        directory,
+                        attacks=_join(plan.attacks, plan.late_attacks) if late else plan.attacks,
+                        n=args.n, eps=plan.eps, data_root=args.data_root, device=args.device,
+                        progress=False)
+    except InUseError as error:  # another script is evaluating it: take the next one
+        log(f"{method.label} seed {seed}: {error}; skipped")
 
 
 def _analyze(plan: Plan, method: Method, seed: int, out: Path, args) -> None:

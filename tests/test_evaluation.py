@@ -1,10 +1,12 @@
 import json
+import sys
 
 import pytest
 import torch
 
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation import evaluate, markdown, parse_attack, parse_attacks, wilson_interval
+from specrobust.evaluation.runner import EvalInUseError
 
 EPS = 8 / 255
 
@@ -137,6 +139,28 @@ def test_an_interrupted_evaluation_resumes_to_the_same_result(natural_low, tmp_p
     evaluate(model, x, y, attacks, 4 / 255, batch_size=64, checks=False, path=path,
              progress=lambda label, done, total: restarted.append(done))
     assert restarted[0] == 0
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no flock")
+def test_a_second_evaluation_into_the_same_file_is_refused_meanwhile(natural_low, tmp_path):
+    model, x, y = natural_low
+    attacks, path = parse_attacks("clean,pgd:steps=2"), tmp_path / "eval.json"
+    refusals = []
+
+    def meanwhile(label, done, total):  # another evaluation starts while this one runs
+        if done == 64 and not refusals:
+            before = path.read_bytes()
+            with pytest.raises(EvalInUseError, match="another evaluation") as refused:
+                evaluate(model, x, y, attacks, EPS, batch_size=64, checks=False, path=path)
+            assert path.read_bytes() == before  # the partial file is left as it was
+            refusals.append(str(refused.value))
+
+    evaluate(model, x, y, attacks, EPS, batch_size=64, checks=False, path=path,
+             progress=meanwhile)
+    assert len(refusals) == 1 and "\n" not in refusals[0]
+    assert json.loads(path.read_text())["complete"] is True
+    # Once the first has finished, the file is free again (it is complete: nothing to redo).
+    evaluate(model, x, y, attacks, EPS, batch_size=64, checks=False, path=path)
 
 
 def test_evaluation_rejects_negative_eps(natural_low):

@@ -148,6 +148,25 @@ def test_a_run_another_script_is_training_is_skipped(tmp_path, monkeypatch, caps
     assert "another process; skipped" in capsys.readouterr().out
 
 
+def test_a_model_another_script_is_evaluating_is_skipped(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    import replication
+    from specrobust.evaluation.runner import EvalInUseError
+
+    def busy(*args, **kwargs):
+        raise EvalInUseError("eval-best.json is being written by another evaluation")
+
+    monkeypatch.setattr(replication, "evaluate_method", busy)
+    plan = Plan(name="p", title="t", seeds=[0], eps="0.1", methods=[Method("AT", "at", "best")],
+                runs=[Run("at", "unused.yaml")], attacks="clean,pgd20", late_attacks="aa")
+    (run_dir(tmp_path, "at", 0) / "checkpoints").mkdir(parents=True)
+    (run_dir(tmp_path, "at", 0) / "checkpoints" / "best.pt").write_bytes(b"")
+    replication._evaluate(plan, plan.methods[0], 0, tmp_path,
+                          argparse.Namespace(n=1000, data_root=None, device="cpu"), late=True)
+    assert "another evaluation; skipped" in capsys.readouterr().out
+
+
 def test_an_evaluation_under_way_keeps_its_finished_attacks_in_the_table(tmp_path):
     plan = Plan(name="toy", title="toy", runs=[Run("at", "unused.yaml")],
                 methods=[Method("AT", "at", "best")], seeds=[0], eps="8/255",

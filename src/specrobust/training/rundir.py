@@ -19,12 +19,11 @@ While a process trains a run it holds an advisory lock on the directory (``RunDi
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 
-from specrobust import atomic
+from specrobust import atomic, locks
 from specrobust.checkpoint import (
     CHECKPOINT_DIR,
     WEIGHTS_DIR,
@@ -43,7 +42,7 @@ _COSMETIC = {("run", "progress"), ("run", "tensorboard"), ("run", "device"),
 _BEST = ("best.pt", "best_averaged.pt")
 
 
-class RunInUseError(SpecRobustError):
+class RunInUseError(locks.InUseError):
     """The run directory is being trained by another process (``RunDir._lock``)."""
 
 
@@ -99,27 +98,16 @@ class RunDir:
 
     def _lock(self) -> None:
         """Refuse a second process training the same run: both would write its checkpoints in
-        turn, each resuming from the other's. An advisory lock on the directory itself (nothing
-        to clean up; the system drops it when the process ends), where the platform has flock."""
-        if self._claim is not None:
-            return
-        try:
-            import fcntl
-        except ImportError:  # Windows: no protection
-            return
-        descriptor = os.open(self.path, os.O_RDONLY)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(descriptor)
-            raise RunInUseError(f"{self.path} is being trained by another process; wait for "
-                                "it to finish or stop it first") from None
-        self._claim = descriptor
+        turn, each resuming from the other's. The lock is on the directory itself (nothing to
+        clean up)."""
+        if self._claim is None:
+            self._claim = locks.claim(self.path, RunInUseError(
+                f"{self.path} is being trained by another process; wait for it to finish or "
+                "stop it first"))
 
     def release(self) -> None:
-        if self._claim is not None:
-            os.close(self._claim)
-            self._claim = None
+        locks.release(self._claim)
+        self._claim = None
 
     def save_epoch(self, config: Config, model, averaging, optimizer, scheduler, epoch: int,
                    best: dict, metrics: dict, *, dataset_name: str) -> None:

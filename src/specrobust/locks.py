@@ -1,0 +1,54 @@
+"""Advisory locks that keep two processes from writing the same results in turn.
+
+A lock is ``flock`` on an open descriptor: the system drops it when the process ends, however it
+ends, so a killed run never leaves a stale lock behind. Where the platform has no ``flock``
+(Windows) nothing is locked.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from specrobust.errors import SpecRobustError
+
+
+class InUseError(SpecRobustError):
+    """Another process holds the lock."""
+
+
+def claim(target: Path, error: InUseError, *, create: bool = False) -> int | None:
+    """Lock ``target`` (a directory or a file; ``create`` makes a missing file) without waiting.
+
+    Returns the descriptor to pass to :func:`release`, or None where locks are not supported;
+    raises ``error`` when another process holds the lock.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    flags = os.O_RDWR | os.O_CREAT if create else os.O_RDONLY
+    descriptor = os.open(target, flags, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        raise error from None
+    return descriptor
+
+
+def release(descriptor: int | None) -> None:
+    if descriptor is not None:
+        os.close(descriptor)
+
+
+@contextmanager
+def held(target: Path, error: InUseError, *, create: bool = False) -> Iterator[None]:
+    """:func:`claim` for the length of a ``with`` block."""
+    descriptor = claim(target, error, create=create)
+    try:
+        yield
+    finally:
+        release(descriptor)
