@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from specrobust.evaluation.results import finished_outcomes
 from specrobust.experiment import (
     Method,
     analysis_path,
@@ -121,8 +122,8 @@ def write_report(plan: Plan, out: Path, seed: int) -> None:
         return
     names = {f"{method.run}-seed{seed} ({method.which})": method.label
              for method in plan.methods}
-    evaluated = {method.label for method in plan.methods  # finished evaluations only
-                 if _is_complete(eval_path(run_dir(out, method.run, seed), method.which))}
+    evaluated = {method.label for method in plan.methods
+                 if _per_example(run_dir(out, method.run, seed), method.which)}
     path = write_html(runs, out / "report.html", f"{plan.title} (seed {seed})", names,
                       reference="AT" if "AT" in evaluated else None)
     log(f"report -> {path}")
@@ -203,24 +204,6 @@ def _labels(attacks: str) -> list[str]:
 
 RAW_NUMBERS = {"logit-spectrum gap"}  # not fractions: shown as they are, not in %
 
-def _is_complete(path: Path) -> bool:
-    return path.is_file() and bool(json.loads(path.read_text()).get("complete"))
-
-
-def _finished_outcomes(data: dict) -> dict[str, str]:
-    """Attack label -> per-image outcome string ('1' = still correct) for every attack that has
-    finished in an eval.json's ``data``, also in an evaluation still under way (AutoAttack's late
-    pass rewrites the file as a partial one, where the earlier attacks are finished: done = all
-    clean-correct images)."""
-    if data.get("complete"):
-        return data.get("per_example", {})
-    partial = data.get("partial", {})
-    if "clean" not in partial:
-        return {}
-    targets = partial["clean"]["bits"].count("1")
-    return {label: entry["bits"] for label, entry in partial.items()
-            if entry["done"] >= (len(entry["bits"]) if label == "clean" else targets)}
-
 
 def _accuracies(path: Path) -> dict[str, float]:
     if not path.is_file():
@@ -230,7 +213,7 @@ def _accuracies(path: Path) -> dict[str, float]:
         found = {a["label"]: a["accuracy"] for a in data.get("attacks", [])}
     else:
         found = {label: bits.count("1") / len(bits)
-                 for label, bits in _finished_outcomes(data).items()}
+                 for label, bits in finished_outcomes(data).items()}
     for attack in data.get("attacks", []):  # AutoAttack, attack by attack (where recorded)
         for stage in attack.get("stages", []):
             found[f"{attack['label']} after {stage['attack']}"] = stage["accuracy_after"]
@@ -389,7 +372,7 @@ def _paired_table(plan: Plan, out: Path, attacks: list[str], seeds: list[int]) -
 def _per_example(directory: Path, which: str) -> dict[str, str]:
     """Attack label -> one character per test image, '1' where the model stayed correct."""
     path = eval_path(directory, which)
-    return _finished_outcomes(json.loads(path.read_text())) if path.is_file() else {}
+    return finished_outcomes(json.loads(path.read_text())) if path.is_file() else {}
 
 
 def _lowpass_rows(rows: dict, metrics: list[str]) -> dict:

@@ -198,3 +198,18 @@ def test_square_breaking_what_gradients_left_is_flagged():
     stages[-1]["broken"] = 30
     flagged = _black_box_gain("aa", stages, 1000)
     assert not flagged.ok and "masked" in flagged.message
+
+
+def test_a_partial_result_file_reads_as_its_finished_attacks():
+    from specrobust.evaluation.results import readable
+
+    partial = {"complete": False, "fingerprint": {"eps": 0.1}, "dataset": "toy", "partial": {
+        "clean": {"bits": "1101", "done": 4, "seconds": 0.1},
+        "pgd20": {"bits": "1001", "done": 3, "seconds": 2.0},  # all 3 clean-correct images
+        "aa": {"bits": "1000", "done": 2, "seconds": 9.0}}}  # 2 of 3 so far
+    result = readable(partial)
+    assert [a["label"] for a in result["attacks"]] == ["clean", "pgd20"]
+    assert result["attacks"][1]["correct"] == 2 and result["eps"] == 0.1
+    assert result["worst_case"]["correct"] == 2 and result["under_way"] == {"aa": [2, 3]}
+    # An interrupted first pass (no final clean pass recorded yet) has nothing to show.
+    assert readable({"complete": False, "partial": {"pgd20": {"bits": "10", "done": 1}}}) is None

@@ -160,3 +160,26 @@ def test_report_pairs_models_evaluated_on_the_same_images():
     assert "<td>SAR</td><td>+0.0 <small>(p 1)</small></td><td>+60.0 <small>(p 0.11)" in table
     assert "<td>other eps</td><td></td><td></td>" in table
     assert _paired_table(models[:2]) == ""  # nothing to pair
+
+
+def test_report_shows_the_finished_attacks_of_an_evaluation_under_way(analysed_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(analysed_run, run)
+    finished = json.loads((run / "eval.json").read_text())
+    # AutoAttack's late pass rewrites the file as a partial one: clean and PGD-20 are final, the
+    # new attack has 1 of its images done so far.
+    targets = finished["per_example"]["clean"].count("1")
+    partial = {k: v for k, v in finished.items() if k not in ("attacks", "worst_case", "checks",
+                                                                "per_example", "complete")}
+    partial |= {"complete": False, "partial": {
+        label: {"bits": bits, "done": len(bits) if label == "clean" else targets, "seconds": 1.0}
+        for label, bits in finished["per_example"].items()}}
+    partial["partial"]["aa"] = {"bits": "1" + "0" * (len(finished["per_example"]["clean"]) - 1),
+                                "done": 1, "seconds": 1.0}
+    (run / "eval.json").write_text(json.dumps(partial))
+    out = tmp_path / "report.html"
+    assert main(["report", str(run), "--out", str(out)]) == 0
+    page = out.read_text()
+    assert f"aa is under way (1 of {targets} images attacked)" in page
+    pgd = next(a for a in finished["attacks"] if a["label"] == "pgd20")
+    assert f"{pgd['correct']} / {pgd['n']}" in page  # the finished attack, as it was

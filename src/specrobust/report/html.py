@@ -45,9 +45,12 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def _complete_eval(path: Path) -> dict | None:
+def _read_eval(path: Path) -> dict | None:
+    """A finished evaluation, or the finished attacks of one under way (``under_way`` set)."""
+    from specrobust.evaluation.results import readable
+
     data = _read_json(path) if path.is_file() else None
-    return data if data and data.get("complete") and "worst_case" in data else None
+    return readable(data) if data else None
 
 
 def _models_of_run(run: Path) -> list[Model]:
@@ -57,7 +60,7 @@ def _models_of_run(run: Path) -> list[Model]:
     for name in sorted(names):
         which = name[len("analysis-"):] if name.startswith("analysis-") else None
         parts = read_parts(run / name)
-        evaluation = _complete_eval(run / (f"eval-{which}.json" if which else "eval.json"))
+        evaluation = _read_eval(run / (f"eval-{which}.json" if which else "eval.json"))
         if parts or evaluation:
             label = run.name if which is None else f"{run.name} ({which})"
             found.append(Model(label, parts, evaluation))
@@ -83,7 +86,7 @@ def collect(sources: list[str]) -> tuple[list[Model], list[RunInfo]]:
                                     curves if curves.is_file() else None))
         else:
             parts = read_parts(path.with_name(f"{path.stem}-analysis"))
-            evaluation = _complete_eval(path.with_name(f"{path.stem}-eval.json"))
+            evaluation = _read_eval(path.with_name(f"{path.stem}-eval.json"))
             found = [Model(path.stem, parts, evaluation)] if parts or evaluation else []
         if not found:
             raise SpecRobustError(f"no analysis or evaluation results in {path}; run `specrobust "
@@ -183,7 +186,11 @@ def _summary_table(models: list[Model]) -> str:
             cells.append("" if value is None else
                          (f"{value:.3f}" if key == "logit-spectrum gap" else _pct(value)))
         rows.append(cells)
-    return _table(header, rows)
+    running = [f"{html.escape(m.label)} ({', '.join(map(html.escape, m.evaluation['under_way']))})"
+               for m in models if m.evaluation and m.evaluation.get("under_way")]
+    note = (f'<p class="note">Evaluation under way for {"; ".join(running)}: its worst case is '
+            "over the finished attacks only.</p>") if running else ""
+    return _table(header, rows) + note
 
 
 def _eval_section(model: Model) -> str:
@@ -195,6 +202,10 @@ def _eval_section(model: Model) -> str:
     rows.append(["<b>worst case</b>", f"<b>{_pct(worst['accuracy'])}</b>",
                  f"{_pct(worst['ci95'][0])}-{_pct(worst['ci95'][1])}",
                  f"{worst['correct']} / {worst['n']}", ""])
+    under_way = "".join(
+        f'<p class="warn">{html.escape(label)} is under way ({done} of {of} images attacked): '
+        "the worst case is over the finished attacks only.</p>"
+        for label, (done, of) in evaluation.get("under_way", {}).items())
     failed = [c for c in evaluation.get("checks", []) if not c["ok"]]
     checks = "".join(f'<p class="warn">Possible gradient masking: {html.escape(c["name"])}: '
                      f'{html.escape(c["message"])}</p>' for c in failed)
@@ -204,7 +215,7 @@ def _eval_section(model: Model) -> str:
             f"on {html.escape(str(evaluation['dataset']))}, first {evaluation['n']} test images, "
             f"L-inf eps {html.escape(str(evaluation['eps_text']))}</p>"
             + _table(["attack", "accuracy (%)", "95% interval", "correct / n", "seconds"], rows)
-            + checks)
+            + under_way + checks)
 
 
 _SAME_IMAGES = ("dataset", "split", "first_n", "eps")  # evaluations that can be paired
