@@ -204,6 +204,9 @@ def test_folded_copy_is_the_same_function_without_batch_norm_after_convs(name):
     (grad,) = torch.autograd.grad(output[:, 0].sum(), x)
     assert torch.allclose(output, reference, atol=1e-4, rtol=1e-4)
     assert torch.allclose(grad, reference_grad, atol=1e-4, rtol=1e-3)
+    convolutions = [m.weight for m in folded.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convolutions)
+    assert grad.is_contiguous()  # what the attack gets back is laid out as its input was
 
 
 def test_folding_an_untraceable_model_returns_it_unchanged():
