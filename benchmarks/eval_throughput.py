@@ -12,7 +12,8 @@ each batch's time is its best of --repeats, so machine noise hits all alike.
 
 "specrobust pgd" attacks the model as given; "BN folded (eval)" attacks the copy that
 `specrobust eval` attacks (batch norm folded into the convolutions: the same function in eval
-mode, see specrobust/attacks/folded.py). Accuracies are always judged by the model as given.
+mode; on a CPU its weights are channels-last, see specrobust/attacks/folded.py), "BN folded,
+NCHW" the same copy in the default layout. Accuracies are always judged by the model as given.
 """
 
 from __future__ import annotations
@@ -50,9 +51,11 @@ def methods(model, eps, alpha, steps, keep_best_too):
     apgd = APGDAttack(model, n_iter=steps, norm="Linf", n_restarts=1, eps=eps, loss="ce",
                       seed=0, device=None)
     ta = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=True)
-    folded = folded_for_attack(model)
+    folded = folded_for_attack(model)  # channels-last weights on a CPU
+    folded_nchw = folded_for_attack(model, channels_last=False)
     found = {
         "specrobust pgd": lambda x, y: pgd(model, x, y, eps, alpha, steps),
+        "specrobust pgd, BN folded, NCHW": lambda x, y: pgd(folded_nchw, x, y, eps, alpha, steps),
         "specrobust pgd, BN folded (eval)": lambda x, y: pgd(folded, x, y, eps, alpha, steps),
         "torchattacks PGD": lambda x, y: ta(x, y),
         "pyautoattack APGD-CE": lambda x, y: apgd.perturb(x, y),
@@ -133,9 +136,9 @@ def main() -> None:
           f"{args.batch_size}, eps {args.eps}, {args.steps} gradient steps; per batch the "
           f"best of {args.repeats}, methods taking turns; clean accuracy {clean:.3f}")
     reference = best["torchattacks PGD"]
-    print(f"{'method':<34} {'images/s':>10} {'vs torchattacks':>16} {'accuracy':>9}")
+    print(f"{'method':<36} {'images/s':>10} {'vs torchattacks':>16} {'accuracy':>9}")
     for method in attacks:
-        print(f"{method:<34} {args.n / best[method]:>10.0f} {reference / best[method]:>15.2f}x "
+        print(f"{method:<36} {args.n / best[method]:>10.0f} {reference / best[method]:>15.2f}x "
               f"{accuracy[method]:>9.3f}")
 
 
