@@ -213,3 +213,11 @@ def test_a_partial_result_file_reads_as_its_finished_attacks():
     assert result["worst_case"]["correct"] == 2 and result["under_way"] == {"aa": [2, 3]}
     # An interrupted first pass (no final clean pass recorded yet) has nothing to show.
     assert readable({"complete": False, "partial": {"pgd20": {"bits": "10", "done": 1}}}) is None
+
+
+def test_a_slow_attack_shows_its_speed_rather_than_zero():
+    row = {"label": "aa", "accuracy": 0.73, "ci95": [0.70, 0.76], "correct": 730, "n": 1000,
+           "seconds": 2026.7, "images_per_second": 0.42}
+    table = markdown({"attacks": [row, {**row, "label": "pgd20", "images_per_second": 112.4}],
+                      "worst_case": row})
+    assert "| 2026.7 | 0.42 |" in table and "| 112 |" in table

@@ -32,4 +32,11 @@ def _row(label: str, values: dict, seconds, speed) -> str:
     low, high = values["ci95"]
     return (f"| {label} | {100 * values['accuracy']:.2f}% | {100 * low:.1f}-{100 * high:.1f} | "
             f"{values['correct']} / {values['n']} | {'' if seconds is None else f'{seconds:.1f}'} "
-            f"| {'' if speed is None else f'{speed:.0f}'} |")
+            f"| {_speed(speed)} |")
+
+
+def _speed(images_per_second) -> str:
+    """Whole numbers where that is precise enough; AutoAttack on a CPU runs below 1 image/s."""
+    if images_per_second is None:
+        return ""
+    return f"{images_per_second:.0f}" if images_per_second >= 10 else f"{images_per_second:.2g}"
