@@ -31,6 +31,7 @@ from specrobust.experiment import (
     log,
     train_run,
 )
+from specrobust.locks import InUseError
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,6 @@ def run_dir(out: Path, run: str, seed: int) -> Path:
 
 def _train(plan: Plan, run: Run, seed: int, out: Path, args) -> None:
     from specrobust.config import load_config
-    from specrobust.locks import InUseError
 
     overrides = [*run.overrides, f"seed={seed}", f"run.device={args.device}",
                  "run.progress=false"]  # a log file, not a terminal: metrics.jsonl has each epoch
@@ -165,8 +165,6 @@ def _evaluate(plan: Plan, method: Method, seed: int, out: Path, args, late=False
     directory = run_dir(out, method.run, seed)
     if not _checkpoint(directory, method.which).is_file():
         return
-    from specrobust.locks import InUseError
-
     try:
         evaluate_method(Method(f"{method.label} seed {seed}", method.run, method.which),
                         directory,

@@ -34,6 +34,7 @@ from specrobust.evaluation.suite import AttackSpec, parse_attack
 FORMAT = "specrobust-eval"
 FORMAT_VERSION = 1
 
+
 class EvalInUseError(locks.InUseError):
     """Another process is evaluating into the same result file."""
 
@@ -124,59 +125,66 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                    "batch_size": batch_size}
     meta = {**(meta or {}), "fingerprint": fingerprint, "seed": seed, "batch_size": batch_size}
     with _output_lock(path):
-        stored = _resumable(path, meta["fingerprint"], len(images))
-        model.eval()
-        started = time.perf_counter()
-        clean = clean_correct(model, images, labels, batch_size)
-        clean_seconds = time.perf_counter() - started
-        targets = clean.nonzero().flatten()
-        # Attacks run on a copy with batch norm folded into the convolutions (same function, faster
-        # steps); whether an attacked image still fools the model is always judged by ``model``.
-        attacked = folded_for_attack(model) if any(a.kind != "clean" for a in attacks) else model
+        return _evaluate(model, images, labels, attacks, eps, seed=seed, batch_size=batch_size,
+                         checks=checks, check_n=check_n, path=path, meta=meta, progress=progress)
 
-        results: list[AttackResult] = []
-        for spec in _with_clean_first(attacks):
-            if spec.kind == "clean":
-                results.append(AttackResult(spec, clean, clean_seconds, len(images)))
-                continue
-            previous = stored.get(spec.label, {})
-            correct = _unbits(previous["bits"], images.device) if previous else \
-                torch.zeros(len(images), dtype=torch.bool, device=images.device)
-            done, seconds = previous.get("done", 0), previous.get("seconds", 0.0)
-            # AutoAttack's per-attack counts; none when resuming a file written without them.
-            stages = previous.get("stages", None if done else {}) if spec.kind == "aa" else None
-            if done < len(targets):
+
+def _evaluate(model, images, labels, attacks, eps, *, seed, batch_size, checks, check_n, path,
+              meta, progress) -> EvalResult:
+    """``evaluate`` past its checks, holding the output's lock."""
+    stored = _resumable(path, meta["fingerprint"], len(images))
+    model.eval()
+    started = time.perf_counter()
+    clean = clean_correct(model, images, labels, batch_size)
+    clean_seconds = time.perf_counter() - started
+    targets = clean.nonzero().flatten()
+    # Attacks run on a copy with batch norm folded into the convolutions (same function, faster
+    # steps); whether an attacked image still fools the model is always judged by ``model``.
+    attacked = folded_for_attack(model) if any(a.kind != "clean" for a in attacks) else model
+
+    results: list[AttackResult] = []
+    for spec in _with_clean_first(attacks):
+        if spec.kind == "clean":
+            results.append(AttackResult(spec, clean, clean_seconds, len(images)))
+            continue
+        previous = stored.get(spec.label, {})
+        correct = _unbits(previous["bits"], images.device) if previous else \
+            torch.zeros(len(images), dtype=torch.bool, device=images.device)
+        done, seconds = previous.get("done", 0), previous.get("seconds", 0.0)
+        # AutoAttack's per-attack counts; none when resuming a file written without them.
+        stages = previous.get("stages", None if done else {}) if spec.kind == "aa" else None
+        if done < len(targets):
+            if progress:
+                progress(spec.label, done, len(targets))
+
+            def attack(x, y, batch_seed, spec=spec, stages=stages):
+                return spec.run(attacked, x, y, eps, seed=batch_seed,
+                                on_stage=_stage_counter(stages, len(x)))
+
+            tick = time.perf_counter()
+            batches = attack_batches(model, attack, images, labels, targets, label=spec.label,
+                                     seed=seed, batch_size=batch_size, skip=done)
+            for done, index, batch_correct in batches:
+                correct[index] = batch_correct
+                now = time.perf_counter()
+                seconds, tick = seconds + now - tick, now
+                stored[spec.label] = {"bits": _bits(correct), "done": done, "seconds": seconds,
+                                      **({"stages": stages} if stages is not None else {})}
+                _save_partial(path, meta, stored)
                 if progress:
                     progress(spec.label, done, len(targets))
+        results.append(AttackResult(spec, correct, seconds, len(targets), stages))
 
-                def attack(x, y, batch_seed, spec=spec, stages=stages):
-                    return spec.run(attacked, x, y, eps, seed=batch_seed,
-                                    on_stage=_stage_counter(stages, len(x)))
-
-                tick = time.perf_counter()
-                batches = attack_batches(model, attack, images, labels, targets, label=spec.label,
-                                         seed=seed, batch_size=batch_size, skip=done)
-                for done, index, batch_correct in batches:
-                    correct[index] = batch_correct
-                    now = time.perf_counter()
-                    seconds, tick = seconds + now - tick, now
-                    stored[spec.label] = {"bits": _bits(correct), "done": done, "seconds": seconds,
-                                          **({"stages": stages} if stages is not None else {})}
-                    _save_partial(path, meta, stored)
-                    if progress:
-                        progress(spec.label, done, len(targets))
-            results.append(AttackResult(spec, correct, seconds, len(targets), stages))
-
-        result = EvalResult(eps, results, meta=meta)
-        if checks:
-            suite = {r.spec.label: (r.spec, r.correct) for r in results}
-            aa_stages = {r.spec.label: stage_table(r.stages, r.attacked, len(images))
-                         for r in results if r.stages}
-            result.checks = self_checks(model, images, labels, eps, suite, check_n=check_n,
-                                        seed=seed, batch_size=batch_size, aa_stages=aa_stages)
-        if path is not None:
-            atomic.write_text(path, json.dumps(result.as_dict(), indent=1) + "\n")
-        return result
+    result = EvalResult(eps, results, meta=meta)
+    if checks:
+        suite = {r.spec.label: (r.spec, r.correct) for r in results}
+        aa_stages = {r.spec.label: stage_table(r.stages, r.attacked, len(images))
+                     for r in results if r.stages}
+        result.checks = self_checks(model, images, labels, eps, suite, check_n=check_n,
+                                    seed=seed, batch_size=batch_size, aa_stages=aa_stages)
+    if path is not None:
+        atomic.write_text(path, json.dumps(result.as_dict(), indent=1) + "\n")
+    return result
 
 
 def _output_lock(path: str | Path | None):
