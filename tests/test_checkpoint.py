@@ -95,12 +95,15 @@ def test_eval_command_writes_eval_json_into_the_run(natural_low, tmp_path, capsy
     evaluation = json.loads((run / "eval.json").read_text())
     assert evaluation["complete"] and evaluation["n"] == 64 and evaluation["eps_text"] == "8/255"
     assert [a["label"] for a in evaluation["attacks"]] == ["clean", "fgsm", "pgd:steps=5"]
-    assert (run / "eval.md").read_text().startswith("# cnn_small")
+    assert (run / "eval.md").read_text().splitlines()[1].startswith("# cnn_small")
 
 
 @pytest.mark.parametrize("extra, message", [
     (["--attacks", "clean,pgd21"], "unknown attack"),
-    (["--eps", "-1"], "eps must be >= 0"),
+    (["--eps", "-1"], "--eps must be in [0, 1], got -1"),
+    (["--eps", "8/255/2"], "one number over another"),
+    (["--check-n", "-1"], "--check-n must be >= 1, got -1"),
+    (["--out", "x.md"], "a .json file"),
     (["--model", "resnet18"], "not resnet18"),
     (["--n", "0"], "--n must be"),
 ])

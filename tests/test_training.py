@@ -95,15 +95,16 @@ def test_a_run_branched_after_the_shared_epochs_equals_one_trained_from_scratch(
     branching it from an AT run's snapshot must give the very weights, best checkpoints and
     metrics of a whole run."""
     def tiny(name, sar, snapshot=(), averaging="swa"):
-        (tmp_path / name).mkdir()
-        return load_config(_write_config(tmp_path / name, {
+        (tmp_path / "recipes" / name).mkdir(parents=True)
+        return load_config(_write_config(tmp_path / "recipes" / name, {
             "sar.enabled": sar, "averaging.kind": averaging,
             "run.snapshot_epochs": list(snapshot)}))
 
     train(tiny("at", False, snapshot=[2], averaging="none"), tmp_path / "at")
     assert (tmp_path / "at/checkpoints/epoch2/last.pt").is_file()
     train(tiny("whole", True), tmp_path / "whole")
-    assert main(["train", str(tmp_path / "whole/tiny.yaml"), "--out", str(tmp_path / "branched"),
+    assert main(["train", str(tmp_path / "recipes/whole/tiny.yaml"), "--out",
+                 str(tmp_path / "branched"),
                  "--branch-from", str(tmp_path / "at")]) == 0
     for name in ("last.pt", "best.pt", "best_averaged.pt"):
         whole = read_checkpoint(tmp_path / "whole/checkpoints" / name)["state_dict"]
@@ -117,9 +118,9 @@ def test_a_run_branched_after_the_shared_epochs_equals_one_trained_from_scratch(
 
 
 def test_branching_is_refused_where_the_recipes_differ_before_the_branch(tmp_path, capsys):
-    (tmp_path / "at").mkdir()
-    train(load_config(_write_config(tmp_path / "at", {"sar.enabled": False,
-                                                      "run.snapshot_epochs": [2]})),
+    (tmp_path / "recipes").mkdir()
+    train(load_config(_write_config(tmp_path / "recipes", {"sar.enabled": False,
+                                                           "run.snapshot_epochs": [2]})),
           tmp_path / "at")
     recipe = _write_config(tmp_path)
     for extra in (["--set", "optim.lr=0.1"], ["--branch-epoch", "3"],

@@ -1,5 +1,7 @@
 """Writes that matter are atomic: a temporary file in the same directory, then a rename, so an
-interrupted run leaves either the old file or the new one, never half of one."""
+interrupted run (or a full disk) leaves either the old file or the new one, never half of one,
+and no temporary file behind. A target that is a symbolic link, or lies in a linked directory,
+is refused rather than followed (``specrobust.outputs`` states the rule)."""
 
 from __future__ import annotations
 
@@ -10,9 +12,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
+from specrobust.errors import SpecRobustError
+
 
 @contextlib.contextmanager
 def _temporary_beside(target: Path) -> Iterator[str]:
+    for path in (target, target.parent):
+        if path.is_symlink():
+            raise SpecRobustError(f"{path} is a symbolic link; specrobust does not write "
+                                  "through links")
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     os.close(handle)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,18 +82,39 @@ def read_checkpoint(path: str | Path) -> dict:
         raise SpecRobustError(f"checkpoint {path} does not exist")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise
     except Exception as error:  # noqa: BLE001 - torch.load fails in many ways on junk files
-        if isinstance(error, pickle.UnpicklingError) and "Unsupported global" in str(error):
+        text = str(error)
+        # weights_only names the global it would not import: code or a class, never data.
+        named = re.search(r"(?:GLOBAL|[Uu]nsupported global:?)\s+([\w.]+)", text)
+        if isinstance(error, pickle.UnpicklingError) and named:
             raise SpecRobustError(
-                f"{path} holds objects other than tensors and plain data; refused, since loading "
-                "it could run code (re-save its state_dict)"
+                f"{path} holds objects other than tensors and plain data ({named.group(1)}); "
+                "refused, since loading it could run code (re-save its state_dict)"
             ) from None
-        first_line = (str(error) or "?").splitlines()[0][:100]
         raise SpecRobustError(f"cannot read checkpoint {path}: not a PyTorch file, or truncated "
-                              f"({type(error).__name__}: {first_line})") from None
+                              f"({type(error).__name__}: {_first_words(_cause(text))})") from None
     if not isinstance(payload, dict):
         raise SpecRobustError(f"{path} holds a {type(payload).__name__}, not a checkpoint dict")
     return payload
+
+
+def _cause(text: str) -> str:
+    """The line of a ``torch.load`` error that says what was wrong, past its boilerplate about
+    the ``weights_only`` default."""
+    boilerplate = ("Weights only load failed", "Please file an issue", "Check the documentation")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith(boilerplate)]
+    return (useful or lines or ["?"])[0]
+
+
+def _first_words(text: str, limit: int = 100) -> str:
+    """The first line of ``text``, cut at a word boundary when longer than ``limit``."""
+    line = (text or "?").splitlines()[0] if (text or "?").strip() else "?"
+    if len(line) <= limit:
+        return line
+    return line[:limit].rsplit(" ", 1)[0] + " …"
 
 
 def find_weights(run_dir: Path, which: str = "auto") -> Path:
@@ -122,7 +144,9 @@ def load_model(source: str | Path, *, which: str = "auto", model: str | None = N
     source = Path(source)
     if not source.exists():
         raise SpecRobustError(f"checkpoint or run directory {source} does not exist")
-    run_dir = source if source.is_dir() else None
+    # A run reached through a link is written at its real place (outputs are never written
+    # through links: specrobust.outputs).
+    run_dir = (source.resolve() if source.is_symlink() else source) if source.is_dir() else None
     path = find_weights(source, which) if run_dir else source
 
     if path.suffix == ".safetensors":
@@ -130,6 +154,10 @@ def load_model(source: str | Path, *, which: str = "auto", model: str | None = N
     else:
         payload = read_checkpoint(path)
         if payload.get("format") == FORMAT:
+            if not isinstance(payload.get("state_dict"), dict) or \
+                    not isinstance(payload.get("model"), dict):
+                raise SpecRobustError(f"{path} says it is a specrobust checkpoint but lacks its "
+                                      "weights or model description; it is damaged")
             state_dict = payload["state_dict"]
             described = {"model": payload["model"], "dataset": payload.get("dataset"),
                          "eps": payload.get("eps")}
@@ -166,7 +194,12 @@ def _read_safetensors(path: Path) -> tuple[dict, dict | None]:
         raise SpecRobustError(f"cannot read safetensors file {path} ({error})") from None
     if metadata.get("format") != FORMAT:
         return state_dict, None
-    return state_dict, {"model": json.loads(metadata["model"]), "dataset": metadata.get("dataset"),
+    try:
+        model = json.loads(metadata["model"])
+    except (KeyError, TypeError, ValueError):
+        raise SpecRobustError(f"{path} says it was written by specrobust but its metadata has no "
+                              "readable model description; re-export it") from None
+    return state_dict, {"model": model, "dataset": metadata.get("dataset"),
                         "eps": metadata.get("eps")}
 
 
@@ -204,6 +237,8 @@ _WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel, torch.
 
 
 def _load_weights(network: Classifier, state_dict: dict, path: Path) -> None:
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()):
+        raise SpecRobustError(f"{path} holds weights that are not a mapping of names to tensors")
     state_dict = {_strip_prefixes(k): v for k, v in state_dict.items() if k != "n_averaged"}
     target: torch.nn.Module = network
     if not any(k.startswith(("net.", "normalize.")) for k in state_dict):

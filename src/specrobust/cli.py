@@ -1,6 +1,8 @@
 """The ``specrobust`` command.
 
-Every user mistake ends as one line on stderr and exit status 2; ``--debug`` shows the traceback.
+Every user mistake, and every fault of the environment (a full or read-only disk, a path of the
+wrong kind, a closed pipe, exhausted memory), ends as one line on stderr and exit status 2;
+``--debug`` shows the traceback.
 Subcommands: ``data``, ``models``, ``train``, ``eval``, ``analyze``, ``report``, ``demo``.
 """
 
@@ -11,6 +13,37 @@ import sys
 from collections.abc import Sequence
 
 from specrobust.errors import SpecRobustError
+
+
+def _whole(option: str, low: int, high: int | None = None):
+    """An argparse type: a whole number in [low, high], refused in one line that states the
+    range."""
+    def parse(text: str) -> int:
+        from specrobust.numbers import check_range, parse_whole
+
+        return int(check_range(parse_whole(text, option), option, low, high))
+    return parse
+
+
+def _positive(option: str, high: float):
+    """An argparse type: a finite number in (0, high]."""
+    def parse(text: str) -> float:
+        from specrobust.numbers import check_range, parse_number
+
+        return check_range(parse_number(text, option), option, 0, high, low_open=True)
+    return parse
+
+
+def _budget(text: str) -> str:
+    """An argparse type: a perturbation budget in [0, 1] such as 8/255, kept as written."""
+    from specrobust.numbers import check_range, parse_fraction
+
+    check_range(parse_fraction(text, "--eps"), "--eps", 0, 1)
+    return text
+
+
+_MAX_SEED = 2**63 - 1
+_MAX_BATCH = 1 << 16
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -50,7 +83,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_report(commands)
     demo = commands.add_parser(
         "demo", help="train, evaluate and analyse natural/AT/AT+SAR/AT+SAR+WA on Fashion-MNIST; "
-        "writes runs/demo/report.html (about 15 min on 2 cores; resumable)")
+        "writes runs/demo/report.html (resumable)")
     demo.add_argument("--quick", action="store_true", help="a 2-minute version")
     demo.add_argument("--out", help="directory (default runs/demo, or runs/demo-quick)")
     demo.add_argument("--data-root", help="directory holding datasets")
@@ -76,7 +109,7 @@ def _add_train(commands) -> None:
                          help="start from RUN's state after the epoch SAR starts at (or "
                          "--branch-epoch): RUN must have trained the same recipe without SAR "
                          "that far, with run.snapshot_epochs naming that epoch")
-    command.add_argument("--branch-epoch", type=int, metavar="K",
+    command.add_argument("--branch-epoch", type=_whole("--branch-epoch", 1), metavar="K",
                          help="with --branch-from: the epoch to branch after")
 
 
@@ -93,24 +126,26 @@ def _add_eval(commands) -> None:
                          "or a plain state_dict (then --model and --dataset)")
     command.add_argument("--attacks", default=DEFAULT_ATTACKS,
                          help=f"comma-separated attacks (default {DEFAULT_ATTACKS})")
-    command.add_argument("--n", type=int, default=1000, help="first n test images (default 1000)")
-    command.add_argument("--eps", help="L-inf budget such as 8/255 (default: the training "
-                         "budget, else the dataset's usual one)")
+    command.add_argument("--n", type=_whole("--n", 1), default=1000,
+                         help="first n test images (default 1000)")
+    command.add_argument("--eps", type=_budget, help="L-inf budget such as 8/255 (default: the "
+                         "training budget, else the dataset's usual one)")
     command.add_argument("--dataset", help="dataset (needed for a plain state_dict)")
     command.add_argument("--model", help="architecture (needed for a plain state_dict)")
     command.add_argument("--checkpoint", dest="which", default="auto",
                          choices=("auto", *CHECKPOINTS),
                          help="which checkpoint of a run directory (default auto: the averaged "
                          "model's best if the run averages weights, else the best)")
-    command.add_argument("--out", help="where to write eval.json (default: in the run directory, "
-                         "or beside the checkpoint); eval.md goes beside it")
+    command.add_argument("--out", help="where to write the evaluation record, a .json file "
+                         "(default: eval.json in the run directory, or beside the checkpoint); "
+                         "the table goes beside it as .md")
     command.add_argument("--data-root", help="directory holding datasets")
-    command.add_argument("--seed", type=int, default=0)
-    command.add_argument("--batch-size", type=int, default=256)
+    command.add_argument("--seed", type=_whole("--seed", 0, _MAX_SEED), default=0)
+    command.add_argument("--batch-size", type=_whole("--batch-size", 1, _MAX_BATCH), default=256)
     command.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     command.add_argument("--no-checks", dest="checks", action="store_false",
                          help="skip the gradient-masking self-checks")
-    command.add_argument("--check-n", type=int, default=200,
+    command.add_argument("--check-n", type=_whole("--check-n", 1), default=200,
                          help="examples for the self-checks' extra attacks (default 200)")
 
 
@@ -128,8 +163,9 @@ def _add_analyze(commands) -> None:
                          help="run directories or checkpoint files")
     command.add_argument("--suite", default=",".join(PARTS),
                          help=f"comma-separated parts (default {','.join(PARTS)})")
-    command.add_argument("--n", type=int, default=1000, help="first n test images (default 1000)")
-    command.add_argument("--eps", help="L-inf budget (default: the training budget)")
+    command.add_argument("--n", type=_whole("--n", 1), default=1000,
+                         help="first n test images (default 1000)")
+    command.add_argument("--eps", type=_budget, help="L-inf budget (default: the training budget)")
     command.add_argument("--dataset", help="dataset (needed for a plain state_dict)")
     command.add_argument("--model", help="architecture (needed for a plain state_dict)")
     command.add_argument("--checkpoint", dest="which", default="auto",
@@ -138,14 +174,15 @@ def _add_analyze(commands) -> None:
     command.add_argument("--out", help="analysis directory (one source only; default "
                          "RUN/analysis, or RUN/analysis-<checkpoint>)")
     command.add_argument("--data-root", help="directory holding datasets")
-    command.add_argument("--seed", type=int, default=0)
-    command.add_argument("--batch-size", type=int, default=256)
+    command.add_argument("--seed", type=_whole("--seed", 0, _MAX_SEED), default=0)
+    command.add_argument("--batch-size", type=_whole("--batch-size", 1, _MAX_BATCH), default=256)
     command.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    command.add_argument("--heatmap-norm", type=float, help="L2 norm of the added Fourier basis "
-                         "image (default 4 for 3x32x32, scaled by sqrt(pixels/3072))")
-    command.add_argument("--heatmap-n", type=int, default=200,
+    command.add_argument("--heatmap-norm", type=_positive("--heatmap-norm", 1000),
+                         help="L2 norm of the added Fourier basis image (default 4 for 3x32x32, "
+                         "scaled by sqrt(pixels/3072))")
+    command.add_argument("--heatmap-n", type=_whole("--heatmap-n", 1), default=200,
                          help="images for the heat map (default 200)")
-    command.add_argument("--heatmap-stride", type=int, default=1,
+    command.add_argument("--heatmap-stride", type=_whole("--heatmap-stride", 1), default=1,
                          help="every k-th frequency on each axis (default 1: all)")
 
 
@@ -156,6 +193,8 @@ def _add_report(commands) -> None:
                          help="run directories, analysis directories or checkpoints")
     command.add_argument("-o", "--out", default="report.html", help="HTML file (default "
                          "report.html)")
+    command.add_argument("--force", action="store_true",
+                         help="replace the -o file even though it is not a specrobust report")
     command.add_argument("--title", default="specrobust report")
     command.add_argument("--reference", metavar="MODEL",
                          help="the model the others are compared with image by image, by its "
@@ -323,7 +362,8 @@ def _analyze(args) -> int:
 def _report(args) -> int:
     from specrobust.report.html import write_report
 
-    path = write_report(args.sources, args.out, args.title, reference=args.reference)
+    path = write_report(args.sources, args.out, args.title, reference=args.reference,
+                        force=args.force)
     print(f"wrote {path} (self-contained; open it in a browser)")
     return 0
 
@@ -358,14 +398,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _build_parser().parse_args(argv)
         handler = _HANDLERS[(args.command, getattr(args, "data_command", None))]
         return handler(args)
-    except SpecRobustError as error:
-        if debug:
-            raise
-        print(f"specrobust: error: {error}", file=sys.stderr)
-        return SpecRobustError.exit_code
     except KeyboardInterrupt:
         print("specrobust: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # noqa: BLE001 - sorted below: user errors, faults, bugs
+        from specrobust.errors import environment_error
+
+        user_error = error if isinstance(error, SpecRobustError) else environment_error(error)
+        if user_error is None or debug:
+            raise
+        if isinstance(error, BrokenPipeError):
+            _silence_stdout()
+        print(f"specrobust: error: {' '.join(str(user_error).split())}", file=sys.stderr)
+        return SpecRobustError.exit_code
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe, point stdout at /dev/null so the interpreter's final flush does not
+    fail a second time."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from specrobust.errors import SpecRobustError
-from specrobust.numbers import parse_fraction
+from specrobust.numbers import parse_fraction, parse_number
 
 OBJECTIVES = ("natural", "pgd_at", "trades", "mart")
 AVERAGING = ("none", "swa", "ema")
@@ -294,8 +294,13 @@ def _as_type(option, value):
     if option is int:
         return value if isinstance(value, int) and not isinstance(value, bool) else _MISMATCH
     if option is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        return float(value) if ok else _MISMATCH
+        # YAML 1.1 reads 1e-3 (no point) as text: accept Python's float syntax there too.
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            return _MISMATCH
+        try:
+            return parse_number(value)
+        except SpecRobustError:
+            return _MISMATCH
     if option is str:
         # Budgets may be written as numbers too (eps: 0.1); keep them as text.
         if isinstance(value, int | float) and not isinstance(value, bool):

@@ -30,13 +30,21 @@ def claim(target: Path, error: InUseError, *, create: bool = False) -> int | Non
     except ImportError:
         return None
     flags = os.O_RDWR | os.O_CREAT if create else os.O_RDONLY
-    descriptor = os.open(target, flags, 0o644)
+    # The real path: two names of one place (a link and its target) must meet at one lock.
+    descriptor = os.open(os.path.realpath(target), flags, 0o644)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(descriptor)
         raise error from None
     return descriptor
+
+
+def beside(path: Path) -> Path:
+    """The hidden lock file for an output file that is replaced rather than rewritten (so it
+    cannot hold a lock itself), named after the file's real path."""
+    real = Path(os.path.realpath(path))
+    return real.with_name(f".{real.name}.lock")
 
 
 def release(descriptor: int | None) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from specrobust import atomic
+from specrobust import atomic, locks, outputs
 from specrobust.analysis import PARTS
 from specrobust.analysis.band_attacks import band_attacks
 from specrobust.analysis.context import AnalysisContext
@@ -26,6 +26,7 @@ from specrobust.analysis.logits import logit_gap
 from specrobust.analysis.spectra import spectra
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.job import load_test_target
+from specrobust.numbers import check_range
 
 FORMAT = "specrobust-analysis"
 # Part of every fingerprint: bump it when a part's method changes, so old results are redone.
@@ -84,15 +85,19 @@ def output_dir(job: AnalysisJob, loaded) -> Path:
     return loaded.path.with_name(f"{loaded.path.stem}-analysis")
 
 
+class AnalysisInUseError(locks.InUseError):
+    """Another process is analysing into the same directory."""
+
+
 def run_analysis_job(job: AnalysisJob) -> Path:
     """Run the parts; returns the analysis directory."""
-    from specrobust.report.analysis_figures import PLOTS
 
     parts = parse_parts(job.suites)  # first: a typo should not wait for a model to load
-    if job.heatmap_n < 1 or job.heatmap_stride < 1 or (job.heatmap_norm is not None
-                                                        and not job.heatmap_norm > 0):
-        raise SpecRobustError("heat map options must be positive: --heatmap-n, --heatmap-stride "
-                              "and --heatmap-norm")
+    check_range(job.heatmap_n, "--heatmap-n", 1)
+    check_range(job.heatmap_stride, "--heatmap-stride", 1)
+    check_range(job.batch_size, "--batch-size", 1)
+    if job.heatmap_norm is not None:
+        check_range(job.heatmap_norm, "--heatmap-norm", 0, 1000, low_open=True)
     target = load_test_target(job.source, which=job.which, model=job.model,
                               dataset=job.dataset, data_root=job.data_root, eps=job.eps, n=job.n,
                               device=job.device)
@@ -108,10 +113,22 @@ def run_analysis_job(job: AnalysisJob) -> Path:
         if done >= total:
             bar.close()
 
+    with outputs.output_directory(output_dir(job, loaded), outputs.ANALYSIS) as directory:
+        # Two analyses into one directory would mix their parts and both report success.
+        with locks.held(directory, AnalysisInUseError(
+                f"{directory} is being written by another analysis; wait for it to finish or "
+                "stop it first")):
+            _run_parts(job, parts, target, directory, progress)
+    return directory
+
+
+def _run_parts(job: AnalysisJob, parts: list[str], target, directory: Path, progress) -> None:
+    """The parts not yet finished in ``directory`` (whose lock the caller holds)."""
+    from specrobust.report.analysis_figures import PLOTS
+
+    loaded = target.loaded
     ctx = AnalysisContext(target.model, target.images, target.labels, target.eps,
                           seed=job.seed, batch_size=job.batch_size, progress=progress)
-    directory = output_dir(job, loaded)
-    directory.mkdir(parents=True, exist_ok=True)
     fingerprint = {"weights_sha256": loaded.sha256, "dataset": loaded.dataset,
                    "n": len(target.images), "eps": target.eps, "seed": job.seed,
                    "method_version": METHOD_VERSION}
@@ -134,7 +151,6 @@ def run_analysis_job(job: AnalysisJob) -> Path:
         atomic.write_text(path, json.dumps(record) + "\n")
         PLOTS[part]([(label, record)], directory / f"{part}.png")
     write_summary(directory)
-    return directory
 
 
 def _label(loaded, which: str) -> str:
@@ -150,18 +166,23 @@ def _finished(path: Path, fingerprint: dict) -> bool:
     return record.get("format") == FORMAT and record.get("fingerprint") == fingerprint
 
 
-def read_parts(directory: Path) -> dict[str, dict]:
-    """The finished parts in an analysis directory, by name."""
+def read_parts(directory: Path, root: Path | None = None) -> dict[str, dict]:
+    """The finished parts in an analysis directory, by name. Only regular files reached
+    without a symbolic link below ``root`` (default: the directory itself) are read: what is
+    read here ends up in shared reports."""
+    root = directory if root is None else root
     found = {}
     for part in PARTS:
-        path = directory / f"{part}.json"
-        if path.is_file():
-            try:
-                record = json.loads(path.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                continue
-            if record.get("format") == FORMAT:
-                found[part] = record
+        path = outputs.regular_file_inside(root, str(directory.relative_to(root) / f"{part}.json"))
+        if path is None:
+            continue
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(record, dict) and record.get("format") == FORMAT and \
+                record.get("part") == part:
+            found[part] = record
     return found
 
 

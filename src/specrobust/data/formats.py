@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import pickle
 import zlib
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from specrobust import atomic
 from specrobust.data.splits import ImageSplit
 from specrobust.errors import SpecRobustError
 
@@ -68,11 +70,14 @@ def read_idx(path: Path) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != _IDX_UBYTE:
         raise SpecRobustError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
     ndim = raw[3]
+    if ndim == 0:
+        raise SpecRobustError(f"{path} is not an IDX file of images or labels (0 dimensions)")
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise SpecRobustError(f"{path} is truncated: its IDX header is incomplete")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(shape)) if shape else 0
+    # Python integers: a crafted header's product cannot wrap around as numpy's int64 would.
+    expected = math.prod(shape) if shape else 0
     if len(raw) - header != expected:
         raise SpecRobustError(
             f"{path} is truncated or corrupt: header promises {expected} bytes of data for shape "
@@ -318,14 +323,20 @@ def read_tiny_imagenet(directory: Path) -> tuple[ImageSplit, ImageSplit]:
 def _cached_split(directory: Path, name: str, paths: list[Path], labels: list[int]) -> ImageSplit:
     cache = directory / f".specrobust-{name}-{len(paths)}.npy"
     newest_source = max(p.stat().st_mtime for p in paths) if paths else 0.0
-    if cache.is_file() and cache.stat().st_mtime >= newest_source:
-        images = np.load(cache, allow_pickle=False)
-    else:
+    # A cache planted as a link is neither read nor written through (it could name any file).
+    usable = cache.is_file() and not cache.is_symlink()
+    images = None
+    if usable and cache.stat().st_mtime >= newest_source:
+        try:
+            images = np.load(cache, allow_pickle=False)
+        except (OSError, ValueError):
+            images = None  # a damaged cache is rebuilt
+        if images is not None and images.shape != (len(paths), 3, 64, 64):
+            images = None
+    if images is None:
         images = _read_jpeg_stack(paths)
         try:
-            temporary = cache.with_name(cache.name + ".partial.npy")
-            np.save(temporary, images, allow_pickle=False)
-            temporary.replace(cache)
-        except OSError:
-            pass  # a read-only dataset directory just means no cache
+            atomic.write_with(cache, lambda out: np.save(out, images, allow_pickle=False))
+        except (OSError, SpecRobustError):
+            pass  # a read-only dataset directory (or a link in the way) just means no cache
     return _split(images, np.asarray(labels))

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from specrobust import atomic
+from specrobust import atomic, outputs
 from specrobust.checkpoint import LoadedModel, load_model
 from specrobust.defaults import DEFAULT_ATTACKS
 from specrobust.devices import resolve_device
@@ -16,7 +16,7 @@ from specrobust.errors import SpecRobustError
 from specrobust.evaluation.runner import evaluate
 from specrobust.evaluation.suite import parse_attacks
 from specrobust.evaluation.table import markdown
-from specrobust.numbers import parse_fraction
+from specrobust.numbers import check_range, parse_fraction
 
 
 @dataclass
@@ -40,10 +40,9 @@ def load_test_target(source: str, *, which: str = "auto", model: str | None = No
     dataset's usual one. Shared by `eval` and `analyze`."""
     from specrobust.data import load_dataset
 
-    if n < 1:
-        raise SpecRobustError(f"--n must be >= 1, got {n}")
-    if eps is not None and parse_fraction(eps, "eps") < 0:
-        raise SpecRobustError(f"eps must be >= 0, got {eps}")
+    check_range(n, "--n", 1)
+    if eps is not None:
+        check_range(parse_fraction(eps, "--eps"), "--eps", 0, 1)
     torch_device = resolve_device(device)
     loaded = load_model(source, which=which, model=model, dataset=dataset)
     if loaded.dataset is None:
@@ -81,17 +80,28 @@ class EvalJob:
 
 
 def output_path(job: EvalJob, loaded) -> Path:
+    """Where the evaluation record goes; its table goes beside it as ``.md``. Both are checked
+    against ``specrobust.outputs``' rule before anything is attacked."""
     if job.out:
-        return Path(job.out)
-    if loaded.run_dir is not None:
+        path = Path(job.out)
+        if path.suffix != ".json":
+            raise SpecRobustError(f"--out names the evaluation record, a .json file (its table "
+                                  f"goes beside it as .md), got {path}")
+    elif loaded.run_dir is not None:
         name = "eval.json" if job.which == "auto" else f"eval-{job.which}.json"
-        return loaded.run_dir / name
-    return loaded.path.with_name(f"{loaded.path.stem}-eval.json")
+        path = loaded.run_dir / name
+    else:
+        path = loaded.path.with_name(f"{loaded.path.stem}-eval.json")
+    outputs.output_file(path, outputs.EVAL)
+    outputs.output_file(path.with_suffix(".md"), outputs.EVAL_MD)
+    return path
 
 
 def run_eval_job(job: EvalJob) -> tuple[dict, Path]:
     """Evaluate and write eval.json (and eval.md beside it); returns the result and its path."""
     attacks = parse_attacks(job.attacks)  # first: a typo should not wait for a model to load
+    check_range(job.check_n, "--check-n", 1)
+    check_range(job.batch_size, "--batch-size", 1)
     target = load_test_target(job.source, which=job.which, model=job.model,
                               dataset=job.dataset, data_root=job.data_root, eps=job.eps, n=job.n,
                               device=job.device)
@@ -118,7 +128,8 @@ def run_eval_job(job: EvalJob) -> tuple[dict, Path]:
                       batch_size=job.batch_size, checks=job.checks, check_n=job.check_n,
                       path=path, fingerprint=fingerprint, meta=meta, progress=progress)
     summary = result.as_dict()
-    atomic.write_text(path.with_suffix(".md"), _title(summary) + markdown(summary))
+    atomic.write_text(path.with_suffix(".md"),
+                      outputs.EVAL_MD_MARKER + "\n" + _title(summary) + markdown(summary))
     return summary, path
 
 

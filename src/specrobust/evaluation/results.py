@@ -55,3 +55,31 @@ def _summary(label: str, bits: str, seconds: float) -> dict:
     hits, n = bits.count("1"), len(bits)
     return {"label": label, "correct": hits, "n": n, "accuracy": hits / n,
             "ci95": list(wilson_interval(hits, n)), "seconds": round(seconds, 3)}
+
+
+def is_well_formed(data: object) -> bool:
+    """Whether ``data`` (a finished record as :func:`readable` returns it) has the fields, of
+    the types, that readers use: a file anyone can edit must not crash a report."""
+    def number(value) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+
+    def counted(entry) -> bool:
+        return isinstance(entry, dict) and number(entry.get("accuracy")) and \
+            isinstance(entry.get("ci95"), list) and len(entry["ci95"]) == 2 and \
+            all(map(number, entry["ci95"])) and isinstance(entry.get("correct"), int) and \
+            isinstance(entry.get("n"), int)
+
+    if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
+        return False
+    attacks, checks = data.get("attacks"), data.get("checks", [])
+    outcomes = data.get("per_example", {})
+    return (isinstance(attacks, list) and all(
+                counted(a) and isinstance(a.get("label"), str) and number(a.get("seconds"))
+                for a in attacks)
+            and counted(data.get("worst_case"))
+            and isinstance(checks, list) and all(
+                isinstance(c, dict) and {"name", "message", "ok"} <= set(c) for c in checks)
+            and isinstance(outcomes, dict) and all(
+                isinstance(k, str) and isinstance(v, str) and set(v) <= {"0", "1"}
+                for k, v in outcomes.items())
+            and isinstance(data.get("under_way", {}), dict))

@@ -195,7 +195,7 @@ def _output_lock(path: str | Path | None):
         return nullcontext()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return locks.held(path.with_name(f".{path.name}.lock"), EvalInUseError(
+    return locks.held(locks.beside(path), EvalInUseError(
         f"{path} is being written by another evaluation; wait for it to finish or stop it "
         "first"), create=True)
 

@@ -33,8 +33,8 @@ from specrobust.attacks.autoattack import ATTACKS as AA_ATTACKS
 from specrobust.attacks.autoattack import VERSIONS as AA_VERSIONS
 from specrobust.attacks.autoattack import StageCallback
 from specrobust.attacks.losses import LOSSES
-from specrobust.errors import SpecRobustError
-from specrobust.numbers import parse_fraction
+from specrobust.errors import SpecRobustError, quoted
+from specrobust.numbers import check_range, parse_fraction, parse_whole
 
 BANDS = ("low", "mid", "high")
 
@@ -122,8 +122,8 @@ def parse_attacks(text: str) -> list[AttackSpec]:
         continues = "=" in item and ":" not in item
         if continues:
             if not groups or ":" not in groups[-1][0]:
-                raise SpecRobustError(f"attack option {item!r} does not follow a parameterised "
-                                      "attack such as pgd:steps=100")
+                raise SpecRobustError(f"attack option {quoted(item)} does not follow a "
+                                      "parameterised attack such as pgd:steps=100")
             groups[-1].append(item)
         else:
             groups.append([item])
@@ -133,7 +133,7 @@ def parse_attacks(text: str) -> list[AttackSpec]:
     labels = [spec.label for spec in specs]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
-        raise SpecRobustError(f"attack {duplicates[0]!r} is listed twice")
+        raise SpecRobustError(f"attack {quoted(duplicates[0])} is listed twice")
     return specs
 
 
@@ -145,13 +145,13 @@ def parse_attack(text: str) -> AttackSpec:
         return AttackSpec(name, kind, {**_DEFAULTS[kind], **options})
     if name not in KINDS or (name == "clean" and colon):
         known = ", ".join([*NAMED, *(f"{k}:key=value" for k in KINDS if k != "clean")])
-        raise SpecRobustError(f"unknown attack {text!r}; known: {known}")
+        raise SpecRobustError(f"unknown attack {quoted(text)}; known: {known}")
     options = dict(_DEFAULTS[name])
     for item in filter(None, (part.strip() for part in rest.split(","))):
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or key not in options:
-            raise SpecRobustError(f"{name} option {item!r} is not one of "
+            raise SpecRobustError(f"{name} option {quoted(item)} is not one of "
                                   f"{', '.join(k + '=...' for k in options)}")
         options[key] = _option_value(name, key, value.strip())
     if name == "aa" and options["attacks"] and options["version"] != "standard":
@@ -159,33 +159,30 @@ def parse_attack(text: str) -> AttackSpec:
     return AttackSpec(f"{name}:{rest.strip()}" if rest.strip() else name, name, options)
 
 
+_MOST = {"steps": 100_000, "restarts": 1_000}  # beyond these a typo, not a stronger attack
+
+
 def _option_value(kind: str, key: str, value: str):
     what = f"{kind} option {key}"
     if key in ("steps", "restarts"):
-        if not value.isdigit() or (key == "restarts" and int(value) < 1):
-            raise SpecRobustError(f"{what} must be a whole number{' >= 1' * (key == 'restarts')}, "
-                                  f"got {value!r}")
-        return int(value)
+        return int(check_range(parse_whole(value, what), what, 1, _MOST[key]))
     if key == "alpha":
-        alpha = parse_fraction(value, what)
-        if alpha <= 0:
-            raise SpecRobustError(f"{what} must be > 0, got {value!r}")
-        return alpha
+        return check_range(parse_fraction(value, what), what, 0, 1, low_open=True)
     if key == "random_start":
         if value.lower() not in ("0", "1", "true", "false", "yes", "no"):
-            raise SpecRobustError(f"{what} must be 0 or 1, got {value!r}")
+            raise SpecRobustError(f"{what} must be 0 or 1, got {quoted(value)}")
         return value.lower() in ("1", "true", "yes")
     choices = {"loss": LOSSES, "band": BANDS, "version": tuple(v for v in AA_VERSIONS
                                                                 if v != "custom")}
     if key in choices:
         if value not in choices[key]:
             raise SpecRobustError(f"{what} must be one of {', '.join(choices[key])}, "
-                                  f"got {value!r}")
+                                  f"got {quoted(value)}")
         return value
     # key == "attacks": AutoAttack's attacks joined by "+"
     attacks = tuple(filter(None, value.split("+")))
     unknown = [a for a in attacks if a not in AA_ATTACKS]
     if not attacks or unknown:
         raise SpecRobustError(f"{what} takes attacks from {', '.join(AA_ATTACKS)} joined by +, "
-                              f"got {value!r}")
+                              f"got {quoted(value)}")
     return attacks

@@ -28,6 +28,10 @@ MODELS: dict[str, Callable[[int, int], nn.Module]] = {
     "cnn_small": cnn_small,
 }
 
+# Beyond these a model description is damaged or crafted (and would exhaust memory).
+MAX_CLASSES = 100_000
+MAX_CHANNELS = 64
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -86,10 +90,10 @@ def create_model(
 ) -> Classifier:
     if name not in MODELS:
         raise SpecRobustError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
-    if num_classes < 2 or in_channels < 1:
+    if not (2 <= num_classes <= MAX_CLASSES and 1 <= in_channels <= MAX_CHANNELS):
         raise SpecRobustError(
-            f"a model needs num_classes >= 2 and in_channels >= 1, got {num_classes} and "
-            f"{in_channels}"
+            f"a model needs num_classes in [2, {MAX_CLASSES}] and in_channels in [1, "
+            f"{MAX_CHANNELS}], got {num_classes} and {in_channels}"
         )
     spec = ModelSpec(name, num_classes, in_channels,
                      None if mean is None else tuple(mean), None if std is None else tuple(std))

@@ -4,22 +4,31 @@ Every image is embedded as a base64 PNG and the style sheet is inline, so the fi
 and can be mailed or attached as it is. Inputs are run directories (their ``analysis*/``
 directories, ``eval*.json``, ``config.yaml`` and ``curves.png``), analysis directories, or
 checkpoint files with ``<stem>-analysis/`` and ``<stem>-eval.json`` beside them.
+
+Reports are shared, so what goes into one is guarded: every value reaches the HTML through
+``report.markup`` (escaped), only regular files of the run are read (no symbolic link is
+followed below a source), an embedded PNG is checked to be one, and a record that is not what
+it claims ends the command with one line instead of a half-written page.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import json
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from specrobust import atomic
+from specrobust import atomic, outputs
 from specrobust.analysis import PARTS
 from specrobust.analysis.job import headline_numbers, read_parts
 from specrobust.errors import SpecRobustError
+from specrobust.report.markup import Markup, html, join
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# What a damaged or hand-edited record raises when a reader walks it.
+_MALFORMED = (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError)
 
 
 @dataclass
@@ -38,29 +47,56 @@ class RunInfo:
     curves: Path | None = None
 
 
-def _read_json(path: Path) -> dict | None:
+def _read_json(path: Path | None) -> dict | None:
+    if path is None:
+        return None
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None
+    return data if isinstance(data, dict) else None
 
 
-def _read_eval(path: Path) -> dict | None:
-    """A finished evaluation, or the finished attacks of one under way (``under_way`` set)."""
-    from specrobust.evaluation.results import readable
+def _read_eval(path: Path | None) -> dict | None:
+    """A finished evaluation, or the finished attacks of one under way (``under_way`` set);
+    None when there is none. A record that is not well formed is refused in one line."""
+    from specrobust.evaluation.results import is_well_formed, readable
 
-    data = _read_json(path) if path.is_file() else None
-    return readable(data) if data else None
+    data = _read_json(path)
+    if not data:
+        return None
+    try:
+        result = readable(data)
+    except _MALFORMED:
+        result = {}
+    if result is None:
+        return None
+    if not is_well_formed(result):
+        raise SpecRobustError(f"{path} is not a well-formed evaluation record; evaluate again "
+                              "into a new file")
+    return result
+
+
+def _png(path: Path | None) -> bytes | None:
+    """The file's bytes if it is a PNG image, else None (a report embeds nothing else)."""
+    if path is None:
+        return None
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return data if data.startswith(_PNG_SIGNATURE) and data[12:16] == b"IHDR" else None
 
 
 def _models_of_run(run: Path) -> list[Model]:
     found = []
-    names = {p.name for p in run.glob("analysis*") if p.is_dir()}
+    names = {p.name for p in run.glob("analysis*") if p.is_dir() and not p.is_symlink()}
     names |= {p.stem.replace("eval", "analysis", 1) for p in run.glob("eval*.json")}
     for name in sorted(names):
         which = name[len("analysis-"):] if name.startswith("analysis-") else None
-        parts = read_parts(run / name)
-        evaluation = _read_eval(run / (f"eval-{which}.json" if which else "eval.json"))
+        parts = read_parts(run / name, root=run)
+        eval_name = f"eval-{which}.json" if which else "eval.json"
+        evaluation = _read_eval(outputs.regular_file_inside(run, eval_name))
         if parts or evaluation:
             label = run.name if which is None else f"{run.name} ({which})"
             found.append(Model(label, parts, evaluation))
@@ -75,24 +111,35 @@ def collect(sources: list[str]) -> tuple[list[Model], list[RunInfo]]:
             raise SpecRobustError(f"{path} does not exist")
         if path.is_dir() and (path / "summary.json").is_file():  # an analysis directory
             parts = read_parts(path)
-            label = next(iter(parts.values()))["label"] if parts else path.name
+            label = str(next(iter(parts.values())).get("label", path.name)) if parts \
+                else path.name
             found = [Model(label, parts)]
         elif path.is_dir():
             found = _models_of_run(path)
-            config = path / "config.yaml"
-            curves = path / "curves.png"
-            if config.is_file() or curves.is_file():
-                runs.append(RunInfo(path.name, config.read_text() if config.is_file() else None,
-                                    curves if curves.is_file() else None))
+            config = _read_text(outputs.regular_file_inside(path, "config.yaml"))
+            curves = outputs.regular_file_inside(path, "curves.png")
+            curves = curves if _png(curves) else None
+            if config is not None or curves is not None:
+                runs.append(RunInfo(path.name, config, curves))
         else:
-            parts = read_parts(path.with_name(f"{path.stem}-analysis"))
-            evaluation = _read_eval(path.with_name(f"{path.stem}-eval.json"))
+            parts = read_parts(path.parent / f"{path.stem}-analysis", root=path.parent)
+            evaluation = _read_eval(outputs.regular_file_inside(path.parent,
+                                                                f"{path.stem}-eval.json"))
             found = [Model(path.stem, parts, evaluation)] if parts or evaluation else []
         if not found:
             raise SpecRobustError(f"no analysis or evaluation results in {path}; run `specrobust "
                                   f"analyze {path}` (and `specrobust eval {path}`) first")
         models += found
     return models, runs
+
+
+def _read_text(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return None
 
 
 # ---- rendering ---------------------------------------------------------------------------------
@@ -143,7 +190,7 @@ _EXPLAIN = {
 }
 
 
-def _png(figure_function, entries) -> str:
+def _figure(figure_function, entries) -> Markup:
     """Draw a figure into a temporary file (the figure functions write files) and embed it."""
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "figure.png"
@@ -151,22 +198,23 @@ def _png(figure_function, entries) -> str:
         return _img(path.read_bytes())
 
 
-def _img(png: bytes, alt: str = "figure") -> str:
-    return (f'<img alt="{html.escape(alt)}" '
-            f'src="data:image/png;base64,{base64.b64encode(png).decode()}">')
+def _img(png: bytes, alt: str = "figure") -> Markup:
+    return html('<img alt="{}" src="data:image/png;base64,{}">', alt,
+                base64.b64encode(png).decode())
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _table(header: list, rows: list[list]) -> Markup:
+    """A table; header and cells are escaped unless they are Markup."""
+    head = join(html("<th>{}</th>", h) for h in header)
+    body = join(html("<tr>{}</tr>", join(html("<td>{}</td>", c) for c in row)) for row in rows)
+    return html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head, body)
 
 
 def _pct(value) -> str:
     return "" if value is None else f"{100 * value:.1f}"
 
 
-def _summary_table(models: list[Model]) -> str:
+def _summary_table(models: list[Model]) -> Markup:
     attacks = list(dict.fromkeys(a["label"] for m in models if m.evaluation
                                  for a in m.evaluation["attacks"]))
     numbers = {m.label: headline_numbers(m.parts) for m in models}
@@ -178,50 +226,51 @@ def _summary_table(models: list[Model]) -> str:
     for model in models:
         by_label = {a["label"]: a["accuracy"] for a in (model.evaluation or {}).get("attacks", [])}
         worst = model.evaluation["worst_case"]["accuracy"] if model.evaluation else None
-        cells = [html.escape(model.label), *(_pct(by_label.get(a)) for a in attacks)]
+        cells = [model.label, *(_pct(by_label.get(a)) for a in attacks)]
         if attacks:
-            cells.append(f"<b>{_pct(worst)}</b>")
+            cells.append(html("<b>{}</b>", _pct(worst)))
         for key in extra:
             value = numbers[model.label].get(key)
             cells.append("" if value is None else
                          (f"{value:.3f}" if key == "logit-spectrum gap" else _pct(value)))
         rows.append(cells)
-    running = [f"{html.escape(m.label)} ({', '.join(map(html.escape, m.evaluation['under_way']))})"
+    running = [html("{} ({})", m.label, join(m.evaluation["under_way"], ", "))
                for m in models if m.evaluation and m.evaluation.get("under_way")]
-    note = (f'<p class="note">Evaluation under way for {"; ".join(running)}: its worst case is '
-            "over the finished attacks only.</p>") if running else ""
-    return _table(header, rows) + note
+    note = html('<p class="note">Evaluation under way for {}: its worst case is over the '
+                "finished attacks only.</p>", join(running, "; ")) if running else ""
+    return join([_table(header, rows), note])
 
 
-def _eval_section(model: Model) -> str:
+def _eval_section(model: Model) -> Markup:
     evaluation = model.evaluation
-    rows = [[html.escape(a["label"]), _pct(a["accuracy"]),
-             f"{_pct(a['ci95'][0])}-{_pct(a['ci95'][1])}", f"{a['correct']} / {a['n']}",
-             f"{a['seconds']:.1f}"] for a in evaluation["attacks"]]
+    rows = [[a["label"], _pct(a["accuracy"]), f"{_pct(a['ci95'][0])}-{_pct(a['ci95'][1])}",
+             f"{a['correct']} / {a['n']}", f"{a['seconds']:.1f}"] for a in evaluation["attacks"]]
     worst = evaluation["worst_case"]
-    rows.append(["<b>worst case</b>", f"<b>{_pct(worst['accuracy'])}</b>",
+    rows.append([html("<b>worst case</b>"), html("<b>{}</b>", _pct(worst["accuracy"])),
                  f"{_pct(worst['ci95'][0])}-{_pct(worst['ci95'][1])}",
                  f"{worst['correct']} / {worst['n']}", ""])
-    under_way = "".join(
-        f'<p class="warn">{html.escape(label)} is under way ({done} of {of} images attacked): '
-        "the worst case is over the finished attacks only.</p>"
-        for label, (done, of) in evaluation.get("under_way", {}).items())
+    under_way = join(
+        html('<p class="warn">{} is under way ({} of {} images attacked): the worst case is over '
+             "the finished attacks only.</p>", label, *progress)
+        for label, progress in evaluation.get("under_way", {}).items())
     failed = [c for c in evaluation.get("checks", []) if not c["ok"]]
-    checks = "".join(f'<p class="warn">Possible gradient masking: {html.escape(c["name"])}: '
-                     f'{html.escape(c["message"])}</p>' for c in failed)
+    checks = join(html('<p class="warn">Possible gradient masking: {}: {}</p>', c["name"],
+                       c["message"]) for c in failed)
     if evaluation.get("checks") and not failed:
-        checks = f'<p class="note">Self-checks: all {len(evaluation["checks"])} passed.</p>'
-    return (f"<h3>{html.escape(model.label)}</h3><p class=\"note\">{evaluation['model']['name']} "
-            f"on {html.escape(str(evaluation['dataset']))}, first {evaluation['n']} test images, "
-            f"L-inf eps {html.escape(str(evaluation['eps_text']))}</p>"
-            + _table(["attack", "accuracy (%)", "95% interval", "correct / n", "seconds"], rows)
-            + under_way + checks)
+        checks = html('<p class="note">Self-checks: all {} passed.</p>',
+                      len(evaluation["checks"]))
+    return join([
+        html('<h3>{}</h3><p class="note">{} on {}, first {} test images, L-inf eps {}</p>',
+             model.label, evaluation["model"].get("name"), evaluation.get("dataset"),
+             evaluation.get("n"), evaluation.get("eps_text")),
+        _table(["attack", "accuracy (%)", "95% interval", "correct / n", "seconds"], rows),
+        under_way, checks])
 
 
 _SAME_IMAGES = ("dataset", "split", "first_n", "eps")  # evaluations that can be paired
 
 
-def _paired_table(models: list[Model], reference: str | None = None) -> str:
+def _paired_table(models: list[Model], reference: str | None = None) -> Markup:
     """Each evaluated model against the reference (by label; default the first evaluated one),
     image by image: the accuracy gap in points and the exact McNemar p-value, where both were
     evaluated on the same images at the same eps."""
@@ -229,7 +278,7 @@ def _paired_table(models: list[Model], reference: str | None = None) -> str:
 
     evaluated = [m for m in models if m.evaluation and m.evaluation.get("per_example")]
     if len(evaluated) < 2:
-        return ""
+        return Markup("")
     base = next((m for m in evaluated if m.label == reference), evaluated[0])
     others = [m for m in evaluated if m is not base]
     outcomes = base.evaluation["per_example"]
@@ -244,17 +293,18 @@ def _paired_table(models: list[Model], reference: str | None = None) -> str:
                 cells.append("")
                 continue
             gap, p_value = paired_difference(mine, outcomes[attack])
-            cells.append(f"{100 * gap:+.1f} <small>(p {p_value:.2g})</small>")
-        rows.append([html.escape(model.label), *cells])
-    return (f'<h3>Differences from {html.escape(base.label)}, image by image</h3>'
-            '<p class="note">Accuracy gap in points on the same test images, with the exact '
-            "McNemar p-value: whether the gap is larger than the choice of test images explains "
-            "for these trained models (it says nothing about how the gap varies with the "
-            "training seed). Empty where the two were evaluated on other images or eps.</p>"
-            + _table(["model", *attacks], rows))
+            cells.append(html("{} <small>(p {})</small>", f"{100 * gap:+.1f}", f"{p_value:.2g}"))
+        rows.append([model.label, *cells])
+    return join([
+        html("<h3>Differences from {}, image by image</h3>", base.label),
+        html('<p class="note">Accuracy gap in points on the same test images, with the exact '
+             "McNemar p-value: whether the gap is larger than the choice of test images explains "
+             "for these trained models (it says nothing about how the gap varies with the "
+             "training seed). Empty where the two were evaluated on other images or eps.</p>"),
+        _table(["model", *attacks], rows)])
 
 
-def _filter_table(models: list[Model]) -> str:
+def _filter_table(models: list[Model]) -> Markup:
     rows, header = [], None
     for model in models:
         low = model.parts.get("filter", {}).get("lowpass")
@@ -262,56 +312,59 @@ def _filter_table(models: list[Model]) -> str:
             continue
         header = header or ["model", "input", *(f"b = {b}" for b in low["bandwidths"])]
         for key, name in (("clean", "clean"), ("pgd20", "PGD-20")):
-            rows.append([html.escape(model.label), name, *(_pct(v) for v in low[key])])
-    return _table(header, rows) if rows else ""
+            rows.append([model.label, name, *(_pct(v) for v in low[key])])
+    return _table(header, rows) if rows else Markup("")
 
 
 def render(models: list[Model], runs: list[RunInfo], title: str,
            reference: str | None = None) -> str:
     from specrobust.report.analysis_figures import PLOTS
 
-    sections = [f"<h1>{html.escape(title)}</h1><p class=\"lead\">{len(models)} model(s); "
-                f"generated {time.strftime('%Y-%m-%d %H:%M')} by specrobust. Accuracies in %."
-                "</p>"]
+    sections = [html('<h1>{}</h1><p class="lead">{} model(s); generated {} by specrobust. '
+                     "Accuracies in %.</p>", title, len(models), time.strftime("%Y-%m-%d %H:%M"))]
     present = [p for p in PARTS if any(p in m.parts for m in models)]
-    nav = ['<a href="#summary">summary</a>']
-    nav += [f'<a href="#{p}">{_EXPLAIN[p][0].lower()}</a>' for p in present]
+    nav = [html('<a href="#summary">summary</a>')]
+    nav += [html('<a href="#{}">{}</a>', p, _EXPLAIN[p][0].lower()) for p in present]
     if any(m.evaluation for m in models):
-        nav.append('<a href="#evaluation">evaluation</a>')
+        nav.append(html('<a href="#evaluation">evaluation</a>'))
     if runs:
-        nav.append('<a href="#training">training</a>')
-    sections.append(f"<nav>{''.join(nav)}</nav>")
-    sections.append(f'<h2 id="summary">Summary</h2>{_summary_table(models)}')
+        nav.append(html('<a href="#training">training</a>'))
+    sections.append(html("<nav>{}</nav>", join(nav)))
+    sections.append(html('<h2 id="summary">Summary</h2>{}', _summary_table(models)))
     for part in present:
         entries = [(m.label, m.parts[part]) for m in models if part in m.parts]
         heading, text = _EXPLAIN[part]
         body = _filter_table(models) if part == "filter" else ""
-        sections.append(f'<h2 id="{part}">{heading}</h2><p class="note">{text}</p>{body}'
-                        + _png(PLOTS[part], entries))
+        sections.append(html('<h2 id="{}">{}</h2><p class="note">{}</p>{}{}', part, heading,
+                             text, body, _figure(PLOTS[part], entries)))
     evaluated = [m for m in models if m.evaluation]
     if evaluated:
-        sections.append('<h2 id="evaluation">Evaluation</h2>' + _paired_table(models, reference)
-                        + "".join(_eval_section(m) for m in evaluated))
+        sections.append(html('<h2 id="evaluation">Evaluation</h2>{}{}',
+                             _paired_table(models, reference),
+                             join(_eval_section(m) for m in evaluated)))
     if runs:
-        sections.append('<h2 id="training">Training</h2>')
+        sections.append(html('<h2 id="training">Training</h2>'))
         for run in runs:
-            sections.append(f"<h3>{html.escape(run.name)}</h3>")
+            sections.append(html("<h3>{}</h3>", run.name))
             if run.curves:
-                sections.append(_img(run.curves.read_bytes(), f"training curves of {run.name}"))
+                sections.append(_img(_png(run.curves) or b"", f"training curves of {run.name}"))
             if run.config:
-                sections.append(f"<details><summary>config.yaml</summary>"
-                                f"<pre>{html.escape(run.config)}</pre></details>")
-    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
-            f"<body><main>{''.join(sections)}</main></body></html>\n")
+                sections.append(html("<details><summary>config.yaml</summary><pre>{}</pre>"
+                                     "</details>", run.config))
+    return html('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+                '<meta name="viewport" content="width=device-width, initial-scale=1">'
+                "{}<title>{}</title><style>{}</style></head><body><main>{}</main></body></html>\n",
+                Markup(outputs.REPORT_MARKER), title, Markup(_STYLE), join(sections))
 
 
 def write_report(sources: list[str], out: str | Path, title: str = "specrobust report",
-                 names: dict[str, str] | None = None, reference: str | None = None) -> Path:
+                 names: dict[str, str] | None = None, reference: str | None = None,
+                 force: bool = False) -> Path:
     """``names`` renames models, e.g. ``{"AT+SAR (best_averaged)": "AT+SAR+WA"}``;
     ``reference`` is the model (by label, after renaming) the others are compared with image by
-    image (default: the first evaluated one)."""
+    image (default: the first evaluated one). An existing ``out`` is replaced only when it is a
+    specrobust report, or with ``force``."""
+    out = outputs.output_file(out, outputs.REPORT, force=force, how="choose another -o")
     models, runs = collect(sources)
     for model in models:
         model.label = (names or {}).get(model.label, model.label)
@@ -319,10 +372,11 @@ def write_report(sources: list[str], out: str | Path, title: str = "specrobust r
     if reference is not None and reference not in evaluated:
         raise SpecRobustError(f"--reference {reference!r} is not an evaluated model here; "
                               f"evaluated: {', '.join(evaluated) or 'none'}")
-    out = Path(out)
-    if out.is_dir():
-        raise SpecRobustError(f"{out} is a directory; give the report a file name such as "
-                              f"{out / 'report.html'}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(out, render(models, runs, title, reference))
+    try:
+        page = render(models, runs, title, reference)
+    except _MALFORMED as error:
+        raise SpecRobustError(f"an analysis record among {', '.join(map(str, sources))} is not "
+                              f"well formed ({type(error).__name__}); analyse again into a new "
+                              "directory") from None
+    atomic.write_text(out, page)
     return out

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from specrobust import atomic, locks
+from specrobust import atomic, locks, outputs
 from specrobust.checkpoint import (
     CHECKPOINT_DIR,
     WEIGHTS_DIR,
@@ -40,6 +40,8 @@ from specrobust.errors import SpecRobustError
 _COSMETIC = {("run", "progress"), ("run", "tensorboard"), ("run", "device"),
              ("data", "data_root"), ("run", "snapshot_epochs")}
 _BEST = ("best.pt", "best_averaged.pt")
+# What last.pt's training state holds (RunDir.save_epoch); a resume needs all of it.
+_RESUME_KEYS = {"epoch", "best", "config", "optimizer", "scheduler", "rng"}
 
 
 class RunInUseError(locks.InUseError):
@@ -67,8 +69,7 @@ class RunDir:
                 branch: tuple[Path, int] | None = None) -> dict | None:
         """Check the directory, write config.yaml; return the resume state (or, for a new run
         with ``branch`` = (run, epoch), the state it branches from: ``_branch_state``) or None."""
-        if self.path.exists() and not self.path.is_dir():
-            raise SpecRobustError(f"run directory {self.path} is a file")
+        outputs.check_directory(self.path, outputs.RUN)
         if write and self.path.is_dir():
             self._lock()  # before reading its state: another process may be writing it
         has_run = self.last.is_file() or (self.path / "config.yaml").is_file()
@@ -78,7 +79,11 @@ class RunDir:
         state, branched = None, False
         if resume and self.last.is_file():
             payload = read_checkpoint(self.last)
-            state = payload["training"]
+            state = payload.get("training")
+            if not isinstance(state, dict) or not _RESUME_KEYS <= set(state) or \
+                    not isinstance(state["config"], dict):
+                raise SpecRobustError(f"{self.last} holds no training state to resume from; it "
+                                      "is not the last.pt training wrote, or it is damaged")
             if _comparable(state["config"]) != _comparable(config.as_dict()) and not force:
                 differing = _differences(state["config"], config.as_dict())
                 raise SpecRobustError(f"{self.path} was trained with a different config "

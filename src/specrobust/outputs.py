@@ -1,0 +1,157 @@
+"""The one rule for what a command may write, and where.
+
+A command writes only
+
+- into a directory it creates, or one that is empty, or one that is already of its own kind
+  (a run directory for ``train``, an analysis directory for ``analyze``), and
+- files of its own layout: a file that exists is replaced only when it is of the kind the
+  command writes (an evaluation record, a specrobust report), or with ``--force`` where a
+  command offers it.
+
+Nothing is written through a symbolic link: an output that is a link is refused (a link could
+point anywhere, and replacing the file it names is how data outside the run gets destroyed).
+Every refusal is one line that says what exists and how to proceed. The kinds are recognised
+by their content (a format tag, a marker), never by their names alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from specrobust.errors import SpecRobustError
+
+# The first bytes of every HTML report, so a later report may replace it and nothing else.
+REPORT_MARKER = '<meta name="generator" content="specrobust report">'
+# The first line of every eval.md, for the same reason.
+EVAL_MD_MARKER = "<!-- specrobust eval -->"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of output: a name for messages and a test of whether a path already is one."""
+
+    name: str
+    recognise: Callable[[Path], bool]
+
+
+def _json_format(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as handle:
+            data = json.loads(handle.read(64 << 20))
+    except (OSError, ValueError):
+        return None
+    return data.get("format") if isinstance(data, dict) else None
+
+
+def _starts_with(path: Path, marker: str, span: int = 4096) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return marker.encode() in handle.read(span)
+    except OSError:
+        return False
+
+
+def _is_run(path: Path) -> bool:
+    return (path / "config.yaml").is_file() or (path / "checkpoints" / "last.pt").is_file()
+
+
+def _is_analysis(path: Path) -> bool:
+    return any((_json_format(p) or "").startswith("specrobust-analysis")
+               for p in path.glob("*.json") if p.is_file())
+
+
+def _is_eval_md(path: Path) -> bool:
+    # Written before the marker existed: an eval.md is ours when its evaluation record is.
+    return _starts_with(path, EVAL_MD_MARKER, 64) or \
+        _json_format(path.with_suffix(".json")) == "specrobust-eval"
+
+
+RUN = Kind("run directory", _is_run)
+ANALYSIS = Kind("analysis directory", _is_analysis)
+EVAL = Kind("evaluation record (eval.json)", lambda p: _json_format(p) == "specrobust-eval")
+EVAL_MD = Kind("evaluation table (eval.md)", _is_eval_md)
+# Reports written before the marker existed carry this line after their inline style sheet.
+_LEGACY_REPORT = " by specrobust. Accuracies in %.</p>"
+REPORT = Kind("specrobust report", lambda p: _starts_with(p, REPORT_MARKER)
+              or _starts_with(p, _LEGACY_REPORT, 8192))
+
+
+def _refuse_link(path: Path, role: str) -> None:
+    if path.is_symlink():
+        raise SpecRobustError(f"{role} {path} is a symbolic link; specrobust does not write "
+                              "through links: name the real path, or another one")
+
+
+def output_file(path: str | os.PathLike, kind: Kind, *, force: bool | None = None,
+                how: str = "choose another --out") -> Path:
+    """``path`` checked as an output file of ``kind``: absent, or already of that kind, or any
+    regular file when ``force`` is true. ``force`` None: the command has no --force to offer.
+    Creates nothing."""
+    path = Path(path)
+    _refuse_link(path, "output")
+    _refuse_link(path.parent, "output directory")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise SpecRobustError(f"cannot write {path}: {path.parent} is a file, not a directory")
+    if path.is_dir():
+        raise SpecRobustError(f"output {path} is a directory; name a file inside it instead")
+    if not path.exists():
+        return path
+    if not stat.S_ISREG(path.lstat().st_mode):
+        raise SpecRobustError(f"output {path} exists and is not a regular file; {how}")
+    if not force and not kind.recognise(path):
+        hint = how if force is None else f"{how}, or add --force to replace it"
+        raise SpecRobustError(f"{path} exists and is not a {kind.name}; {hint}")
+    return path
+
+
+def check_directory(path: str | os.PathLike, kind: Kind, *,
+                    how: str = "choose another --out") -> Path:
+    """``path`` checked as an output directory of ``kind``: absent, empty or of that kind;
+    refused when it is a file, a link, or a non-empty directory of another kind. Creates
+    nothing."""
+    path = Path(path)
+    _refuse_link(path, "output directory")
+    if path.exists() and not path.is_dir():
+        raise SpecRobustError(f"output directory {path} is a file; {how}")
+    if path.is_dir() and any(path.iterdir()) and not kind.recognise(path):
+        raise SpecRobustError(f"{path} holds files that are not a {kind.name}; {how} (or empty "
+                              "that directory)")
+    return path
+
+
+@contextlib.contextmanager
+def output_directory(path: str | os.PathLike, kind: Kind, *,
+                     how: str = "choose another --out") -> Iterator[Path]:
+    """:func:`check_directory`, then create the directory if it is absent, for the length of a
+    ``with`` block; a directory created here and still empty when the block fails is removed
+    again, so a failed command leaves nothing behind."""
+    path = check_directory(path, kind, how=how)
+    created = not path.exists()
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield path
+    except BaseException:
+        if created and not any(path.iterdir()):
+            path.rmdir()
+        raise
+
+
+def regular_file_inside(root: Path, relative: str) -> Path | None:
+    """``root/relative`` if it is a regular file reached without any symbolic link below
+    ``root``: what a report may embed. None otherwise."""
+    path = root
+    for part in Path(relative).parts:
+        path = path / part
+        try:
+            mode = path.lstat().st_mode
+        except OSError:
+            return None
+        if stat.S_ISLNK(mode):
+            return None
+    return path if stat.S_ISREG(mode) else None
