@@ -395,9 +395,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
+        if any("\x00" in arg for arg in argv):  # no shell passes one; paths cannot hold one
+            raise SpecRobustError("an argument contains a NUL character")
         args = _build_parser().parse_args(argv)
         handler = _HANDLERS[(args.command, getattr(args, "data_command", None))]
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # here, so that a closed pipe is reported like any other fault
+        return code
     except KeyboardInterrupt:
         print("specrobust: interrupted", file=sys.stderr)
         return 130

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from specrobust.errors import SpecRobustError
+from specrobust.errors import SpecRobustError, quoted
 from specrobust.numbers import parse_fraction, parse_number
 
 OBJECTIVES = ("natural", "pgd_at", "trades", "mart")
@@ -190,7 +190,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     """A config file; ``base: other.yaml`` (relative to the file) is read first and overlaid,
     so a recipe states only how it differs from its base."""
-    if not path.is_file():
+    try:
+        exists = path.is_file()
+    except OSError as error:  # a name too long, a loop of links
+        raise SpecRobustError(f"config file {quoted(str(path))}: {error.strerror}") from None
+    if not exists:
         raise SpecRobustError(f"config file {path} does not exist")
     if path.resolve() in seen:
         raise SpecRobustError(f"config {path} includes itself through base:")
@@ -199,11 +203,15 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     except yaml.YAMLError as error:
         raise SpecRobustError(f"{path} is not valid YAML ({str(error).splitlines()[0]})") \
             from None
+    except UnicodeDecodeError:
+        raise SpecRobustError(f"{path} is not a text file; a recipe is YAML") from None
     if not isinstance(data, dict):
         raise SpecRobustError(f"{path} must hold a mapping of config sections")
     base = data.pop("base", None)
     if base is None:
         return data
+    if not isinstance(base, str) or not base.strip():
+        raise SpecRobustError(f"{path}: base must name another recipe file, got {quoted(base)}")
     return _merge(_read_yaml(path.parent / str(base), (*seen, path.resolve())), data)
 
 
@@ -226,7 +234,8 @@ def config_from_dict(data: dict) -> Config:
 def _apply_override(data: dict, override: str) -> None:
     key, sep, text = override.partition("=")
     if not sep or not key.strip():
-        raise SpecRobustError(f"--set takes key=value (e.g. optim.epochs=2), got {override!r}")
+        raise SpecRobustError(f"--set takes key=value (e.g. optim.epochs=2), "
+                              f"got {quoted(override)}")
     *sections, leaf = key.strip().split(".")
     target = data
     for section in sections:
@@ -276,7 +285,7 @@ def _convert(hint, value, key: str):
         if converted is not _MISMATCH:
             return converted
     wanted = " or ".join(_type_name(o) for o in options if o is not type(None))
-    raise SpecRobustError(f"config key {key} must be {wanted}, got {value!r}")
+    raise SpecRobustError(f"config key {key} must be {wanted}, got {quoted(value)}")
 
 
 _MISMATCH = object()
@@ -327,7 +336,7 @@ def validate(config: Config) -> None:
             raise SpecRobustError(f"config key {key} {message}")
 
     def choice(value, choices, key):
-        require(value in choices, key, f"must be one of {', '.join(choices)}, got {value!r}")
+        require(value in choices, key, f"must be one of {', '.join(choices)}, got {quoted(value)}")
 
     dataset_name, options = parse_dataset_name(config.data.dataset)
     get_dataset_info(dataset_name)  # raises with the known names

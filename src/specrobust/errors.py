@@ -7,9 +7,13 @@ that sentence on one line and exits with status 2; `--debug` shows the traceback
 
 
 class SpecRobustError(Exception):
-    """A user-facing error: one sentence, no traceback needed."""
+    """A user-facing error: one sentence, no traceback needed. Its message is kept to one line
+    (a library's multi-line message quoted inside it is folded)."""
 
     exit_code = 2
+
+    def __init__(self, message: object = ""):
+        super().__init__(" ".join(str(message).split()))
 
 
 def quoted(value: object, limit: int = 60) -> str:

@@ -34,7 +34,8 @@ EVAL_MD_MARKER = "<!-- specrobust eval -->"
 
 @dataclass(frozen=True)
 class Kind:
-    """A kind of output: a name for messages and a test of whether a path already is one."""
+    """A kind of output: a name for messages ("a run directory") and a test of whether a path
+    already is one."""
 
     name: str
     recognise: Callable[[Path], bool]
@@ -72,13 +73,13 @@ def _is_eval_md(path: Path) -> bool:
         _json_format(path.with_suffix(".json")) == "specrobust-eval"
 
 
-RUN = Kind("run directory", _is_run)
-ANALYSIS = Kind("analysis directory", _is_analysis)
-EVAL = Kind("evaluation record (eval.json)", lambda p: _json_format(p) == "specrobust-eval")
-EVAL_MD = Kind("evaluation table (eval.md)", _is_eval_md)
+RUN = Kind("a run directory", _is_run)
+ANALYSIS = Kind("an analysis directory", _is_analysis)
+EVAL = Kind("an evaluation record (eval.json)", lambda p: _json_format(p) == "specrobust-eval")
+EVAL_MD = Kind("an evaluation table (eval.md)", _is_eval_md)
 # Reports written before the marker existed carry this line after their inline style sheet.
 _LEGACY_REPORT = " by specrobust. Accuracies in %.</p>"
-REPORT = Kind("specrobust report", lambda p: _starts_with(p, REPORT_MARKER)
+REPORT = Kind("a specrobust report", lambda p: _starts_with(p, REPORT_MARKER)
               or _starts_with(p, _LEGACY_REPORT, 8192))
 
 
@@ -106,7 +107,7 @@ def output_file(path: str | os.PathLike, kind: Kind, *, force: bool | None = Non
         raise SpecRobustError(f"output {path} exists and is not a regular file; {how}")
     if not force and not kind.recognise(path):
         hint = how if force is None else f"{how}, or add --force to replace it"
-        raise SpecRobustError(f"{path} exists and is not a {kind.name}; {hint}")
+        raise SpecRobustError(f"{path} exists and is not {kind.name}; {hint}")
     return path
 
 
@@ -120,7 +121,7 @@ def check_directory(path: str | os.PathLike, kind: Kind, *,
     if path.exists() and not path.is_dir():
         raise SpecRobustError(f"output directory {path} is a file; {how}")
     if path.is_dir() and any(path.iterdir()) and not kind.recognise(path):
-        raise SpecRobustError(f"{path} holds files that are not a {kind.name}; {how} (or empty "
+        raise SpecRobustError(f"{path} holds files that are not {kind.name}; {how} (or empty "
                               "that directory)")
     return path
 

@@ -15,7 +15,7 @@ from specrobust.data.loader import Augment, DeviceLoader
 from specrobust.data.registry import DATASETS, DatasetInfo, get_dataset_info
 from specrobust.data.splits import ImageSplit, class_balanced_subset, train_val_split
 from specrobust.data.synthetic import SyntheticSpec
-from specrobust.errors import SpecRobustError
+from specrobust.errors import SpecRobustError, quoted
 
 __all__ = [
     "DATASETS", "Augment", "Dataset", "DatasetInfo", "DeviceLoader", "ImageSplit",
@@ -40,7 +40,8 @@ def parse_dataset_name(text: str) -> tuple[str, dict[str, str]]:
     for item in filter(None, rest.split(",")):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise SpecRobustError(f"dataset option {item!r} in {text!r} is not key=value")
+            raise SpecRobustError(f"dataset option {quoted(item)} in {quoted(text)} is not "
+                                  "key=value")
         options[key.strip()] = value.strip()
     return name.strip(), options
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from specrobust.data import formats
 from specrobust.data.splits import ImageSplit
-from specrobust.errors import SpecRobustError
+from specrobust.errors import SpecRobustError, quoted
 from specrobust.numbers import parse_fraction
 
 Reader = Callable[[Path], tuple[ImageSplit, ImageSplit]]
@@ -294,5 +294,5 @@ def get_dataset_info(name: str) -> DatasetInfo:
         return DATASETS[name]
     except KeyError:
         raise SpecRobustError(
-            f"unknown dataset {name!r}; known: {', '.join(DATASETS)}"
+            f"unknown dataset {quoted(name)}; known: {', '.join(DATASETS)}"
         ) from None

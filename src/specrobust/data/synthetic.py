@@ -22,9 +22,11 @@ import torch
 
 from specrobust import fourier
 from specrobust.data.splits import ImageSplit
-from specrobust.errors import SpecRobustError
+from specrobust.errors import SpecRobustError, quoted
 
 BANDS = ("low", "mid", "high")
+# Generation holds float32 copies of every image: this many values is a few GB already.
+MAX_PIXELS = 500_000_000
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,19 @@ class SyntheticSpec:
             raise SpecRobustError("synthetic data needs size >= 8, channels >= 1, num_classes >= 2")
         if self.n_train < self.num_classes or self.n_test < self.num_classes:
             raise SpecRobustError("synthetic n_train and n_test must be at least num_classes")
+        if self.size > 512 or self.channels > 16 or self.num_classes > 1000 or \
+                self.frequencies_per_class < 1 or self.frequencies_per_class > 16:
+            raise SpecRobustError("synthetic data allows size <= 512, channels <= 16, "
+                                  "num_classes <= 1000 and frequencies_per_class in [1, 16]")
+        pixels = (self.n_train + self.n_test) * self.channels * self.size ** 2
+        if pixels > MAX_PIXELS:
+            raise SpecRobustError(f"synthetic data of {pixels:,} pixel values is too large (at "
+                                  f"most {MAX_PIXELS:,}); lower n_train, n_test or size")
+        if not (math.isfinite(self.amplitude) and math.isfinite(self.noise)) or \
+                self.amplitude < 0 or self.noise < 0:
+            raise SpecRobustError("synthetic amplitude and noise must be finite and >= 0")
+        if not 0 <= self.seed < 2**62:
+            raise SpecRobustError(f"synthetic seed must lie in [0, 2**62), got {self.seed}")
 
     @classmethod
     def from_options(cls, options: dict[str, object]) -> SyntheticSpec:
@@ -65,7 +80,8 @@ class SyntheticSpec:
                 values[key] = type(default)(value)
             except (TypeError, ValueError):
                 raise SpecRobustError(
-                    f"synthetic option {key} must be a {type(default).__name__}, got {value!r}"
+                    f"synthetic option {key} must be a {type(default).__name__}, "
+                    f"got {quoted(value)}"
                 ) from None
         return cls(**values)
 

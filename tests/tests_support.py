@@ -1,0 +1,25 @@
+"""Small things several test modules need."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+TINY_RECIPE = {
+    "seed": 1,
+    "data": {"dataset": "synthetic:band=low,n_train=200,n_test=40", "val_fraction": 0.2},
+    "model": {"name": "cnn_small"},
+    "optim": {"epochs": 1, "batch_size": 64, "lr": 0.05, "milestones": []},
+    "attack": {"eps": "8/255", "alpha": "4/255", "steps": 1},
+    "validation": {"n": 20, "pgd_steps": 1},
+    "run": {"progress": False},
+}
+
+
+def tiny_recipe(directory: Path) -> Path:
+    """A one-epoch recipe on tiny synthetic data, written to ``directory/tiny.yaml``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY_RECIPE))
+    return path
