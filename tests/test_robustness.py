@@ -151,8 +151,9 @@ def test_the_option_list_covers_the_commands():
         assert expected in options
 
 
-@FUZZ
-@given(case=st.sampled_from(VALUE_OPTIONS), value=st.text(max_size=40))
+@pytest.mark.parametrize("case", VALUE_OPTIONS, ids=lambda case: " ".join([*case[0], case[1]]))
+@settings(FUZZ, max_examples=12)
+@given(value=st.text(max_size=40))
 def test_any_option_value_is_one_line_and_exit_2(tmp_path_factory, capsys, case, value):
     words, option = case
     missing = str(tmp_path_factory.getbasetemp() / "missing-source")

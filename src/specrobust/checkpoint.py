@@ -48,6 +48,13 @@ class LoadedModel:
     path: Path  # the file the weights came from
     run_dir: Path | None  # the run directory, when there is one
     sha256: str  # of the weights file: identifies the model for resumable evaluations
+    # Default outputs outside a run go beside this path, named after its stem (the weights
+    # file; ./NAME for a model named without a file of its own).
+    home: Path | None = None
+
+    def __post_init__(self):
+        if self.home is None:
+            self.home = self.path
 
 
 def save_checkpoint(path: str | Path, model: Classifier, *, dataset: str, eps: str | None = None,
@@ -178,7 +185,7 @@ def load_model(source: str | Path, *, which: str = "auto", model: str | None = N
     network = spec.build()
     _load_weights(network, state_dict, path)
     network.eval()
-    return LoadedModel(network, dataset, eps, path, run_dir, _sha256(path))
+    return LoadedModel(network, dataset, eps, path, run_dir, sha256_of(path))
 
 
 def _read_safetensors(path: Path) -> tuple[dict, dict | None]:
@@ -279,7 +286,7 @@ def _first_shape_mismatch(message: str) -> str:
     return message.splitlines()[0]
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -113,8 +113,47 @@ def _add_train(commands) -> None:
                          help="with --branch-from: the epoch to branch after")
 
 
+def _floats(option: str):
+    """An argparse type: comma-separated finite numbers, e.g. 0.4914,0.4822,0.4465."""
+    def parse(text: str) -> tuple[float, ...]:
+        from specrobust.numbers import parse_number
+
+        return tuple(parse_number(v, option) for v in text.split(","))
+    return parse
+
+
+def _add_model_source(command) -> None:
+    """The options that say where a model comes from (``specrobust.models.sources``): declared
+    here once for every command that takes a model, read back by :func:`_model_source`."""
+    from specrobust.defaults import CHECKPOINTS
+
+    group = command.add_argument_group("model source")
+    group.add_argument("--model", help="architecture for a weights file: a zoo name "
+                       "(specrobust models), or user code path/to/arch.py:factory or "
+                       "package.module:factory (this runs that code)")
+    group.add_argument("--model-args", metavar="JSON", help="keyword arguments for a --model "
+                       "factory, as a JSON object, e.g. '{\"depth\": 28}'")
+    group.add_argument("--dataset", help="the data the model takes (needed unless the source "
+                       "says so itself)")
+    group.add_argument("--mean", type=_floats("--mean"), help="per-channel mean the model "
+                       "expects its inputs normalised with, e.g. 0.4914,0.4822,0.4465 "
+                       "(default: none, or what the weights file stores)")
+    group.add_argument("--std", type=_floats("--std"), help="per-channel std, with --mean")
+    group.add_argument("--checkpoint", dest="which", default="auto",
+                       choices=("auto", *CHECKPOINTS),
+                       help="which checkpoint of a run directory (default auto: the averaged "
+                       "model's best if the run averages weights, else the best)")
+
+
+def _model_source(args, path: str | None):
+    from specrobust.models.sources import ModelSource, parse_model_args
+
+    return ModelSource(path=path, model=args.model, model_args=parse_model_args(args.model_args),
+                       dataset=args.dataset, mean=args.mean, std=args.std, which=args.which)
+
+
 def _add_eval(commands) -> None:
-    from specrobust.defaults import CHECKPOINTS, DEFAULT_ATTACKS
+    from specrobust.defaults import DEFAULT_ATTACKS
 
     command = commands.add_parser(
         "eval", help="evaluate a run or checkpoint under an attack suite; writes eval.json",
@@ -122,20 +161,17 @@ def _add_eval(commands) -> None:
         "parameterised forms such as pgd:steps=100,restarts=5,alpha=0.5/255 or pgd:band=low. "
         "Robust accuracy counts examples correct both clean and attacked; the worst case is "
         "over all attacks given. An interrupted evaluation resumes from its eval.json.")
-    command.add_argument("source", help="run directory, specrobust checkpoint, safetensors file, "
-                         "or a plain state_dict (then --model and --dataset)")
+    command.add_argument("source", nargs="?", help="run directory, specrobust checkpoint or "
+                         "safetensors file, pretrained model name, TorchScript or torch.export "
+                         "(.pt2) file, or a plain state_dict (then --model and --dataset); "
+                         "omitted when --model is user code that returns its own weights")
     command.add_argument("--attacks", default=DEFAULT_ATTACKS,
                          help=f"comma-separated attacks (default {DEFAULT_ATTACKS})")
     command.add_argument("--n", type=_whole("--n", 1), default=1000,
                          help="first n test images (default 1000)")
     command.add_argument("--eps", type=_budget, help="L-inf budget such as 8/255 (default: the "
                          "training budget, else the dataset's usual one)")
-    command.add_argument("--dataset", help="dataset (needed for a plain state_dict)")
-    command.add_argument("--model", help="architecture (needed for a plain state_dict)")
-    command.add_argument("--checkpoint", dest="which", default="auto",
-                         choices=("auto", *CHECKPOINTS),
-                         help="which checkpoint of a run directory (default auto: the averaged "
-                         "model's best if the run averages weights, else the best)")
+    _add_model_source(command)
     command.add_argument("--out", help="where to write the evaluation record, a .json file "
                          "(default: eval.json in the run directory, or beside the checkpoint); "
                          "the table goes beside it as .md")
@@ -151,7 +187,6 @@ def _add_eval(commands) -> None:
 
 def _add_analyze(commands) -> None:
     from specrobust.analysis import PARTS
-    from specrobust.defaults import CHECKPOINTS
 
     command = commands.add_parser(
         "analyze", help="spectral analysis of runs or checkpoints; writes analysis/ (JSON + PNG)",
@@ -159,18 +194,16 @@ def _add_analyze(commands) -> None:
         "(clean/adversarial/perturbation spectra, Fig. 2), bands (band-limited PGD), heatmap "
         "(Fourier heat map), kernels (first-layer kernels, Fig. 1), logits (logit-spectrum gap). "
         "Finished parts are not run again.")
-    command.add_argument("sources", nargs="+", metavar="RUN_OR_CHECKPOINT",
-                         help="run directories or checkpoint files")
+    command.add_argument("sources", nargs="*", metavar="SOURCE",
+                         help="run directories, checkpoints, pretrained names, programs or "
+                         "weights files (see `specrobust eval --help`); none when --model is "
+                         "user code that returns its own weights")
     command.add_argument("--suite", default=",".join(PARTS),
                          help=f"comma-separated parts (default {','.join(PARTS)})")
     command.add_argument("--n", type=_whole("--n", 1), default=1000,
                          help="first n test images (default 1000)")
     command.add_argument("--eps", type=_budget, help="L-inf budget (default: the training budget)")
-    command.add_argument("--dataset", help="dataset (needed for a plain state_dict)")
-    command.add_argument("--model", help="architecture (needed for a plain state_dict)")
-    command.add_argument("--checkpoint", dest="which", default="auto",
-                         choices=("auto", *CHECKPOINTS),
-                         help="which checkpoint of a run directory (default auto)")
+    _add_model_source(command)
     command.add_argument("--out", help="analysis directory (one source only; default "
                          "RUN/analysis, or RUN/analysis-<checkpoint>)")
     command.add_argument("--data-root", help="directory holding datasets")
@@ -326,10 +359,10 @@ def _eval(args) -> int:
     from specrobust.evaluation import markdown
     from specrobust.evaluation.job import EvalJob, run_eval_job
 
-    job = EvalJob(source=args.source, attacks=args.attacks, n=args.n, eps=args.eps,
-                  dataset=args.dataset, model=args.model, which=args.which, out=args.out,
-                  data_root=args.data_root, seed=args.seed, batch_size=args.batch_size,
-                  device=args.device, checks=args.checks, check_n=args.check_n)
+    job = EvalJob(source=_model_source(args, args.source), attacks=args.attacks, n=args.n,
+                  eps=args.eps, out=args.out, data_root=args.data_root, seed=args.seed,
+                  batch_size=args.batch_size, device=args.device, checks=args.checks,
+                  check_n=args.check_n)
     summary, path = run_eval_job(job)
     print(f"{summary['model']['name']} from {summary['weights']}: first {summary['n']} test "
           f"images of {summary['dataset']}, L-inf eps {summary['eps_text']}")
@@ -348,10 +381,10 @@ def _analyze(args) -> int:
     parse_parts(args.suite)
     if args.out and len(args.sources) > 1:
         raise SpecRobustError("--out names one analysis directory; give one source with it")
-    for source in args.sources:
+    for path in args.sources or [None]:
         directory = run_analysis_job(AnalysisJob(
-            source=source, suites=args.suite, n=args.n, eps=args.eps, dataset=args.dataset,
-            model=args.model, which=args.which, out=args.out, data_root=args.data_root,
+            source=_model_source(args, path), suites=args.suite, n=args.n, eps=args.eps,
+            out=args.out, data_root=args.data_root,
             seed=args.seed, batch_size=args.batch_size, device=args.device,
             heatmap_norm=args.heatmap_norm, heatmap_n=args.heatmap_n,
             heatmap_stride=args.heatmap_stride))

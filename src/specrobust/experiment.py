@@ -80,6 +80,7 @@ def evaluate_method(method: Method, directory: Path, *, attacks: str, n: int, ep
     """Evaluate into ``eval-<which>.json``; attacks already finished there are re-used."""
     from specrobust.evaluation.job import EvalJob, run_eval_job
     from specrobust.evaluation.suite import parse_attacks
+    from specrobust.models.sources import ModelSource
 
     target = eval_path(directory, method.which)
     if target.is_file():
@@ -89,8 +90,8 @@ def evaluate_method(method: Method, directory: Path, *, attacks: str, n: int, ep
                 and data.get("n") == n:
             return
     log(f"eval {method.label} ({attacks}; first {n} test images)")
-    run_eval_job(EvalJob(str(directory), attacks=attacks, n=n, eps=eps, which=method.which,
-                         out=str(target), data_root=data_root, device=device,
+    run_eval_job(EvalJob(ModelSource(str(directory), which=method.which), attacks=attacks, n=n,
+                         eps=eps, out=str(target), data_root=data_root, device=device,
                          batch_size=batch_size, check_n=check_n, progress=progress))
 
 
@@ -99,8 +100,9 @@ def analyze_method(method: Method, directory: Path, *, parts: str, n: int, eps: 
                    progress: bool = True) -> None:
     """Analyse into ``analysis-<which>/``; finished parts are not run again."""
     from specrobust.analysis.job import AnalysisJob, run_analysis_job
+    from specrobust.models.sources import ModelSource
 
     log(f"analyze {method.label} ({parts}; first {n} test images)")
-    run_analysis_job(AnalysisJob(str(directory), suites=parts, n=n, eps=eps, which=method.which,
-                                 out=str(analysis_path(directory, method.which)),
+    run_analysis_job(AnalysisJob(ModelSource(str(directory), which=method.which), suites=parts,
+                                 n=n, eps=eps, out=str(analysis_path(directory, method.which)),
                                  data_root=data_root, device=device, progress=progress))

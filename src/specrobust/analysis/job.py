@@ -26,6 +26,7 @@ from specrobust.analysis.logits import logit_gap
 from specrobust.analysis.spectra import spectra
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.job import load_test_target
+from specrobust.models.sources import ModelSource, as_source
 from specrobust.numbers import check_range
 
 FORMAT = "specrobust-analysis"
@@ -44,13 +45,10 @@ RUNNERS = {  # part -> (context, the part's options) -> result
 
 @dataclass
 class AnalysisJob:
-    source: str
+    source: ModelSource | str  # a plain string is a path (a run, a checkpoint, a program)
     suites: str = ",".join(PARTS)
     n: int = 1000
     eps: str | None = None  # default: the training budget, else the dataset's
-    dataset: str | None = None
-    model: str | None = None
-    which: str = "auto"
     out: str | None = None
     data_root: str | None = None
     seed: int = 0
@@ -80,9 +78,10 @@ def parse_parts(text: str) -> list[str]:
 def output_dir(job: AnalysisJob, loaded) -> Path:
     if job.out:
         return Path(job.out)
+    which = as_source(job.source).which
     if loaded.run_dir is not None:
-        return loaded.run_dir / ("analysis" if job.which == "auto" else f"analysis-{job.which}")
-    return loaded.path.with_name(f"{loaded.path.stem}-analysis")
+        return loaded.run_dir / ("analysis" if which == "auto" else f"analysis-{which}")
+    return loaded.home.with_name(f"{loaded.home.stem}-analysis")
 
 
 class AnalysisInUseError(locks.InUseError):
@@ -98,8 +97,7 @@ def run_analysis_job(job: AnalysisJob) -> Path:
     check_range(job.batch_size, "--batch-size", 1)
     if job.heatmap_norm is not None:
         check_range(job.heatmap_norm, "--heatmap-norm", 0, 1000, low_open=True)
-    target = load_test_target(job.source, which=job.which, model=job.model,
-                              dataset=job.dataset, data_root=job.data_root, eps=job.eps, n=job.n,
+    target = load_test_target(job.source, data_root=job.data_root, eps=job.eps, n=job.n,
                               device=job.device)
     loaded = target.loaded
     bars: dict[str, tqdm] = {}
@@ -132,7 +130,7 @@ def _run_parts(job: AnalysisJob, parts: list[str], target, directory: Path, prog
     fingerprint = {"weights_sha256": loaded.sha256, "dataset": loaded.dataset,
                    "n": len(target.images), "eps": target.eps, "seed": job.seed,
                    "method_version": METHOD_VERSION}
-    label = _label(loaded, job.which)
+    label = _label(loaded, as_source(job.source).which)
     for part in parts:
         path = directory / f"{part}.json"
         options = job.part_options(part)
@@ -154,7 +152,7 @@ def _run_parts(job: AnalysisJob, parts: list[str], target, directory: Path, prog
 
 
 def _label(loaded, which: str) -> str:
-    name = loaded.run_dir.name if loaded.run_dir is not None else loaded.path.stem
+    name = loaded.run_dir.name if loaded.run_dir is not None else loaded.home.stem
     return name if which == "auto" else f"{name} ({which})"
 
 

@@ -12,22 +12,29 @@ total energy), ``mean_high_frequency_share`` (plain mean over kernels).
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from specrobust import fourier
 from specrobust.errors import SpecRobustError
 
 
-def first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
+def first_kernels(model: nn.Module) -> tuple[str, torch.Tensor]:
+    """The first 2-D convolution's name and weights. A TorchScript or exported program keeps
+    no ``nn.Conv2d`` objects, only parameters: there the first 4-D parameter stands for it
+    (parameters are registered in the order the layers were built)."""
     for name, module in model.named_modules():
         if isinstance(module, nn.Conv2d):
-            return name, module
+            return name, module.weight
+    for name, parameter in model.named_parameters():
+        if parameter.dim() == 4:
+            return name.removesuffix(".weight"), parameter
     raise SpecRobustError("the model has no 2-D convolution, so it has no first-layer kernels")
 
 
 def kernel_smoothness(model: nn.Module) -> dict:
-    name, conv = first_conv(model)
-    weights = conv.weight.detach().float().cpu()
+    name, kernels = first_kernels(model)
+    weights = kernels.detach().float().cpu()
     kernels = weights.reshape(-1, *weights.shape[-2:])
     power = fourier.power_spectrum(kernels)  # (kernels, k, k), centred
     total = power.sum(dim=(1, 2))

@@ -9,13 +9,14 @@ import torch
 from tqdm import tqdm
 
 from specrobust import atomic, outputs
-from specrobust.checkpoint import LoadedModel, load_model
+from specrobust.checkpoint import LoadedModel
 from specrobust.defaults import DEFAULT_ATTACKS
 from specrobust.devices import resolve_device
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.runner import evaluate
 from specrobust.evaluation.suite import parse_attacks
 from specrobust.evaluation.table import markdown
+from specrobust.models.sources import ModelSource, as_source, resolve
 from specrobust.numbers import check_range, parse_fraction
 
 
@@ -32,19 +33,19 @@ class TestTarget:
     device: torch.device
 
 
-def load_test_target(source: str, *, which: str = "auto", model: str | None = None,
-                     dataset: str | None = None, data_root: str | None = None,
+def load_test_target(source: ModelSource | str, *, data_root: str | None = None,
                      eps: str | None = None, n: int = 1000, device: str = "auto") -> TestTarget:
-    """Load a run or checkpoint and the first ``n`` test images of its dataset (as RobustBench
-    does: comparable across tools and papers); ``eps`` defaults to the training budget, else the
-    dataset's usual one. Shared by `eval` and `analyze`."""
+    """Resolve a model source (``specrobust.models.sources``) and load the first ``n`` test
+    images of its dataset (as RobustBench does: comparable across tools and papers); ``eps``
+    defaults to the training budget, else the dataset's usual one. Shared by `eval` and
+    `analyze`."""
     from specrobust.data import load_dataset
 
     check_range(n, "--n", 1)
     if eps is not None:
         check_range(parse_fraction(eps, "--eps"), "--eps", 0, 1)
     torch_device = resolve_device(device)
-    loaded = load_model(source, which=which, model=model, dataset=dataset)
+    loaded = resolve(source)
     if loaded.dataset is None:
         raise SpecRobustError(f"{loaded.path} does not say which data it was trained on; name "
                               "it with --dataset")
@@ -62,13 +63,10 @@ def load_test_target(source: str, *, which: str = "auto", model: str | None = No
 
 @dataclass
 class EvalJob:
-    source: str
+    source: ModelSource | str  # a plain string is a path (a run, a checkpoint, a program)
     attacks: str = DEFAULT_ATTACKS
     n: int = 1000
     eps: str | None = None  # default: the budget the model was trained at, else the dataset's
-    dataset: str | None = None
-    model: str | None = None
-    which: str = "auto"
     out: str | None = None
     data_root: str | None = None
     seed: int = 0
@@ -88,10 +86,10 @@ def output_path(job: EvalJob, loaded) -> Path:
             raise SpecRobustError(f"--out names the evaluation record, a .json file (its table "
                                   f"goes beside it as .md), got {path}")
     elif loaded.run_dir is not None:
-        name = "eval.json" if job.which == "auto" else f"eval-{job.which}.json"
-        path = loaded.run_dir / name
+        which = as_source(job.source).which
+        path = loaded.run_dir / ("eval.json" if which == "auto" else f"eval-{which}.json")
     else:
-        path = loaded.path.with_name(f"{loaded.path.stem}-eval.json")
+        path = loaded.home.with_name(f"{loaded.home.stem}-eval.json")
     outputs.output_file(path, outputs.EVAL)
     outputs.output_file(path.with_suffix(".md"), outputs.EVAL_MD)
     return path
@@ -102,8 +100,7 @@ def run_eval_job(job: EvalJob) -> tuple[dict, Path]:
     attacks = parse_attacks(job.attacks)  # first: a typo should not wait for a model to load
     check_range(job.check_n, "--check-n", 1)
     check_range(job.batch_size, "--batch-size", 1)
-    target = load_test_target(job.source, which=job.which, model=job.model,
-                              dataset=job.dataset, data_root=job.data_root, eps=job.eps, n=job.n,
+    target = load_test_target(job.source, data_root=job.data_root, eps=job.eps, n=job.n,
                               device=job.device)
     loaded = target.loaded
     path = output_path(job, loaded)
