@@ -6,7 +6,7 @@ PIP     = $(BIN)/pip install --quiet -c constraints.txt
 STAMP   = $(VENV)/.installed
 FMNIST_DEBIAN = /usr/share/datasets/fashion-mnist
 
-.PHONY: install demo demo-quick test test-slow lint bench bench-deps data-fashion-mnist clean
+.PHONY: install demo demo-quick test test-slow examples lint bench bench-deps data-fashion-mnist clean
 
 install: $(STAMP)
 
@@ -38,6 +38,10 @@ test: install
 
 test-slow: install
 	$(BIN)/pytest -q -m slow
+
+# The scripts and the notebook in examples/ (the notebook headless, through nbclient).
+examples: install
+	$(BIN)/pytest -q -m examples
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

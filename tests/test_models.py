@@ -22,11 +22,53 @@ def test_preact_resnet18_size():
     assert count_parameters(create_model("preact_resnet18", 10)) == pytest.approx(11.17e6, rel=1e-3)
 
 
+# The architectures of published checkpoints: parameter count (10 classes) and a digest of
+# the sorted (key, shape) pairs of the state dict, both measured on robustbench 1.1.1's own
+# definitions (its wide_resnet.WideResNet, dm_wide_resnet.DMWideResNet / DMPreActResNet with
+# Swish, resnet.ResNet18 / ResNet50), so a checkpoint saved from those loads key for key.
+ROBUSTBENCH_LAYOUTS = {
+    "rb_wrn28_10": (36_479_194, "5beb39eb3aae6c2c"),
+    "rb_wrn34_10": (46_160_474, "1e1a25aff7551a71"),
+    "rb_wrn34_20": (184_531_674, "d5bc98d056a9cb36"),
+    "rb_wrn70_16": (266_796_506, "f9b1e403dae9f51d"),
+    "dm_wrn28_10": (36_479_194, "3031a934b7011cec"),
+    "dm_wrn34_10": (46_160_474, "726e3dfc5146d202"),
+    "dm_wrn34_20": (184_531_674, "b477c7c16755a739"),
+    "dm_wrn70_16": (266_796_506, "c855ed33136d0d20"),
+    "dm_preact_resnet18": (12_548_426, "5ca18d654e521b19"),
+    "resnet18": (11_173_962, "ddaa87c4c0a32b89"),
+    "resnet50": (23_520_842, "d3238b0fe384175f"),
+}
+LARGE = 30_000_000  # built on the meta device only: no memory, no forward pass on a CPU
+
+
+def _layout_digest(net: torch.nn.Module) -> str:
+    import hashlib
+
+    items = sorted((k, tuple(v.shape)) for k, v in net.state_dict().items())
+    return hashlib.sha256(repr(items).encode()).hexdigest()[:16]
+
+
+@pytest.mark.parametrize("name", list(ROBUSTBENCH_LAYOUTS))
+def test_published_layouts_match_robustbench_key_for_key(name):
+    with torch.device("meta"):
+        net = MODELS[name](10, 3)
+    assert (count_parameters(net), _layout_digest(net)) == ROBUSTBENCH_LAYOUTS[name]
+
+
 @pytest.mark.parametrize("name", list(MODELS))
 def test_every_model_forwards_its_datasets_shape(name):
     datasets = ["cifar10", "fashion-mnist", "tinyimagenet"] if name == "cnn_small" else ["cifar10"]
     for dataset in datasets:
         info = get_dataset_info(dataset)
+        with torch.device("meta"):
+            large = count_parameters(MODELS[name](info.num_classes, info.image_shape[0])) > LARGE
+        if large:  # shapes only
+            with torch.device("meta"):
+                net = MODELS[name](info.num_classes, info.image_shape[0]).eval()
+                logits = net(torch.rand(2, *info.image_shape))
+            assert logits.shape == (2, info.num_classes)
+            continue
         model = create_model(name, info.num_classes, in_channels=info.image_shape[0]).eval()
         with torch.no_grad():
             logits = model(torch.rand(2, *info.image_shape))

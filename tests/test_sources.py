@@ -261,3 +261,35 @@ def test_bad_sources_are_one_line_and_write_nothing(tmp_path, capsys, arch):
     for expected, argv in cases.items():
         assert expected.strip() in _one_line_nothing_written(capsys, tmp_path, argv), argv
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("name, wrap", [
+    ("dm_preact_resnet18", lambda sd: {"state_dict": {f"module.{k}": v for k, v in sd.items()}}),
+    ("rb_wrn28_10", lambda sd: {"model": {f"model.{k}": v for k, v in sd.items()}}),
+])
+def test_robustbench_layout_checkpoints_load_through_the_cli(tmp_path, capsys, name, wrap):
+    """Random weights in a published layout, saved as checkpoints in the wild are (wrapped,
+    prefixed; TRADES' WideResNets with their unused sub_block1 weights): the CLI's results are
+    those of the network in Python."""
+    from specrobust.models import MODELS
+
+    torch.manual_seed(4)
+    net = MODELS[name](10, 3).eval()
+    state = dict(net.state_dict())
+    if name.startswith("rb_"):
+        state |= {f"sub_block1.layer.0.{k}": v for k, v in
+                  net.block1.layer[0].state_dict().items()}
+    torch.save(wrap(state), tmp_path / "published.pt")
+    argv = [tmp_path / "published.pt", "--model", name, "--dataset", DATA]
+    loaded = resolve(ModelSource(str(tmp_path / "published.pt"), model=name, dataset=DATA))
+    images, labels = load_dataset(DATA).test.as_float()[:4], load_dataset(DATA).test.labels[:4]
+    with torch.no_grad():
+        assert torch.equal(loaded.model(images), net(images))
+    out = tmp_path / "e.json"
+    assert main(["eval", *map(str, argv), "--attacks", "clean,pgd:steps=1", "--n", "4",
+                 "--no-checks", "--out", str(out)]) == 0
+    expected = evaluate(loaded.model, images, labels, parse_attacks("clean,pgd:steps=1"),
+                        8 / 255, checks=False).as_dict()["per_example"]
+    assert json.loads(out.read_text())["per_example"] == expected
+    kernels = _cli_kernels(tmp_path, *argv)
+    assert kernels["weights"] == kernel_smoothness(net)["weights"]

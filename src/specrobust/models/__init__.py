@@ -15,9 +15,17 @@ from torch import nn
 
 from specrobust.errors import SpecRobustError
 from specrobust.models.cnn import cnn_small
+from specrobust.models.dm_resnets import (
+    dm_preact_resnet18,
+    dm_wrn28_10,
+    dm_wrn34_10,
+    dm_wrn34_20,
+    dm_wrn70_16,
+)
 from specrobust.models.normalize import Normalize
 from specrobust.models.preact_resnet import preact_resnet18
-from specrobust.models.resnet import resnet18
+from specrobust.models.resnet import resnet18, resnet50
+from specrobust.models.trades_wideresnet import rb_wrn28_10, rb_wrn34_10, rb_wrn34_20, rb_wrn70_16
 from specrobust.models.wideresnet import wrn28_10, wrn34_10
 
 MODELS: dict[str, Callable[[int, int], nn.Module]] = {
@@ -26,6 +34,18 @@ MODELS: dict[str, Callable[[int, int], nn.Module]] = {
     "wrn34_10": wrn34_10,
     "wrn28_10": wrn28_10,
     "cnn_small": cnn_small,
+    # The layouts of published checkpoints (RobustBench CIFAR leaderboards): load them as they
+    # are. rb_*: TRADES' WideResNet (ReLU); dm_*: SiLU, normalisation inside (DM networks).
+    "resnet50": resnet50,
+    "rb_wrn28_10": rb_wrn28_10,
+    "rb_wrn34_10": rb_wrn34_10,
+    "rb_wrn34_20": rb_wrn34_20,
+    "rb_wrn70_16": rb_wrn70_16,
+    "dm_wrn28_10": dm_wrn28_10,
+    "dm_wrn34_10": dm_wrn34_10,
+    "dm_wrn34_20": dm_wrn34_20,
+    "dm_wrn70_16": dm_wrn70_16,
+    "dm_preact_resnet18": dm_preact_resnet18,
 }
 
 # Beyond these a model description is damaged or crafted (and would exhaust memory).

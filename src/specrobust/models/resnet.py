@@ -1,4 +1,6 @@
-"""ResNet-18 with the CIFAR stem (3x3 conv, stride 1, no max-pool), as in the authors' code."""
+"""ResNet-18 and ResNet-50 with the CIFAR stem (3x3 conv, stride 1, no max-pool), as in the
+authors' code; the key layout is also that of RobustBench's CIFAR ResNets and of the natural
+ResNet-18 that ships with pyautoattack."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from torch.nn import functional as F
 
 
 class BasicBlock(nn.Module):
-    expansion = 1
+    expansion = 1  # output width over ``planes``
 
     def __init__(self, in_planes: int, planes: int, stride: int = 1):
         super().__init__()
@@ -27,8 +29,33 @@ class BasicBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
+class Bottleneck(nn.Module):
+    expansion = 4  # output width over ``planes``
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+        super().__init__()
+        width = self.expansion * planes
+        self.conv1 = nn.Conv2d(in_planes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, width, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(width)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_planes != width:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, width, 1, stride, bias=False), nn.BatchNorm2d(width)
+            )
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        return F.relu(self.bn3(self.conv3(out)) + self.shortcut(x))
+
+
 class ResNet(nn.Module):
-    def __init__(self, blocks_per_stage=(2, 2, 2, 2), num_classes: int = 10, in_channels: int = 3):
+    def __init__(self, blocks_per_stage=(2, 2, 2, 2), num_classes: int = 10, in_channels: int = 3,
+                 block: type[nn.Module] = BasicBlock):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
@@ -36,13 +63,13 @@ class ResNet(nn.Module):
         widths = (64, 128, 256, 512)
         for index, (planes, blocks) in enumerate(zip(widths, blocks_per_stage, strict=True)):
             layers = []
-            for block in range(blocks):
-                stride = 2 if index > 0 and block == 0 else 1
-                layers.append(BasicBlock(in_planes, planes, stride))
-                in_planes = planes
+            for position in range(blocks):
+                stride = 2 if index > 0 and position == 0 else 1
+                layers.append(block(in_planes, planes, stride))
+                in_planes = planes * block.expansion
             stages.append(nn.Sequential(*layers))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
-        self.linear = nn.Linear(512, num_classes)
+        self.linear = nn.Linear(512 * block.expansion, num_classes)
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
@@ -53,3 +80,7 @@ class ResNet(nn.Module):
 
 def resnet18(num_classes: int = 10, in_channels: int = 3) -> ResNet:
     return ResNet((2, 2, 2, 2), num_classes, in_channels)
+
+
+def resnet50(num_classes: int = 10, in_channels: int = 3) -> ResNet:
+    return ResNet((3, 4, 6, 3), num_classes, in_channels, Bottleneck)

@@ -47,6 +47,9 @@ WRAPPER_KEYS = ("state_dict", "model_state_dict", "net", "model")
 # Prefixes that wrappers add to every key: DataParallel / DDP, torch.compile, a `model.` holder.
 WRAPPER_PREFIXES = ("module.", "_orig_mod.", "model.")
 _NORMALISATION_KEYS = {"mean", "std", "normalize.mean", "normalize.std"}
+# Weights that TRADES' WideResNet builds but never calls; dropped where the architecture has
+# no such part (models/trades_wideresnet.py).
+_NEVER_USED = ("sub_block1.",)
 
 
 @dataclass(frozen=True)
@@ -355,6 +358,8 @@ def load_matching(net: nn.Module, state_dict: dict, path: Path) -> None:
         if stripped is candidate:
             break
         candidate = stripped
+    if not any(k.startswith(_NEVER_USED) for k in expected):
+        candidate = {k: v for k, v in candidate.items() if not k.startswith(_NEVER_USED)}
     missing = sorted(expected - set(candidate))
     unexpected = sorted(set(candidate) - expected)
     if missing or unexpected:

@@ -1,0 +1,92 @@
+"""The Python API: what the command line does, on any ``nn.Module`` and tensors you hold.
+
+    import specrobust
+
+    result = specrobust.evaluate(model, images, labels, attacks="clean,pgd20,aa", eps=8/255)
+    result.accuracy("pgd20"); result.as_dict()          # the fields of eval.json
+    parts = specrobust.analyze(model, images, labels, parts="filter,spectra,kernels")
+    parts["filter"]["lowpass"]["clean"]                  # the fields of analysis/filter.json
+    sar = specrobust.SARLoss(lam=0.1)                    # for your own training loop
+
+``model`` takes images in [0, 1] (put your normalisation inside it, e.g. with
+``specrobust.models.Normalize``) and returns logits; ``images`` are float (N, C, H, W) in
+[0, 1], ``labels`` int64 (N,). Neither function writes a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from specrobust.analysis.job import RUNNERS, parse_parts
+from specrobust.errors import SpecRobustError
+from specrobust.evaluation.runner import EvalResult
+from specrobust.evaluation.runner import evaluate as _evaluate
+from specrobust.evaluation.suite import AttackSpec, parse_attacks
+from specrobust.numbers import check_range, parse_fraction
+from specrobust.sar import sar_loss
+
+NORMS = ("linf",)
+
+
+def _budget(eps: float | str, norm: str) -> float:
+    if norm not in NORMS:
+        raise SpecRobustError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
+    return check_range(parse_fraction(eps, "eps"), "eps", 0, 1)
+
+
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+             attacks: str | Sequence[AttackSpec] = "clean,fgsm,pgd20,cw30",
+             eps: float | str = 8 / 255, *, norm: str = "linf", seed: int = 0,
+             batch_size: int = 256, checks: bool = True, check_n: int = 200) -> EvalResult:
+    """Robust accuracy of ``model`` under each attack (the names of `specrobust eval
+    --attacks`, e.g. ``"clean,pgd20,cw30,aa"`` or ``"pgd:steps=100,restarts=5"``), with the
+    gradient-masking self-checks. Returns an :class:`EvalResult`: ``accuracy(label)``,
+    ``worst_case`` (per example), ``as_dict()`` (the fields of ``eval.json``)."""
+    specs = parse_attacks(attacks) if isinstance(attacks, str) else list(attacks)
+    budget = _budget(eps, norm)
+    model.eval()
+    return _evaluate(model, images, labels, specs, budget, seed=seed, batch_size=batch_size,
+                     checks=checks, check_n=check_n)
+
+
+def analyze(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+            parts: str = "filter,spectra,kernels,logits", eps: float | str = 8 / 255, *,
+            norm: str = "linf", seed: int = 0, batch_size: int = 256,
+            heatmap_norm: float | None = None, heatmap_n: int = 200,
+            heatmap_stride: int = 1) -> dict[str, dict]:
+    """The spectral analyses of `specrobust analyze` (parts: filter, spectra, bands, heatmap,
+    kernels, logits). Returns ``{part: result}``, each with the fields of that part's JSON file
+    (documented in ``specrobust/analysis/<part>.py``)."""
+    from specrobust.analysis.context import AnalysisContext
+
+    chosen = parse_parts(parts)
+    budget = _budget(eps, norm)
+    model.eval()
+    context = AnalysisContext(model, images, labels, budget, seed=seed, batch_size=batch_size)
+    options = {"heatmap": {"norm": heatmap_norm, "n": heatmap_n, "stride": heatmap_stride}}
+    return {part: RUNNERS[part](context, options.get(part, {})) for part in chosen}
+
+
+class SARLoss(nn.Module):
+    """Spectral Alignment Regularization as a loss module, for any training loop::
+
+        sar = SARLoss(lam=0.1)
+        loss = F.cross_entropy(model(x_adv), y) + sar(model(x), model(x_adv))
+
+    ``lam * distance`` between the DFTs of the clean and adversarial logits of the batch
+    (``specrobust.sar``: by default exactly the authors' computation, a 2-D DFT over the
+    (batch, classes) matrix and L1 over real and imaginary parts)."""
+
+    def __init__(self, lam: float = 0.1, axes: str = "batch_class", distance: str = "l1"):
+        super().__init__()
+        self.lam, self.axes, self.distance = lam, axes, distance
+
+    def forward(self, clean_logits: torch.Tensor, adv_logits: torch.Tensor) -> torch.Tensor:
+        return self.lam * sar_loss(clean_logits, adv_logits, axes=self.axes,
+                                   distance=self.distance)
+
+    def extra_repr(self) -> str:
+        return f"lam={self.lam}, axes={self.axes!r}, distance={self.distance!r}"
