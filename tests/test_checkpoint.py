@@ -100,7 +100,8 @@ def test_eval_command_writes_eval_json_into_the_run(natural_low, tmp_path, capsy
 
 @pytest.mark.parametrize("extra, message", [
     (["--attacks", "clean,pgd21"], "unknown attack"),
-    (["--eps", "-1"], "--eps must be in [0, 1], got -1"),
+    (["--eps", "-1"], "--eps must be >= 0, got -1"),
+    (["--eps", "2"], "--eps must be in [0, 1], got 2"),
     (["--eps", "8/255/2"], "one number over another"),
     (["--check-n", "-1"], "--check-n must be >= 1, got -1"),
     (["--out", "x.md"], "a .json file"),

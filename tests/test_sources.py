@@ -293,3 +293,33 @@ def test_robustbench_layout_checkpoints_load_through_the_cli(tmp_path, capsys, n
     assert json.loads(out.read_text())["per_example"] == expected
     kernels = _cli_kernels(tmp_path, *argv)
     assert kernels["weights"] == kernel_smoothness(net)["weights"]
+
+
+def test_pretrained_registry_lists_fetches_and_checks(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SPECROBUST_MODELS", str(tmp_path))
+    monkeypatch.setattr("urllib.request.urlopen", _offline)
+    assert main(["models", "--pretrained"]) == 0
+    listing = capsys.readouterr().out
+    assert "Carmon2019Unlabeled" in listing and "59.53" in listing and "rb_wrn28_10" in listing
+    # no network: one line saying where the file goes, nothing written
+    err = _one_line_nothing_written(capsys, tmp_path, ["fetch-model",
+                                                       "Rebuffi2021Fixing_R18_ddpm"])
+    assert str(tmp_path / "Rebuffi2021Fixing_R18_ddpm.pt") in err
+    assert "fetch-model" in _one_line_nothing_written(
+        capsys, tmp_path, ["eval", "Rebuffi2021Fixing_R18_ddpm", "--n", "2"])
+    # a file put there by hand is checked against the architecture the entry names
+    from specrobust.models import MODELS
+
+    torch.save({"state_dict": {"x": torch.zeros(1)}}, tmp_path / "Rebuffi2021Fixing_R18_ddpm.pt")
+    assert "does not fit" in _one_line_nothing_written(
+        capsys, tmp_path, ["fetch-model", "Rebuffi2021Fixing_R18_ddpm"])
+    torch.save({"state_dict": {f"module.{k}": v for k, v in
+                               MODELS["dm_preact_resnet18"](10, 3).state_dict().items()}},
+               tmp_path / "Rebuffi2021Fixing_R18_ddpm.pt")
+    assert main(["fetch-model", "Rebuffi2021Fixing_R18_ddpm"]) == 0
+    loaded = resolve("Rebuffi2021Fixing_R18_ddpm")
+    assert loaded.eps == "8/255" and loaded.dataset == "cifar10"
+
+
+def _offline(*args, **kwargs):
+    raise OSError("no network in this test")

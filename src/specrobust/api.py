@@ -21,35 +21,33 @@ import torch
 from torch import nn
 
 from specrobust.analysis.job import RUNNERS, parse_parts
-from specrobust.errors import SpecRobustError
+from specrobust.attacks.norms import largest_budget
 from specrobust.evaluation.runner import EvalResult
 from specrobust.evaluation.runner import evaluate as _evaluate
 from specrobust.evaluation.suite import AttackSpec, parse_attacks
 from specrobust.numbers import check_range, parse_fraction
 from specrobust.sar import sar_loss
 
-NORMS = ("linf",)
 
-
-def _budget(eps: float | str, norm: str) -> float:
-    if norm not in NORMS:
-        raise SpecRobustError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
-    return check_range(parse_fraction(eps, "eps"), "eps", 0, 1)
+def _budget(eps: float | str, norm: str, images: torch.Tensor) -> float:
+    return check_range(parse_fraction(eps, "eps"), "eps", 0,
+                       largest_budget(norm, tuple(images.shape[1:])))
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
              attacks: str | Sequence[AttackSpec] = "clean,fgsm,pgd20,cw30",
              eps: float | str = 8 / 255, *, norm: str = "linf", seed: int = 0,
              batch_size: int = 256, checks: bool = True, check_n: int = 200) -> EvalResult:
-    """Robust accuracy of ``model`` under each attack (the names of `specrobust eval
+    """Robust accuracy of ``model`` under each attack within the ``norm`` ball (``linf`` or
+    ``l2``) of radius ``eps`` (the names of `specrobust eval
     --attacks`, e.g. ``"clean,pgd20,cw30,aa"`` or ``"pgd:steps=100,restarts=5"``), with the
     gradient-masking self-checks. Returns an :class:`EvalResult`: ``accuracy(label)``,
     ``worst_case`` (per example), ``as_dict()`` (the fields of ``eval.json``)."""
     specs = parse_attacks(attacks) if isinstance(attacks, str) else list(attacks)
-    budget = _budget(eps, norm)
+    budget = _budget(eps, norm, images)
     model.eval()
     return _evaluate(model, images, labels, specs, budget, seed=seed, batch_size=batch_size,
-                     checks=checks, check_n=check_n)
+                     checks=checks, check_n=check_n, norm=norm)
 
 
 def analyze(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
@@ -63,9 +61,10 @@ def analyze(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     from specrobust.analysis.context import AnalysisContext
 
     chosen = parse_parts(parts)
-    budget = _budget(eps, norm)
+    budget = _budget(eps, norm, images)
     model.eval()
-    context = AnalysisContext(model, images, labels, budget, seed=seed, batch_size=batch_size)
+    context = AnalysisContext(model, images, labels, budget, seed=seed, batch_size=batch_size,
+                              norm=norm)
     options = {"heatmap": {"norm": heatmap_norm, "n": heatmap_n, "stride": heatmap_stride}}
     return {part: RUNNERS[part](context, options.get(part, {})) for part in chosen}
 

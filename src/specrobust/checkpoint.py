@@ -51,6 +51,7 @@ class LoadedModel:
     # Default outputs outside a run go beside this path, named after its stem (the weights
     # file; ./NAME for a model named without a file of its own).
     home: Path | None = None
+    norm: str | None = None  # the threat model it was trained in, when the file says so
 
     def __post_init__(self):
         if self.home is None:
@@ -58,27 +59,29 @@ class LoadedModel:
 
 
 def save_checkpoint(path: str | Path, model: Classifier, *, dataset: str, eps: str | None = None,
-                    training: dict | None = None) -> None:
+                    training: dict | None = None, norm: str = "linf") -> None:
     """Write a checkpoint atomically."""
     payload = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "model": model.spec.as_dict(), "dataset": dataset, "eps": eps,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
+    if norm != "linf":  # checkpoints without one were trained in L-inf
+        payload["norm"] = norm
     if training is not None:
         payload["training"] = training
     atomic.write_with(path, lambda out: torch.save(payload, out))
 
 
 def export_safetensors(path: str | Path, model: Classifier, *, dataset: str,
-                       eps: str | None = None) -> None:
+                       eps: str | None = None, norm: str = "linf") -> None:
     """Weights only, in safetensors (no code can hide in it); the model description rides in
     the file's metadata so ``load_model`` can rebuild the model from it alone."""
     from safetensors.torch import save
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     metadata = {"format": FORMAT, "model": json.dumps(model.spec.as_dict()), "dataset": dataset,
-                "eps": eps or ""}
+                "eps": eps or "", **({"norm": norm} if norm != "linf" else {})}
     atomic.write_bytes(path, save(tensors, metadata=metadata))
 
 
@@ -167,7 +170,7 @@ def load_model(source: str | Path, *, which: str = "auto", model: str | None = N
                                       "weights or model description; it is damaged")
             state_dict = payload["state_dict"]
             described = {"model": payload["model"], "dataset": payload.get("dataset"),
-                         "eps": payload.get("eps")}
+                         "eps": payload.get("eps"), "norm": payload.get("norm", "linf")}
         else:
             state_dict, described = _unwrap_state_dict(payload, path), None
 
@@ -185,7 +188,8 @@ def load_model(source: str | Path, *, which: str = "auto", model: str | None = N
     network = spec.build()
     _load_weights(network, state_dict, path)
     network.eval()
-    return LoadedModel(network, dataset, eps, path, run_dir, sha256_of(path))
+    norm = (described or {}).get("norm") or ("linf" if eps else None)
+    return LoadedModel(network, dataset, eps, path, run_dir, sha256_of(path), norm=norm)
 
 
 def _read_safetensors(path: Path) -> tuple[dict, dict | None]:
@@ -207,7 +211,7 @@ def _read_safetensors(path: Path) -> tuple[dict, dict | None]:
         raise SpecRobustError(f"{path} says it was written by specrobust but its metadata has no "
                               "readable model description; re-export it") from None
     return state_dict, {"model": model, "dataset": metadata.get("dataset"),
-                        "eps": metadata.get("eps")}
+                        "eps": metadata.get("eps"), "norm": metadata.get("norm", "linf")}
 
 
 def _unwrap_state_dict(payload: dict, path: Path) -> dict:

@@ -35,11 +35,19 @@ def _positive(option: str, high: float):
 
 
 def _budget(text: str) -> str:
-    """An argparse type: a perturbation budget in [0, 1] such as 8/255, kept as written."""
+    """An argparse type: a perturbation budget such as 8/255, kept as written; >= 0 here, its
+    upper bound (1 in L-inf, larger in L2) checked once the data's shape is known."""
     from specrobust.numbers import check_range, parse_fraction
 
-    check_range(parse_fraction(text, "--eps"), "--eps", 0, 1)
+    check_range(parse_fraction(text, "--eps"), "--eps", 0)
     return text
+
+
+def _add_threat_model(command, default_text: str) -> None:
+    command.add_argument("--eps", type=_budget, help=f"budget such as 8/255 or 0.5 (default: "
+                         f"{default_text})")
+    command.add_argument("--norm", choices=("linf", "l2"), default="linf",
+                         help="threat model: L-inf or L2 ball (default linf)")
 
 
 _MAX_SEED = 2**63 - 1
@@ -174,8 +182,7 @@ def _add_eval(commands) -> None:
                          help=f"comma-separated attacks (default {DEFAULT_ATTACKS})")
     command.add_argument("--n", type=_whole("--n", 1), default=1000,
                          help="first n test images (default 1000)")
-    command.add_argument("--eps", type=_budget, help="L-inf budget such as 8/255 (default: the "
-                         "training budget, else the dataset's usual one)")
+    _add_threat_model(command, "the training budget, else the dataset's usual one")
     _add_model_source(command)
     command.add_argument("--out", help="where to write the evaluation record, a .json file "
                          "(default: eval.json in the run directory, or beside the checkpoint); "
@@ -207,7 +214,7 @@ def _add_analyze(commands) -> None:
                          help=f"comma-separated parts (default {','.join(PARTS)})")
     command.add_argument("--n", type=_whole("--n", 1), default=1000,
                          help="first n test images (default 1000)")
-    command.add_argument("--eps", type=_budget, help="L-inf budget (default: the training budget)")
+    _add_threat_model(command, "the training budget, else the dataset's usual one")
     _add_model_source(command)
     command.add_argument("--out", help="analysis directory (one source only; default "
                          "RUN/analysis, or RUN/analysis-<checkpoint>)")
@@ -336,10 +343,15 @@ def _models(args) -> int:
     if args.pretrained:
         from specrobust.models.pretrained import PRETRAINED
 
+        print(f"{'name':<32} {'architecture':<19} {'dataset':<8} {'threat':<12} "
+              f"{'clean':>6} {'AA':>6}  present")
         for entry in PRETRAINED.values():
-            print(f"{entry.name}: {entry.architecture} on {entry.dataset}, threat model "
-                  f"{entry.threat_model}{f' eps {entry.eps}' if entry.eps else ''}; published: "
-                  f"{entry.published}; {entry.source}; sha256 {entry.sha256[:16]}...")
+            threat = entry.threat_model + (f" {entry.eps}" if entry.eps else "")
+            present = "yes" if _pretrained_present(entry) else "no (specrobust fetch-model)"
+            print(f"{entry.name:<32} {entry.architecture:<19} {entry.dataset:<8} {threat:<12} "
+                  f"{_percent(entry.clean):>6} {_percent(entry.autoattack):>6}  {present}")
+        print("clean and AA: accuracies (%) as published (sources: specrobust/models/"
+              "pretrained.py)")
         return 0
     print(f"{'name':<20} {'parameters (10 classes, 3 channels)':>36}")
     with torch.device("meta"):  # counted without allocating (WRN-70-16 is 267M parameters)
@@ -348,11 +360,25 @@ def _models(args) -> int:
     return 0
 
 
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def _pretrained_present(entry) -> bool:
+    from specrobust.models.pretrained import local_file
+
+    try:
+        local_file(entry)
+    except SpecRobustError:
+        return False
+    return True
+
+
 def _fetch_model(args) -> int:
     from specrobust.models.pretrained import fetch
 
     path = fetch(args.name)
-    print(f"{args.name}: present in {path} (SHA-256 checked)")
+    print(f"{args.name}: present in {path}")
     return 0
 
 
@@ -380,16 +406,17 @@ def _train(args) -> int:
 
 
 def _eval(args) -> int:
+    from specrobust.attacks.norms import NORMS
     from specrobust.evaluation import markdown
     from specrobust.evaluation.job import EvalJob, run_eval_job
 
     job = EvalJob(source=_model_source(args, args.source), attacks=args.attacks, n=args.n,
-                  eps=args.eps, out=args.out, data_root=args.data_root, seed=args.seed,
-                  batch_size=args.batch_size, device=args.device, checks=args.checks,
-                  check_n=args.check_n)
+                  eps=args.eps, norm=args.norm, out=args.out, data_root=args.data_root,
+                  seed=args.seed, batch_size=args.batch_size, device=args.device,
+                  checks=args.checks, check_n=args.check_n)
     summary, path = run_eval_job(job)
     print(f"{summary['model']['name']} from {summary['weights']}: first {summary['n']} test "
-          f"images of {summary['dataset']}, L-inf eps {summary['eps_text']}")
+          f"images of {summary['dataset']}, {NORMS[summary['norm']]} eps {summary['eps_text']}")
     print(markdown(summary), end="")
     for check in summary["checks"]:
         if not check["ok"]:
@@ -408,7 +435,7 @@ def _analyze(args) -> int:
     for path in args.sources or [None]:
         directory = run_analysis_job(AnalysisJob(
             source=_model_source(args, path), suites=args.suite, n=args.n, eps=args.eps,
-            out=args.out, data_root=args.data_root,
+            norm=args.norm, out=args.out, data_root=args.data_root,
             seed=args.seed, batch_size=args.batch_size, device=args.device,
             heatmap_norm=args.heatmap_norm, heatmap_n=args.heatmap_n,
             heatmap_stride=args.heatmap_stride))

@@ -68,6 +68,7 @@ class AttackConfig:
     eps: str = "8/255"
     alpha: str = "2/255"
     steps: int = 10
+    norm: str = "linf"  # the threat model: linf or l2 (then eps is an L2 radius, e.g. 0.5)
     random_start: bool = True
     generation_mode: str = "eval"  # the model's mode while attacking (the authors': eval)
 
@@ -368,6 +369,7 @@ def validate(config: Config) -> None:
     require(parse_fraction(config.attack.alpha, "attack.alpha") > 0, "attack.alpha", "must be > 0")
     require(config.attack.steps >= 1, "attack.steps", "must be >= 1")
     choice(config.attack.generation_mode, GENERATION_MODES, "attack.generation_mode")
+    choice(config.attack.norm, ("linf", "l2"), "attack.norm")
 
     choice(config.objective.name, OBJECTIVES, "objective.name")
     require(config.objective.beta >= 0, "objective.beta", "must be >= 0")

@@ -24,6 +24,7 @@ class AnalysisContext:
     seed: int = 0
     batch_size: int = 256
     progress: Callable[[str, int, int], None] | None = None
+    norm: str = "linf"  # the threat model of every PGD here
     _attacked: nn.Module | None = field(default=None, repr=False)
     _adversarial: torch.Tensor | None = field(default=None, repr=False)
 
@@ -62,7 +63,7 @@ class AnalysisContext:
         for start, (x, y) in self.batches(self.images, self.labels):
             generator = torch.Generator(x.device).manual_seed(batch_seed(self.seed, label, start))
             out.append(pgd(self.attacked, x, y, self.eps, self.eps / 4, PGD_STEPS, mask=mask,
-                           generator=generator))
+                           norm=self.norm, generator=generator))
             if self.progress:
                 self.progress(label, start + len(x), len(self.images))
         return torch.cat(out)

@@ -49,6 +49,7 @@ class AnalysisJob:
     suites: str = ",".join(PARTS)
     n: int = 1000
     eps: str | None = None  # default: the training budget, else the dataset's
+    norm: str = "linf"  # the threat model of the analyses' PGD: linf or l2
     out: str | None = None
     data_root: str | None = None
     seed: int = 0
@@ -98,7 +99,7 @@ def run_analysis_job(job: AnalysisJob) -> Path:
     if job.heatmap_norm is not None:
         check_range(job.heatmap_norm, "--heatmap-norm", 0, 1000, low_open=True)
     target = load_test_target(job.source, data_root=job.data_root, eps=job.eps, n=job.n,
-                              device=job.device)
+                              device=job.device, norm=job.norm)
     loaded = target.loaded
     bars: dict[str, tqdm] = {}
 
@@ -126,10 +127,13 @@ def _run_parts(job: AnalysisJob, parts: list[str], target, directory: Path, prog
 
     loaded = target.loaded
     ctx = AnalysisContext(target.model, target.images, target.labels, target.eps,
-                          seed=job.seed, batch_size=job.batch_size, progress=progress)
+                          seed=job.seed, batch_size=job.batch_size, progress=progress,
+                          norm=job.norm)
     fingerprint = {"weights_sha256": loaded.sha256, "dataset": loaded.dataset,
                    "n": len(target.images), "eps": target.eps, "seed": job.seed,
-                   "method_version": METHOD_VERSION}
+                   "method_version": METHOD_VERSION,
+                   # L-inf analyses written before L2 existed carry no norm: keep them current
+                   **({"norm": job.norm} if job.norm != "linf" else {})}
     label = _label(loaded, as_source(job.source).which)
     for part in parts:
         path = directory / f"{part}.json"
@@ -143,7 +147,7 @@ def _run_parts(job: AnalysisJob, parts: list[str], target, directory: Path, prog
         result = RUNNERS[part](ctx, options)
         record = {"format": FORMAT, "part": part, "label": label, "model": loaded.model.name,
                   "dataset": loaded.dataset, "weights": str(loaded.path),
-                  "eps_text": target.eps_text,
+                  "eps_text": target.eps_text, "norm": job.norm,
                   "fingerprint": part_fingerprint,
                   "seconds": round(time.perf_counter() - started, 2), **result}
         atomic.write_text(path, json.dumps(record) + "\n")

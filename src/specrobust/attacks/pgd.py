@@ -23,9 +23,8 @@ from torch import nn
 from specrobust import fourier
 from specrobust.attacks._model_state import attack_mode
 from specrobust.attacks.losses import attack_loss
+from specrobust.attacks.norms import check_norm
 from specrobust.errors import SpecRobustError
-
-NORMS = ("linf", "l2")
 
 
 def _check(x: torch.Tensor, eps: float, alpha: float, steps: int, restarts: int, norm: str):
@@ -35,8 +34,7 @@ def _check(x: torch.Tensor, eps: float, alpha: float, steps: int, restarts: int,
         raise SpecRobustError(f"step size alpha must be > 0, got {alpha}")
     if steps < 0 or restarts < 1:
         raise SpecRobustError(f"need steps >= 0 and restarts >= 1, got {steps} and {restarts}")
-    if norm not in NORMS:
-        raise SpecRobustError(f"unknown norm {norm!r}; known: {', '.join(NORMS)}")
+    check_norm(norm)
     if x.numel() and (x.min() < 0 or x.max() > 1):
         raise SpecRobustError("attacks take images in [0, 1]; normalisation belongs in the model")
 
@@ -60,8 +58,10 @@ def project(x: torch.Tensor, delta: torch.Tensor, eps: float, norm: str,
     return (x + delta).clamp(0, 1) - x
 
 
-def _random_start(x: torch.Tensor, eps: float, norm: str,
-                  generator: torch.Generator | None) -> torch.Tensor:
+def sample_in_ball(x: torch.Tensor, eps: float, norm: str,
+                   generator: torch.Generator | None) -> torch.Tensor:
+    """A random start: a uniform draw from the eps-ball (L-inf: each pixel; L2: direction and
+    radius)."""
     noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     if norm == "linf":
         return (2 * noise - 1) * eps
@@ -137,7 +137,7 @@ def pgd(
     best = _Best(x)
     with attack_mode(model), torch.enable_grad():
         for _ in range(restarts):
-            start = _random_start(x, eps, norm, generator) if random_start else 0
+            start = sample_in_ball(x, eps, norm, generator) if random_start else 0
             x_adv = allowed(x + start)
             for _ in range(steps):
                 x_adv.requires_grad_(True)
@@ -167,21 +167,23 @@ def fgsm(
     random_start: bool = False,
     alpha: float | None = None,
     loss: str = "ce",
+    norm: str = "linf",
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """One signed-gradient step of size ``alpha`` (``eps`` by default; ``1.25 * eps`` with a
-    random start, as in "Fast is better than free"), projected to the eps-ball and [0, 1]."""
+    """One gradient step of size ``alpha`` (``eps`` by default; ``1.25 * eps`` with a random
+    start, as in "Fast is better than free"), projected to the eps-ball and [0, 1]: the signed
+    gradient for L-inf (FGSM), the L2-normalised one for L2 (the fast gradient method)."""
     step = alpha if alpha is not None else (1.25 * eps if random_start else eps)
     if eps == 0:
-        _check(x, eps, 1.0, 1, 1, "linf")
+        _check(x, eps, 1.0, 1, 1, norm)
         return x.detach().clone()
-    _check(x, eps, step, 1, 1, "linf")
+    _check(x, eps, step, 1, 1, norm)
     x = x.detach()
-    delta = _random_start(x, eps, "linf", generator) if random_start else torch.zeros_like(x)
-    delta = project(x, delta, eps, "linf", None)
+    delta = sample_in_ball(x, eps, norm, generator) if random_start else torch.zeros_like(x)
+    delta = project(x, delta, eps, norm, None)
     with attack_mode(model), torch.enable_grad():
         delta.requires_grad_(True)
         objective = attack_loss(model(x + delta), y, loss).sum()
         (gradient,) = torch.autograd.grad(objective, delta)
-    delta = project(x, delta.detach() + step * gradient.sign(), eps, "linf", None)
+    delta = project(x, delta.detach() + step * _ascent_direction(gradient, norm), eps, norm, None)
     return x + delta

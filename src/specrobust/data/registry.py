@@ -62,6 +62,13 @@ class DatasetInfo:
     layouts: tuple[Layout, ...] = ()
     downloads: tuple[Download, ...] = ()
     notes: str = ""
+    # The usual L2 budget where the field has one (RobustBench's CIFAR-10 L2 leaderboard: 0.5);
+    # None where there is none to default to: an L2 evaluation then asks for --eps.
+    l2_eps_text: str | None = None
+
+    def budget_text(self, norm: str) -> str | None:
+        """The usual budget in that threat model (``linf`` or ``l2``), as papers write it."""
+        return self.eps_text if norm == "linf" else self.l2_eps_text
 
     @property
     def eps(self) -> float:
@@ -158,6 +165,7 @@ CIFAR10 = DatasetInfo(
     num_classes=10,
     class_names=CIFAR10_CLASSES,
     eps_text="8/255",
+    l2_eps_text="0.5",
     train_size=50000,
     test_size=10000,
     hflip=True,

@@ -14,7 +14,8 @@ loud warning and stored in eval.json. What is checked:
 - ``black_box_gain``: within AutoAttack, the gradient-free Square attack breaks more than 0.2% of
   the examples that its gradient attacks left (AutoAttack's own warning, same threshold).
 - ``eps_monotone``: PGD-20 accuracy rises while eps grows (eps/2, eps, 2 eps).
-- ``large_eps``: PGD-20 at eps 0.5 (L-inf; any image is then within reach of a mid-grey one)
+- ``large_eps``: PGD-20 at eps 0.5 in L-inf, 0.5 sqrt(pixel values) in L2 (any image is then
+  within reach of a mid-grey one)
   leaves more than 2% correct.
 
 The extra attacks run on the first ``check_n`` evaluated examples. Comparisons allow one point
@@ -23,6 +24,7 @@ The extra attacks run on the first ``check_n`` evaluated examples. Comparisons a
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -55,7 +57,8 @@ class Check:
 def self_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
                 suite: dict[str, tuple[AttackSpec, torch.Tensor]], *, check_n: int = 200,
                 seed: int = 0, batch_size: int = 256,
-                aa_stages: dict[str, list[dict]] | None = None) -> list[Check]:
+                aa_stages: dict[str, list[dict]] | None = None,
+                norm: str = "linf") -> list[Check]:
     """Run the checks. ``suite`` maps labels to (spec, per-example correctness) of the attacks
     already evaluated on ``x``; the extra attacks use ``x[:check_n]``. ``aa_stages`` maps an
     AutoAttack's label to its per-attack table (``runner.stage_table``)."""
@@ -63,7 +66,7 @@ def self_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
     x, y = x[:check_n], y[:check_n]
     checks = [_zero_gradients(model, x, y, batch_size)]
     if eps > 0:
-        checks += _subset_attacks(model, x, y, eps, seed, batch_size)
+        checks += _subset_attacks(model, x, y, eps, seed, batch_size, norm)
     checks += _suite_comparisons(suite)
     checks += [_black_box_gain(label, rows, evaluated)
                for label, rows in (aa_stages or {}).items()
@@ -97,7 +100,13 @@ def _zero_gradients(model, x, y, batch_size) -> Check:
                  {"zero": zero, "n": len(x)})
 
 
-def _subset_attacks(model, x, y, eps, seed, batch_size) -> list[Check]:
+def large_eps(norm: str, image_shape: tuple[int, ...]) -> float:
+    """A budget within which any image can reach a mid-grey one: 0.5 in L-inf, and half the
+    square root of the number of pixel values in L2."""
+    return LARGE_EPS if norm == "linf" else LARGE_EPS * math.prod(image_shape) ** 0.5
+
+
+def _subset_attacks(model, x, y, eps, seed, batch_size, norm) -> list[Check]:
     clean = clean_correct(model, x, y, batch_size)
 
     def accuracy(label, attack) -> float:
@@ -105,14 +114,14 @@ def _subset_attacks(model, x, y, eps, seed, batch_size) -> list[Check]:
                               batch_size=batch_size).float().mean().item()
 
     def pgd20(at_eps):
-        return lambda a, b, s: pgd(model, a, b, at_eps, at_eps / 4, 20,
+        return lambda a, b, s: pgd(model, a, b, at_eps, at_eps / 4, 20, norm=norm,
                                    generator=torch.Generator(a.device).manual_seed(s))
 
-    fgsm_accuracy = accuracy("check-fgsm", lambda a, b, s: fgsm(model, a, b, eps))
+    fgsm_accuracy = accuracy("check-fgsm", lambda a, b, s: fgsm(model, a, b, eps, norm=norm))
     by_eps = {scale: accuracy(f"check-pgd20x{scale}", pgd20(scale * eps))
               for scale in (0.5, 1.0, 2.0)}
-    large_eps = max(LARGE_EPS, eps)
-    large = accuracy("check-pgd20-large", pgd20(large_eps))
+    large_budget = max(large_eps(norm, tuple(x.shape[1:])), eps)
+    large = accuracy("check-pgd20-large", pgd20(large_budget))
 
     pgd_accuracy = by_eps[1.0]
     accuracies = [by_eps[scale] for scale in sorted(by_eps)]
@@ -129,10 +138,10 @@ def _subset_attacks(model, x, y, eps, seed, batch_size) -> list[Check]:
               {"eps": [scale * eps for scale in sorted(by_eps)], "accuracy": accuracies,
                "n": len(x)}),
         Check("large_eps", large <= LARGE_EPS_ACCURACY,
-              f"PGD-20 at eps {large_eps:g} leaves {large:.1%} correct"
+              f"PGD-20 at eps {large_budget:g} leaves {large:.1%} correct"
               + (f" (expected about 0, at most {LARGE_EPS_ACCURACY:.0%})"
                  if large > LARGE_EPS_ACCURACY else ""),
-              {"eps": large_eps, "accuracy": large, "n": len(x)}),
+              {"eps": large_budget, "accuracy": large, "n": len(x)}),
     ]
 
 

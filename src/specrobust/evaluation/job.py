@@ -9,6 +9,7 @@ import torch
 from tqdm import tqdm
 
 from specrobust import atomic, outputs
+from specrobust.attacks.norms import NORMS, check_norm, largest_budget
 from specrobust.checkpoint import LoadedModel
 from specrobust.defaults import DEFAULT_ATTACKS
 from specrobust.devices import resolve_device
@@ -34,23 +35,32 @@ class TestTarget:
 
 
 def load_test_target(source: ModelSource | str, *, data_root: str | None = None,
-                     eps: str | None = None, n: int = 1000, device: str = "auto") -> TestTarget:
+                     eps: str | None = None, n: int = 1000, device: str = "auto",
+                     norm: str = "linf") -> TestTarget:
     """Resolve a model source (``specrobust.models.sources``) and load the first ``n`` test
     images of its dataset (as RobustBench does: comparable across tools and papers); ``eps``
-    defaults to the training budget, else the dataset's usual one. Shared by `eval` and
-    `analyze`."""
+    defaults to the training budget (when the model was trained in the same ``norm``), else
+    the dataset's usual one in that norm. Shared by `eval` and `analyze`."""
     from specrobust.data import load_dataset
 
     check_range(n, "--n", 1)
+    check_norm(norm)
     if eps is not None:
-        check_range(parse_fraction(eps, "--eps"), "--eps", 0, 1)
+        check_range(parse_fraction(eps, "--eps"), "--eps", 0)
     torch_device = resolve_device(device)
     loaded = resolve(source)
     if loaded.dataset is None:
         raise SpecRobustError(f"{loaded.path} does not say which data it was trained on; name "
                               "it with --dataset")
     data = load_dataset(loaded.dataset, data_root)
-    eps_text = str(eps or loaded.eps or data.info.eps_text)
+    trained = loaded.eps if (loaded.norm or "linf") == norm else None
+    eps_text = eps or trained or data.info.budget_text(norm)
+    if eps_text is None:
+        raise SpecRobustError(f"{data.info.title} has no usual {NORMS[norm]} budget; give one "
+                              "with --eps")
+    eps_text = str(eps_text)
+    check_range(parse_fraction(eps_text, "--eps"), "--eps", 0,
+                largest_budget(norm, tuple(data.test.images.shape[1:])))
     channels = data.test.images.shape[1]
     if channels != loaded.model.spec.in_channels:
         raise SpecRobustError(f"{loaded.path} takes {loaded.model.spec.in_channels}-channel "
@@ -67,6 +77,7 @@ class EvalJob:
     attacks: str = DEFAULT_ATTACKS
     n: int = 1000
     eps: str | None = None  # default: the budget the model was trained at, else the dataset's
+    norm: str = "linf"  # the threat model: linf or l2
     out: str | None = None
     data_root: str | None = None
     seed: int = 0
@@ -101,13 +112,13 @@ def run_eval_job(job: EvalJob) -> tuple[dict, Path]:
     check_range(job.check_n, "--check-n", 1)
     check_range(job.batch_size, "--batch-size", 1)
     target = load_test_target(job.source, data_root=job.data_root, eps=job.eps, n=job.n,
-                              device=job.device)
+                              device=job.device, norm=job.norm)
     loaded = target.loaded
     path = output_path(job, loaded)
     fingerprint = {"weights_sha256": loaded.sha256, "dataset": loaded.dataset}
     meta = {"weights": str(loaded.path), "model": loaded.model.spec.as_dict(),
             "dataset": loaded.dataset, "split": "test", "first_n": len(target.images),
-            "eps_text": target.eps_text, "norm": "linf", "device": str(target.device)}
+            "eps_text": target.eps_text, "norm": job.norm, "device": str(target.device)}
     bars: dict[str, tqdm] = {}
 
     def progress(label: str, done: int, total: int) -> None:
@@ -123,7 +134,8 @@ def run_eval_job(job: EvalJob) -> tuple[dict, Path]:
     result = evaluate(target.model, target.images, target.labels, attacks, target.eps,
                       seed=job.seed,
                       batch_size=job.batch_size, checks=job.checks, check_n=job.check_n,
-                      path=path, fingerprint=fingerprint, meta=meta, progress=progress)
+                      path=path, fingerprint=fingerprint, meta=meta, progress=progress,
+                      norm=job.norm)
     summary = result.as_dict()
     atomic.write_text(path.with_suffix(".md"),
                       outputs.EVAL_MD_MARKER + "\n" + _title(summary) + markdown(summary))
@@ -133,4 +145,5 @@ def run_eval_job(job: EvalJob) -> tuple[dict, Path]:
 def _title(summary: dict) -> str:
     model = summary["model"]["name"]
     return (f"# {model} on {summary['dataset']} (first {summary['n']} test images), "
-            f"L-inf eps {summary['eps_text']}\n\nWeights: `{summary['weights']}`\n\n")
+            f"{NORMS[summary.get('norm', 'linf')]} eps {summary['eps_text']}\n\n"
+            f"Weights: `{summary['weights']}`\n\n")

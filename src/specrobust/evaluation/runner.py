@@ -25,6 +25,7 @@ from torch import nn
 
 from specrobust import atomic, locks
 from specrobust.attacks.folded import folded_for_attack
+from specrobust.attacks.norms import check_norm
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.batched import attack_batches, clean_correct
 from specrobust.evaluation.checks import Check, self_checks
@@ -111,26 +112,32 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
              attacks: list[AttackSpec], eps: float, *, seed: int = 0, batch_size: int = 256,
              checks: bool = True, check_n: int = 200, path: str | Path | None = None,
              fingerprint: dict | None = None, meta: dict | None = None,
-             progress: Progress | None = None) -> EvalResult:
-    """Evaluate ``model`` on ``images`` (float in [0, 1]) under every attack in ``attacks``.
+             progress: Progress | None = None, norm: str = "linf") -> EvalResult:
+    """Evaluate ``model`` on ``images`` (float in [0, 1]) under every attack in ``attacks``,
+    each within the ``norm`` ball (``linf`` or ``l2``) of radius ``eps``.
 
     ``clean`` is always evaluated first, listed or not: robust accuracy is measured against it.
     """
+    check_norm(norm)
     if not eps >= 0:
         raise SpecRobustError(f"eps must be >= 0, got {eps}")
     if batch_size < 1:
         raise SpecRobustError(f"batch size must be >= 1, got {batch_size}")
     # Everything that changes which examples are attacked with which random numbers.
     fingerprint = {**(fingerprint or {}), "eps": eps, "n": len(images), "seed": seed,
-                   "batch_size": batch_size}
-    meta = {**(meta or {}), "fingerprint": fingerprint, "seed": seed, "batch_size": batch_size}
+                   "batch_size": batch_size,
+                   # L-inf records written before L2 existed carry no norm: keep them current
+                   **({"norm": norm} if norm != "linf" else {})}
+    meta = {**(meta or {}), "fingerprint": fingerprint, "seed": seed, "batch_size": batch_size,
+            "norm": norm}
     with _output_lock(path):
         return _evaluate(model, images, labels, attacks, eps, seed=seed, batch_size=batch_size,
-                         checks=checks, check_n=check_n, path=path, meta=meta, progress=progress)
+                         checks=checks, check_n=check_n, path=path, meta=meta, progress=progress,
+                         norm=norm)
 
 
 def _evaluate(model, images, labels, attacks, eps, *, seed, batch_size, checks, check_n, path,
-              meta, progress) -> EvalResult:
+              meta, progress, norm) -> EvalResult:
     """``evaluate`` past its checks, holding the output's lock."""
     stored = _resumable(path, meta["fingerprint"], len(images))
     model.eval()
@@ -158,7 +165,7 @@ def _evaluate(model, images, labels, attacks, eps, *, seed, batch_size, checks, 
                 progress(spec.label, done, len(targets))
 
             def attack(x, y, batch_seed, spec=spec, stages=stages):
-                return spec.run(attacked, x, y, eps, seed=batch_seed,
+                return spec.run(attacked, x, y, eps, seed=batch_seed, norm=norm,
                                 on_stage=_stage_counter(stages, len(x)))
 
             tick = time.perf_counter()
@@ -181,7 +188,8 @@ def _evaluate(model, images, labels, attacks, eps, *, seed, batch_size, checks, 
         aa_stages = {r.spec.label: stage_table(r.stages, r.attacked, len(images))
                      for r in results if r.stages}
         result.checks = self_checks(model, images, labels, eps, suite, check_n=check_n,
-                                    seed=seed, batch_size=batch_size, aa_stages=aa_stages)
+                                    seed=seed, batch_size=batch_size, aa_stages=aa_stages,
+                                    norm=norm)
     if path is not None:
         atomic.write_text(path, json.dumps(result.as_dict(), indent=1) + "\n")
     return result

@@ -1,9 +1,10 @@
 """Attacks by name: the standard suite and its parameterised forms.
 
-Names (the paper's evaluation at eps; step sizes default to eps/4, which is 2/255 at 8/255):
+Names (the paper's evaluation at eps; step sizes default to eps/4, which is 2/255 at 8/255).
+Every attack runs in the evaluation's threat model, L-inf or L2 (``--norm``):
 
     clean        no attack
-    fgsm         one signed-gradient step of size eps
+    fgsm         one gradient step of size eps (signed for L-inf, L2-normalised for L2)
     pgd20        PGD, CE loss, 20 steps, random start, 1 restart
     pgd50        the same with 50 steps
     cw30         PGD on the C&W margin loss, 30 steps (the paper's C&W-inf)
@@ -89,26 +90,28 @@ class AttackSpec:
         return 0 if self.kind == "clean" else None
 
     def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *,
-            seed: int, on_stage: StageCallback | None = None) -> torch.Tensor:
-        """Adversarial images for one batch; ``seed`` makes the batch's randomness repeatable
-        (so a resumed evaluation draws exactly what an uninterrupted one would have).
-        ``on_stage`` hears about each of AutoAttack's attacks (ignored by the others)."""
+            seed: int, on_stage: StageCallback | None = None,
+            norm: str = "linf") -> torch.Tensor:
+        """Adversarial images for one batch within the ``norm`` ball (linf or l2); ``seed``
+        makes the batch's randomness repeatable (so a resumed evaluation draws exactly what an
+        uninterrupted one would have). ``on_stage`` hears about each of AutoAttack's attacks
+        (ignored by the others)."""
         options = self.options
         generator = torch.Generator(device=x.device).manual_seed(seed)
         if self.kind == "clean":
             return x
         if self.kind == "fgsm":
             return fgsm(model, x, y, eps, random_start=options["random_start"],
-                        alpha=options["alpha"], generator=generator)
+                        alpha=options["alpha"], norm=norm, generator=generator)
         if self.kind == "pgd":
             mask = None
             if options["band"] is not None:
                 mask = fourier.default_bands(tuple(x.shape[-2:]), device=x.device)[options["band"]]
             return pgd(model, x, y, eps, self.alpha(eps), options["steps"],
                        random_start=options["random_start"], restarts=options["restarts"],
-                       loss=options["loss"], mask=mask, generator=generator)
+                       loss=options["loss"], norm=norm, mask=mask, generator=generator)
         version = "custom" if options["attacks"] else options["version"]
-        return autoattack(model, x, y, eps, version=version,
+        return autoattack(model, x, y, eps, norm=norm, version=version,
                           attacks=list(options["attacks"]) if options["attacks"] else None,
                           batch_size=len(x), seed=seed, on_stage=on_stage)
 

@@ -24,24 +24,47 @@ class Pretrained:
     dataset: str
     threat_model: str  # "Linf", "L2", or "none" for a naturally trained model
     eps: str | None  # the budget it was trained for, as papers write it
-    published: str  # the accuracies its authors published, as they state them
-    sha256: str
-    source: str  # where the file comes from, in words
+    clean: float | None  # published clean accuracy (%), where one was published
+    autoattack: float | None  # published AutoAttack accuracy (%) at ``eps``
+    source: str  # where the accuracies and the file come from, in words
+    sha256: str | None  # of the file; None where none was published (see ``fetch``)
     package_file: tuple[str, str] | None = None  # (package, path inside it)
     urls: tuple[str, ...] = ()
     mean: tuple[float, ...] | None = None  # normalisation the weights expect, if any
     std: tuple[float, ...] | None = None
 
 
+def _gdrive(file_id: str) -> str:
+    """A Google Drive file by id, past the page that asks to confirm large downloads (the
+    address RobustBench downloads its checkpoints from)."""
+    return f"https://docs.google.com/uc?export=download&confirm=t&id={file_id}"
+
+
+_ROBUSTBENCH = "RobustBench CIFAR-10 Linf leaderboard (model_info/cifar10/Linf/{}.json)"
+
 PRETRAINED: dict[str, Pretrained] = {p.name: p for p in [
     Pretrained(
-        name="autoattack-natural-resnet18",
-        architecture="resnet18", dataset="cifar10", threat_model="none", eps=None,
-        published="natural training, about 94% clean accuracy on CIFAR-10 (no robust accuracy "
-                  "claimed; AutoAttack's example model)",
+        name="autoattack-natural-resnet18", architecture="resnet18", dataset="cifar10",
+        threat_model="none", eps=None, clean=None, autoattack=None,
+        source="AutoAttack's example model, naturally trained (no accuracy published with it); "
+               "ships with pyautoattack as examples/model_test.pt",
         sha256="399f52da9f914c323fa5a6096d60f460a3449a59b64a6405200c1e629f8425a7",
-        source="ships with pyautoattack (examples/model_test.pt)",
         package_file=("pyautoattack", "examples/model_test.pt")),
+    Pretrained(
+        name="Carmon2019Unlabeled", architecture="rb_wrn28_10", dataset="cifar10",
+        threat_model="Linf", eps="8/255", clean=89.69, autoattack=59.53,
+        source=_ROBUSTBENCH.format("Carmon2019Unlabeled"), sha256=None,
+        urls=(_gdrive("15tUx-gkZMYx7BfEOw1GY5OKC-jECIsPQ"),)),
+    Pretrained(
+        name="Rebuffi2021Fixing_R18_ddpm", architecture="dm_preact_resnet18", dataset="cifar10",
+        threat_model="Linf", eps="8/255", clean=83.53, autoattack=56.66,
+        source=_ROBUSTBENCH.format("Rebuffi2021Fixing_R18_ddpm"), sha256=None,
+        urls=(_gdrive("1--dxE66AsgBSUsuK2sXCTrsYUV9B5f95"),)),
+    Pretrained(
+        name="Gowal2020Uncovering_70_16_extra", architecture="dm_wrn70_16", dataset="cifar10",
+        threat_model="Linf", eps="8/255", clean=91.10, autoattack=65.87,
+        source=_ROBUSTBENCH.format("Gowal2020Uncovering_70_16_extra"), sha256=None,
+        urls=(_gdrive("1GxryYj_Or-VCDca0wgiFLz4ssXSZXQoJ"),)),
 ]}
 
 
@@ -78,7 +101,8 @@ def local_file(entry: Pretrained) -> Path:
 
 
 def fetch(name: str) -> Path:
-    """Make the entry's file present: found, or downloaded and checked against its SHA-256."""
+    """Make the entry's file present: found, or downloaded; then checked against its SHA-256,
+    or, where none was published, by loading it into its architecture."""
     from specrobust import atomic
     from specrobust.checkpoint import sha256_of
 
@@ -102,7 +126,13 @@ def fetch(name: str) -> Path:
                                   f"({'; '.join(failures) or 'no address known'}); put the file "
                                   f"at {path}")
     actual = sha256_of(path)
-    if actual != entry.sha256:
+    if entry.sha256 is None:
+        # No checksum was published for it: the file must at least be these weights, key for
+        # key and shape for shape, of the architecture the entry names.
+        from specrobust.models.sources import ModelSource, resolve
+
+        resolve(ModelSource(str(path), model=entry.architecture, dataset=entry.dataset))
+    elif actual != entry.sha256:
         raise SpecRobustError(f"{path} has SHA-256 {actual[:16]}..., not the published "
                               f"{entry.sha256[:16]}...; it is not {entry.name} (delete it and "
                               "fetch again)")

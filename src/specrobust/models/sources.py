@@ -237,6 +237,7 @@ def _pretrained(name: str, source: ModelSource) -> LoadedModel:
     loaded.model.spec = dataclasses.replace(loaded.model.spec, name=name)
     loaded.home = Path.cwd() / name
     loaded.eps = entry.eps
+    loaded.norm = entry.threat_model.lower() if entry.eps else None
     return loaded
 
 

@@ -106,7 +106,7 @@ def plot_band_attacks(entries: Entries, path: str | Path) -> None:
                     ["PGD-20, low band", "mid band", "high band", "all frequencies", "no attack"])
     axis.set_ylabel("accuracy (%)")
     axis.set_ylim(0, 105)
-    axis.set_title("Robust accuracy under band-limited PGD-20 (same L-inf eps)")
+    axis.set_title("Robust accuracy under band-limited PGD-20 (same eps)")
     axis.grid(alpha=0.3, axis="y")
     axis.legend(fontsize=7)
     _save(figure, path)

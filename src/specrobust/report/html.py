@@ -23,6 +23,7 @@ from pathlib import Path
 from specrobust import atomic, outputs
 from specrobust.analysis import PARTS
 from specrobust.analysis.job import headline_numbers, read_parts
+from specrobust.attacks.norms import NORMS
 from specrobust.errors import SpecRobustError
 from specrobust.report.markup import Markup, html, join
 
@@ -177,7 +178,7 @@ _EXPLAIN = {
                 "frequency ring. The attack puts its energy where the model looks."),
     "bands": ("Band-limited attacks",
               "PGD-20 restricted to one radial band (thirds of the Nyquist radius) at the same "
-              "L-inf eps: low accuracy marks a band where the model is vulnerable."),
+              "eps: low accuracy marks a band where the model is vulnerable."),
     "heatmap": ("Fourier heat map",
                 "Yin et al. (2019): error rate when one Fourier basis image of fixed L2 norm is "
                 "added, for every frequency (centre: low frequencies)."),
@@ -260,14 +261,15 @@ def _eval_section(model: Model) -> Markup:
         checks = html('<p class="note">Self-checks: all {} passed.</p>',
                       len(evaluation["checks"]))
     return join([
-        html('<h3>{}</h3><p class="note">{} on {}, first {} test images, L-inf eps {}</p>',
+        html('<h3>{}</h3><p class="note">{} on {}, first {} test images, {} eps {}</p>',
              model.label, evaluation["model"].get("name"), evaluation.get("dataset"),
-             evaluation.get("n"), evaluation.get("eps_text")),
+             evaluation.get("n"), NORMS.get(evaluation.get("norm", "linf"), "?"),
+             evaluation.get("eps_text")),
         _table(["attack", "accuracy (%)", "95% interval", "correct / n", "seconds"], rows),
         under_way, checks])
 
 
-_SAME_IMAGES = ("dataset", "split", "first_n", "eps")  # evaluations that can be paired
+_SAME_IMAGES = ("dataset", "split", "first_n", "eps", "norm")  # evaluations that can be paired
 
 
 def _paired_table(models: list[Model], reference: str | None = None) -> Markup:

@@ -78,12 +78,12 @@ def _accuracy(model, x, y, batch_size=500) -> float:
     return clean_correct(model, x, y, batch_size).float().mean().item() if len(x) else 0.0
 
 
-def _robust_accuracy(model, x, y, eps, steps, seed, batch_size=500) -> float:
+def _robust_accuracy(model, x, y, eps, steps, seed, norm="linf", batch_size=500) -> float:
     hits = 0
     for i in range(0, len(x), batch_size):
         generator = torch.Generator(device=x.device).manual_seed(seed + i)
         x_adv = pgd(model, x[i:i + batch_size], y[i:i + batch_size], eps, eps / 4, steps,
-                    generator=generator)
+                    norm=norm, generator=generator)
         hits += int(clean_correct(model, x_adv, y[i:i + batch_size], batch_size).sum())
     return hits / max(1, len(x))
 
@@ -178,7 +178,8 @@ def _train(config: Config, run: rundir.RunDir, state: dict | None, dist, device)
             ctx = StepContext(epoch, config.eps, config.alpha, config.attack.steps,
                               config.attack.random_start, config.attack.generation_mode,
                               config.objective.beta, _step_generator(device, config.seed, epoch,
-                                                                     step))
+                                                                     step),
+                              norm=config.attack.norm)
             terms = _train_step(model, forward, objective, sar, awp if
                                 epoch >= config.awp.warmup else None, optimizer, x, y, ctx,
                                 autocast)
@@ -228,7 +229,8 @@ def _bn_attack(config, objective, device, epoch):
     def attack(model, x, y, index):
         ctx = StepContext(epoch, config.eps, config.alpha, config.attack.steps,
                           config.attack.random_start, "eval", config.objective.beta,
-                          _step_generator(device, config.seed, epoch, 1_000_000 + index))
+                          _step_generator(device, config.seed, epoch, 1_000_000 + index),
+                          norm=config.attack.norm)
         x_adv = objective.adversarial(model, x, y, ctx)
         return x if x_adv is None else x_adv
     return attack
@@ -296,11 +298,11 @@ def _validate(config, model, val_x, val_y, test_x, test_y, epoch, suffix) -> dic
     if len(val_x):
         values[f"val_clean{suffix}"] = _accuracy(model, val_x, val_y)
         values[f"val_robust{suffix}"] = _robust_accuracy(model, val_x, val_y, config.eps, steps,
-                                                         seed)
+                                                         seed, config.attack.norm)
     if config.validation.test_each_epoch and len(test_x):
         values[f"test_clean{suffix}"] = _accuracy(model, test_x, test_y)
         values[f"test_robust{suffix}"] = _robust_accuracy(model, test_x, test_y, config.eps,
-                                                          steps, seed)
+                                                          steps, seed, config.attack.norm)
     return values
 
 

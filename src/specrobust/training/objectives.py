@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from specrobust.attacks.pgd import project, sample_in_ball
 from specrobust.errors import SpecRobustError
 
 
@@ -31,6 +32,7 @@ class StepContext:
     generation_mode: str = "eval"  # the model's mode while the attack runs
     beta: float = 6.0
     generator: torch.Generator | None = None
+    norm: str = "linf"  # the training attack's threat model: linf or l2
 
 
 @dataclass
@@ -43,8 +45,8 @@ class LossTerms:
 
 def _attack(model: nn.Module, x: torch.Tensor, ctx: StepContext, start: torch.Tensor,
             loss_of_logits) -> torch.Tensor:
-    """L-inf PGD ascent on ``loss_of_logits`` from ``start``; returns the last iterate (the
-    training convention: no restarts, no best-iterate bookkeeping)."""
+    """PGD ascent on ``loss_of_logits`` from ``start`` in the ``ctx.norm`` ball; returns the
+    last iterate (the training convention: no restarts, no best-iterate bookkeeping)."""
     was_training = model.training
     model.train(ctx.generation_mode == "train")
     x_adv = start.detach()
@@ -53,8 +55,14 @@ def _attack(model: nn.Module, x: torch.Tensor, ctx: StepContext, start: torch.Te
             for _ in range(ctx.steps):
                 x_adv.requires_grad_(True)
                 (gradient,) = torch.autograd.grad(loss_of_logits(model(x_adv)), x_adv)
-                x_adv = x_adv.detach() + ctx.alpha * gradient.sign()
-                x_adv = torch.min(torch.max(x_adv, x - ctx.eps), x + ctx.eps).clamp(0, 1)
+                if ctx.norm == "linf":
+                    x_adv = x_adv.detach() + ctx.alpha * gradient.sign()
+                    x_adv = torch.min(torch.max(x_adv, x - ctx.eps), x + ctx.eps).clamp(0, 1)
+                else:  # L2: a step along the normalised gradient, back into the ball
+                    step = gradient / gradient.flatten(1).norm(dim=1).clamp_min(1e-12).view(
+                        -1, *([1] * (x.dim() - 1)))
+                    x_adv = x + project(x, x_adv.detach() + ctx.alpha * step - x, ctx.eps, "l2",
+                                        None)
     finally:
         model.train(was_training)
     return x_adv.detach()
@@ -63,6 +71,9 @@ def _attack(model: nn.Module, x: torch.Tensor, ctx: StepContext, start: torch.Te
 def _uniform_start(x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
     if not ctx.random_start:
         return x
+    if ctx.norm == "l2":
+        return x + project(x, sample_in_ball(x, ctx.eps, "l2", ctx.generator), ctx.eps, "l2",
+                           None)
     noise = torch.rand(x.shape, generator=ctx.generator, device=x.device, dtype=x.dtype)
     return (x + (2 * noise - 1) * ctx.eps).clamp(0, 1)
 

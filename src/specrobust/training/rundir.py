@@ -118,14 +118,15 @@ class RunDir:
                    best: dict, metrics: dict, *, dataset_name: str) -> None:
         """Best checkpoints first, then the resume state, then metrics and curves: a kill at any
         point leaves a state from which the epoch is simply run again."""
-        eps = config.attack.eps
+        eps, norm = config.attack.eps, config.attack.norm
         if metrics.get("val_robust", -1) > best["val_robust"]:
             best["val_robust"], best["epoch"] = metrics["val_robust"], epoch + 1
-            save_checkpoint(self.checkpoints / "best.pt", model, dataset=dataset_name, eps=eps)
+            save_checkpoint(self.checkpoints / "best.pt", model, dataset=dataset_name, eps=eps,
+                            norm=norm)
         if averaging is not None and metrics.get("val_robust_avg", -1) > best["val_robust_avg"]:
             best["val_robust_avg"], best["epoch_avg"] = metrics["val_robust_avg"], epoch + 1
             save_checkpoint(self.checkpoints / "best_averaged.pt", averaging.model,
-                            dataset=dataset_name, eps=eps)
+                            dataset=dataset_name, eps=eps, norm=norm)
         metrics["best_epoch"] = best.get("epoch")
         self.metrics.append(metrics)
         training = {
@@ -137,10 +138,11 @@ class RunDir:
         if epoch + 1 in config.run.snapshot_epochs:
             # Before last.pt: a kill in between re-runs the epoch, which writes it again.
             snapshot = self.snapshot_dir(epoch + 1)
-            save_checkpoint(snapshot / "last.pt", model, dataset=dataset_name, eps=eps,
+            save_checkpoint(snapshot / "last.pt", model, dataset=dataset_name, eps=eps, norm=norm,
                             training=training)
             _copy_best(self.checkpoints, snapshot)
-        save_checkpoint(self.last, model, dataset=dataset_name, eps=eps, training=training)
+        save_checkpoint(self.last, model, dataset=dataset_name, eps=eps, norm=norm,
+                        training=training)
         atomic.write_text(self.metrics_file,
                           "".join(json.dumps(m) + "\n" for m in self.metrics))
         from specrobust.report.curves import plot_training_curves
@@ -197,16 +199,16 @@ class RunDir:
 
     def finish(self, config: Config, model, averaging) -> None:
         """The final averaged checkpoint and safetensors exports of every checkpoint."""
-        dataset, eps = config.data.dataset, config.attack.eps
+        dataset, eps, norm = config.data.dataset, config.attack.eps, config.attack.norm
         if averaging is not None and averaging.snapshots > 0:
             save_checkpoint(self.checkpoints / "averaged.pt", averaging.model, dataset=dataset,
-                            eps=eps)
+                            eps=eps, norm=norm)
         from specrobust.checkpoint import load_model
 
         for checkpoint in sorted(self.checkpoints.glob("*.pt")):
             loaded = load_model(checkpoint)
             export_safetensors(self.path / WEIGHTS_DIR / f"{checkpoint.stem}.safetensors",
-                               loaded.model, dataset=dataset, eps=eps)
+                               loaded.model, dataset=dataset, eps=eps, norm=norm)
 
     def tensorboard(self):
         try:
