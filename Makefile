@@ -44,7 +44,7 @@ examples: install
 	$(BIN)/pytest -q -m examples
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
 
 # torchattacks is only a yardstick for the evaluation benchmark; it imports without torchvision.
 bench-deps: install

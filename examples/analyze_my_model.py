@@ -33,8 +33,8 @@ low = parts["filter"]["lowpass"]
 print("low-pass bandwidth:", low["bandwidths"])
 print("clean accuracy    :", [f"{a:.2f}" for a in low["clean"]])
 print("PGD-20 accuracy   :", [f"{a:.2f}" for a in low["pgd20"]])
-print("PGD-20 perturbation energy by band:",
-      {band: f"{share:.2f}" for band, share in parts["spectra"]["perturbation_band_shares"].items()})
+shares = parts["spectra"]["perturbation_band_shares"]
+print("PGD-20 perturbation energy by band:", {band: f"{v:.2f}" for band, v in shares.items()})
 print(f"first-layer kernels, non-DC energy share: {parts['kernels']['high_frequency_share']:.2f}")
 
 result = specrobust.evaluate(model, images, labels, attacks="clean,fgsm,pgd20", eps=8 / 255)
