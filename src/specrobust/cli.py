@@ -180,8 +180,9 @@ def _add_eval(commands) -> None:
                          "omitted when --model is user code that returns its own weights")
     command.add_argument("--attacks", default=DEFAULT_ATTACKS,
                          help=f"comma-separated attacks (default {DEFAULT_ATTACKS})")
-    command.add_argument("--n", type=_whole("--n", 1), default=1000,
-                         help="first n test images (default 1000)")
+    command.add_argument("--n", "--num-images", dest="n", type=_whole("--n", 1), default=1000,
+                         help="first n test images (default 1000; spell it --num-images "
+                         "under torchrun, whose own options --n would abbreviate)")
     _add_threat_model(command, "the training budget, else the dataset's usual one")
     _add_model_source(command)
     command.add_argument("--out", help="where to write the evaluation record, a .json file "
@@ -212,8 +213,9 @@ def _add_analyze(commands) -> None:
                          "user code that returns its own weights")
     command.add_argument("--suite", default=",".join(PARTS),
                          help=f"comma-separated parts (default {','.join(PARTS)})")
-    command.add_argument("--n", type=_whole("--n", 1), default=1000,
-                         help="first n test images (default 1000)")
+    command.add_argument("--n", "--num-images", dest="n", type=_whole("--n", 1), default=1000,
+                         help="first n test images (default 1000; spell it --num-images "
+                         "under torchrun, whose own options --n would abbreviate)")
     _add_threat_model(command, "the training budget, else the dataset's usual one")
     _add_model_source(command)
     command.add_argument("--out", help="analysis directory (one source only; default "
@@ -415,6 +417,8 @@ def _eval(args) -> int:
                   seed=args.seed, batch_size=args.batch_size, device=args.device,
                   checks=args.checks, check_n=args.check_n)
     summary, path = run_eval_job(job)
+    if summary is None:  # a process of a torchrun evaluation other than the main one
+        return 0
     print(f"{summary['model']['name']} from {summary['weights']}: first {summary['n']} test "
           f"images of {summary['dataset']}, {NORMS[summary['norm']]} eps {summary['eps_text']}")
     print(markdown(summary), end="")
@@ -439,8 +443,16 @@ def _analyze(args) -> int:
             seed=args.seed, batch_size=args.batch_size, device=args.device,
             heatmap_norm=args.heatmap_norm, heatmap_n=args.heatmap_n,
             heatmap_stride=args.heatmap_stride))
-        print(f"wrote {directory}/ (JSON and PNG per part, summary.json)")
+        if _main_process():
+            print(f"wrote {directory}/ (JSON and PNG per part, summary.json)")
     return 0
+
+
+def _main_process() -> bool:
+    """False in the processes of a torchrun job other than the main one (they print nothing)."""
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
 
 
 def _report(args) -> int:

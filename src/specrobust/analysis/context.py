@@ -1,5 +1,7 @@
 """What every analysis part works on: one model, the first n test images, one budget, and the
-PGD-20 adversarial images they share (computed once, on first use)."""
+PGD-20 adversarial images they share (computed once, on first use). Under torchrun the costly
+loops (PGD's batches, the heat map's frequencies) are split across the processes
+(:meth:`AnalysisContext.shared_map`); every process ends with every result."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import torch
 from torch import nn
 
 from specrobust.attacks import folded_for_attack, pgd
+from specrobust.distributed import SINGLE, Distributed
 from specrobust.evaluation.batched import batch_seed
 
 PGD_STEPS = 20  # the paper's evaluation attack; alpha = eps / 4, as `specrobust eval`'s pgd20
@@ -25,6 +28,7 @@ class AnalysisContext:
     batch_size: int = 256
     progress: Callable[[str, int, int], None] | None = None
     norm: str = "linf"  # the threat model of every PGD here
+    shard: Distributed = SINGLE
     _attacked: nn.Module | None = field(default=None, repr=False)
     _adversarial: torch.Tensor | None = field(default=None, repr=False)
 
@@ -54,19 +58,36 @@ class AnalysisContext:
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.model(x) for _, (x,) in self.batches(images)])
 
+    def shared_map(self, items: list, compute: Callable) -> list:
+        """``[compute(item) for item in items]``, the items dealt round-robin to the processes
+        and the results gathered in item order. ``compute`` must depend on the item alone."""
+        if self.shard.world_size == 1:
+            return [compute(item) for item in items]
+        mine = {k: compute(item) for k, item in enumerate(items)
+                if k % self.shard.world_size == self.shard.rank}
+        results: dict = {}
+        for part in self.shard.gather(mine):
+            results.update(part)
+        return [results[k] for k in range(len(items))]
+
     def pgd(self, label: str, mask: torch.Tensor | None = None) -> torch.Tensor:
         """PGD-20 against every image (not only the clean-correct ones: spectra need them all),
         seeded per batch as in `specrobust eval`. With eps 0 there is nothing to attack."""
         if self.eps == 0:
             return self.images.clone()
-        out = []
-        for start, (x, y) in self.batches(self.images, self.labels):
+
+        def attack(start: int) -> torch.Tensor:
+            x = self.images[start:start + self.batch_size]
+            y = self.labels[start:start + self.batch_size]
             generator = torch.Generator(x.device).manual_seed(batch_seed(self.seed, label, start))
-            out.append(pgd(self.attacked, x, y, self.eps, self.eps / 4, PGD_STEPS, mask=mask,
-                           norm=self.norm, generator=generator))
+            adversarial = pgd(self.attacked, x, y, self.eps, self.eps / 4, PGD_STEPS, mask=mask,
+                              norm=self.norm, generator=generator)
             if self.progress:
                 self.progress(label, start + len(x), len(self.images))
-        return torch.cat(out)
+            return adversarial.cpu()
+
+        starts = list(range(0, len(self.images), self.batch_size))
+        return torch.cat(self.shared_map(starts, attack)).to(self.images.device)
 
     @property
     def adversarial(self) -> torch.Tensor:

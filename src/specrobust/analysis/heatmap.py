@@ -40,24 +40,41 @@ def fourier_heatmap(ctx: AnalysisContext, *, norm: float | None = None, n: int =
     generator = torch.Generator().manual_seed(ctx.seed)
     signs = (torch.randint(0, 2, (len(images),), generator=generator) * 2 - 1).to(images)
     signs = signs.view(-1, 1, 1, 1)
-    error = torch.full((len(fy_values), len(fx_values)), float("nan"))
-    done, total = 0, error.numel()
+    # A real image's spectrum is symmetric: (fy, fx) and (-fy, -fx) are one basis image, so
+    # each pair is measured once (the first met, row by row) and copied to its mirror.
+    measured, mirrors, seen = [], {}, set()
     for i, fy in enumerate(fy_values):
         for j, fx in enumerate(fx_values):
-            if not math.isnan(error[i, j]):
-                continue  # filled in as the mirror of an earlier frequency
-            basis = fourier.cosine_image((height, width), fy, fx, device=images.device)
-            perturbed = (images + signs * (norm / math.sqrt(channels)) * basis).clamp(0, 1)
-            with torch.no_grad():
-                wrong = torch.cat([ctx.model(x).argmax(1) != y for _, (x, y) in
-                                   ctx.batches(perturbed, labels)])
-            error[i, j] = wrong.float().mean()
+            if (i, j) in seen:
+                continue
             mirror = (_index(fy_values, -fy), _index(fx_values, -fx))
+            measured.append((i, j))
+            seen.add((i, j))
             if None not in mirror:
-                error[mirror] = error[i, j]
-            done += 1 if None in mirror or mirror == (i, j) else 2
-            if ctx.progress:
-                ctx.progress("heatmap", min(done, total - 1), total)
+                mirrors[(i, j)] = mirror
+                seen.add(mirror)
+    total = len(fy_values) * len(fx_values)
+
+    def error_at(position: tuple[int, int]) -> float:
+        i, j = position
+        basis = fourier.cosine_image((height, width), fy_values[i], fx_values[j],
+                                     device=images.device)
+        perturbed = (images + signs * (norm / math.sqrt(channels)) * basis).clamp(0, 1)
+        with torch.no_grad():
+            wrong = torch.cat([ctx.model(x).argmax(1) != y for _, (x, y) in
+                               ctx.batches(perturbed, labels)])
+        if ctx.progress:  # each measurement fills about two cells, in every process
+            progress[0] += 2 * ctx.shard.world_size
+            ctx.progress("heatmap", min(total - 1, progress[0]), total)
+        return float(wrong.float().mean())
+
+    progress = [0]
+
+    error = torch.full((len(fy_values), len(fx_values)), float("nan"))
+    for position, value in zip(measured, ctx.shared_map(measured, error_at), strict=True):
+        error[position] = value
+        if position in mirrors:
+            error[mirrors[position]] = value
     if ctx.progress:
         ctx.progress("heatmap", total, total)
     clean_error = float((ctx.predict(images) != labels).float().mean())

@@ -24,6 +24,7 @@ from specrobust.analysis.heatmap import fourier_heatmap
 from specrobust.analysis.kernels import kernel_smoothness
 from specrobust.analysis.logits import logit_gap
 from specrobust.analysis.spectra import spectra
+from specrobust.distributed import Distributed, init_distributed
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.job import load_test_target
 from specrobust.models.sources import ModelSource, as_source
@@ -98,13 +99,14 @@ def run_analysis_job(job: AnalysisJob) -> Path:
     check_range(job.batch_size, "--batch-size", 1)
     if job.heatmap_norm is not None:
         check_range(job.heatmap_norm, "--heatmap-norm", 0, 1000, low_open=True)
+    shard, device = init_distributed(job.device)
     target = load_test_target(job.source, data_root=job.data_root, eps=job.eps, n=job.n,
-                              device=job.device, norm=job.norm)
+                              device=str(device), norm=job.norm)
     loaded = target.loaded
     bars: dict[str, tqdm] = {}
 
     def progress(label: str, done: int, total: int) -> None:
-        if not job.progress:
+        if not job.progress or not shard.main:
             return
         bar = bars.get(label) or bars.setdefault(
             label, tqdm(total=total, desc=f"  {label}", unit="step", leave=False))
@@ -112,23 +114,28 @@ def run_analysis_job(job: AnalysisJob) -> Path:
         if done >= total:
             bar.close()
 
+    if not shard.main:  # under torchrun: share the work, leave the writing to the main one
+        _run_parts(job, parts, target, output_dir(job, loaded), progress, shard)
+        return output_dir(job, loaded)
     with outputs.output_directory(output_dir(job, loaded), outputs.ANALYSIS) as directory:
         # Two analyses into one directory would mix their parts and both report success.
         with locks.held(directory, AnalysisInUseError(
                 f"{directory} is being written by another analysis; wait for it to finish or "
                 "stop it first")):
-            _run_parts(job, parts, target, directory, progress)
+            _run_parts(job, parts, target, directory, progress, shard)
     return directory
 
 
-def _run_parts(job: AnalysisJob, parts: list[str], target, directory: Path, progress) -> None:
-    """The parts not yet finished in ``directory`` (whose lock the caller holds)."""
+def _run_parts(job: AnalysisJob, parts: list[str], target, directory: Path, progress,
+               shard: Distributed) -> None:
+    """The parts not yet finished in ``directory`` (whose lock the main process holds); only
+    the main process writes."""
     from specrobust.report.analysis_figures import PLOTS
 
     loaded = target.loaded
     ctx = AnalysisContext(target.model, target.images, target.labels, target.eps,
                           seed=job.seed, batch_size=job.batch_size, progress=progress,
-                          norm=job.norm)
+                          norm=job.norm, shard=shard)
     fingerprint = {"weights_sha256": loaded.sha256, "dataset": loaded.dataset,
                    "n": len(target.images), "eps": target.eps, "seed": job.seed,
                    "method_version": METHOD_VERSION,
@@ -142,9 +149,11 @@ def _run_parts(job: AnalysisJob, parts: list[str], target, directory: Path, prog
         if _finished(path, part_fingerprint):
             continue
         started = time.perf_counter()
-        if job.progress:
+        if job.progress and shard.main:
             print(f"{label}: {part} ...", flush=True)
         result = RUNNERS[part](ctx, options)
+        if not shard.main:
+            continue
         record = {"format": FORMAT, "part": part, "label": label, "model": loaded.model.name,
                   "dataset": loaded.dataset, "weights": str(loaded.path),
                   "eps_text": target.eps_text, "norm": job.norm,
@@ -152,7 +161,8 @@ def _run_parts(job: AnalysisJob, parts: list[str], target, directory: Path, prog
                   "seconds": round(time.perf_counter() - started, 2), **result}
         atomic.write_text(path, json.dumps(record) + "\n")
         PLOTS[part]([(label, record)], directory / f"{part}.png")
-    write_summary(directory)
+    if shard.main:
+        write_summary(directory)
 
 
 def _label(loaded, which: str) -> str:

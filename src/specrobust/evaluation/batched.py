@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import nn
 
+from specrobust.distributed import SINGLE, Distributed
+
 Attack = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]  # (x, y, seed) -> x_adv
 
 
@@ -36,13 +38,32 @@ def clean_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
 
 def attack_batches(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor,
                    targets: torch.Tensor, *, label: str, seed: int, batch_size: int,
-                   skip: int = 0) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+                   skip: int = 0, shard: Distributed = SINGLE,
+                   extra: Callable[[], object] | None = None,
+                   ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, object]]:
     """Attack ``x[targets]`` batch by batch, starting after the first ``skip`` targets (a
-    multiple of ``batch_size`` when resuming). Yields (targets done, their indices, correct)."""
-    for start in range(skip, len(targets), batch_size):
-        index = targets[start:start + batch_size]
-        x_adv = attack(x[index], y[index], batch_seed(seed, label, start))
-        yield start + len(index), index, clean_correct(model, x_adv, y[index], batch_size)
+    multiple of ``batch_size`` when resuming). Yields, in batch order, (targets done, their
+    indices, correct, ``extra()`` as the process that attacked the batch returned it).
+
+    With several processes (``shard``) each attacks every ``world_size``-th batch and all of
+    them receive every batch's result: a batch draws its random numbers from (seed, attack,
+    position), never from which process ran it, so the outcome equals one process's."""
+    starts = list(range(skip, len(targets), batch_size))
+    for first in range(0, len(starts), shard.world_size):
+        rounds = starts[first:first + shard.world_size]
+        mine = None
+        if shard.rank < len(rounds):
+            start = rounds[shard.rank]
+            index = targets[start:start + batch_size]
+            x_adv = attack(x[index], y[index], batch_seed(seed, label, start))
+            mine = (start, clean_correct(model, x_adv, y[index], batch_size).cpu(),
+                    extra() if extra else None)
+        for result in shard.gather(mine):
+            if result is None:
+                continue
+            start, batch_correct, payload = result
+            index = targets[start:start + batch_size]
+            yield start + len(index), index, batch_correct.to(x.device), payload
 
 
 def robust_correct(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor,
@@ -53,7 +74,7 @@ def robust_correct(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.T
     others count as broken without spending an attack on them)."""
     result = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     targets = already_correct.nonzero().flatten()
-    for _, index, batch_correct in attack_batches(model, attack, x, y, targets, label=label,
-                                                  seed=seed, batch_size=batch_size):
+    for _, index, batch_correct, _ in attack_batches(model, attack, x, y, targets, label=label,
+                                                     seed=seed, batch_size=batch_size):
         result[index] = batch_correct
     return result

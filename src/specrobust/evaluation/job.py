@@ -13,6 +13,7 @@ from specrobust.attacks.norms import NORMS, check_norm, largest_budget
 from specrobust.checkpoint import LoadedModel
 from specrobust.defaults import DEFAULT_ATTACKS
 from specrobust.devices import resolve_device
+from specrobust.distributed import init_distributed
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.runner import evaluate
 from specrobust.evaluation.suite import parse_attacks
@@ -106,13 +107,16 @@ def output_path(job: EvalJob, loaded) -> Path:
     return path
 
 
-def run_eval_job(job: EvalJob) -> tuple[dict, Path]:
-    """Evaluate and write eval.json (and eval.md beside it); returns the result and its path."""
+def run_eval_job(job: EvalJob) -> tuple[dict | None, Path]:
+    """Evaluate and write eval.json (and eval.md beside it); returns the result and its path.
+    Under torchrun the processes share the attacks (``specrobust.distributed``); the others
+    than the main one return None for the result and write nothing."""
     attacks = parse_attacks(job.attacks)  # first: a typo should not wait for a model to load
     check_range(job.check_n, "--check-n", 1)
     check_range(job.batch_size, "--batch-size", 1)
+    shard, device = init_distributed(job.device)
     target = load_test_target(job.source, data_root=job.data_root, eps=job.eps, n=job.n,
-                              device=job.device, norm=job.norm)
+                              device=str(device), norm=job.norm)
     loaded = target.loaded
     path = output_path(job, loaded)
     fingerprint = {"weights_sha256": loaded.sha256, "dataset": loaded.dataset}
@@ -122,7 +126,7 @@ def run_eval_job(job: EvalJob) -> tuple[dict, Path]:
     bars: dict[str, tqdm] = {}
 
     def progress(label: str, done: int, total: int) -> None:
-        if not job.progress:
+        if not job.progress or not shard.main:
             return
         bar = bars.get(label)
         if bar is None:
@@ -135,7 +139,9 @@ def run_eval_job(job: EvalJob) -> tuple[dict, Path]:
                       seed=job.seed,
                       batch_size=job.batch_size, checks=job.checks, check_n=job.check_n,
                       path=path, fingerprint=fingerprint, meta=meta, progress=progress,
-                      norm=job.norm)
+                      norm=job.norm, shard=shard)
+    if not shard.main:
+        return None, path
     summary = result.as_dict()
     atomic.write_text(path.with_suffix(".md"),
                       outputs.EVAL_MD_MARKER + "\n" + _title(summary) + markdown(summary))

@@ -26,6 +26,7 @@ from torch import nn
 from specrobust import atomic, locks
 from specrobust.attacks.folded import folded_for_attack
 from specrobust.attacks.norms import check_norm
+from specrobust.distributed import SINGLE, Distributed
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.batched import attack_batches, clean_correct
 from specrobust.evaluation.checks import Check, self_checks
@@ -112,11 +113,15 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
              attacks: list[AttackSpec], eps: float, *, seed: int = 0, batch_size: int = 256,
              checks: bool = True, check_n: int = 200, path: str | Path | None = None,
              fingerprint: dict | None = None, meta: dict | None = None,
-             progress: Progress | None = None, norm: str = "linf") -> EvalResult:
+             progress: Progress | None = None, norm: str = "linf",
+             shard: Distributed = SINGLE) -> EvalResult:
     """Evaluate ``model`` on ``images`` (float in [0, 1]) under every attack in ``attacks``,
     each within the ``norm`` ball (``linf`` or ``l2``) of radius ``eps``.
 
     ``clean`` is always evaluated first, listed or not: robust accuracy is measured against it.
+    With several processes (``shard``, torchrun) they share each attack's batches and all end
+    with the same result, the one a single process gets; only the main process writes ``path``
+    and runs the self-checks.
     """
     check_norm(norm)
     if not eps >= 0:
@@ -130,16 +135,17 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                    **({"norm": norm} if norm != "linf" else {})}
     meta = {**(meta or {}), "fingerprint": fingerprint, "seed": seed, "batch_size": batch_size,
             "norm": norm}
-    with _output_lock(path):
+    with _output_lock(path if shard.main else None):
         return _evaluate(model, images, labels, attacks, eps, seed=seed, batch_size=batch_size,
-                         checks=checks, check_n=check_n, path=path, meta=meta, progress=progress,
-                         norm=norm)
+                         checks=checks and shard.main, check_n=check_n, path=path, meta=meta,
+                         progress=progress, norm=norm, shard=shard)
 
 
 def _evaluate(model, images, labels, attacks, eps, *, seed, batch_size, checks, check_n, path,
-              meta, progress, norm) -> EvalResult:
+              meta, progress, norm, shard) -> EvalResult:
     """``evaluate`` past its checks, holding the output's lock."""
-    stored = _resumable(path, meta["fingerprint"], len(images))
+    stored = _resumable(path, meta["fingerprint"], len(images))  # every process resumes alike
+    written = path if shard.main else None
     model.eval()
     started = time.perf_counter()
     clean = clean_correct(model, images, labels, batch_size)
@@ -164,20 +170,26 @@ def _evaluate(model, images, labels, attacks, eps, *, seed, batch_size, checks, 
             if progress:
                 progress(spec.label, done, len(targets))
 
-            def attack(x, y, batch_seed, spec=spec, stages=stages):
+            batch_stages: dict[str, dict] = {}  # AutoAttack's counts for the batch under way
+
+            def attack(x, y, batch_seed, spec=spec, counts=batch_stages):
+                counts.clear()
                 return spec.run(attacked, x, y, eps, seed=batch_seed, norm=norm,
-                                on_stage=_stage_counter(stages, len(x)))
+                                on_stage=_stage_counter(counts, len(x)))
 
             tick = time.perf_counter()
-            batches = attack_batches(model, attack, images, labels, targets, label=spec.label,
-                                     seed=seed, batch_size=batch_size, skip=done)
-            for done, index, batch_correct in batches:
+            batches = attack_batches(
+                model, attack, images, labels, targets, label=spec.label, seed=seed,
+                batch_size=batch_size, skip=done, shard=shard,
+                extra=(lambda counts=batch_stages: dict(counts)) if stages is not None else None)
+            for done, index, batch_correct, counts in batches:
                 correct[index] = batch_correct
+                _add_stages(stages, counts)
                 now = time.perf_counter()
                 seconds, tick = seconds + now - tick, now
                 stored[spec.label] = {"bits": _bits(correct), "done": done, "seconds": seconds,
                                       **({"stages": stages} if stages is not None else {})}
-                _save_partial(path, meta, stored)
+                _save_partial(written, meta, stored)
                 if progress:
                     progress(spec.label, done, len(targets))
         results.append(AttackResult(spec, correct, seconds, len(targets), stages))
@@ -190,9 +202,17 @@ def _evaluate(model, images, labels, attacks, eps, *, seed, batch_size, checks, 
         result.checks = self_checks(model, images, labels, eps, suite, check_n=check_n,
                                     seed=seed, batch_size=batch_size, aa_stages=aa_stages,
                                     norm=norm)
-    if path is not None:
-        atomic.write_text(path, json.dumps(result.as_dict(), indent=1) + "\n")
+    if written is not None:
+        atomic.write_text(written, json.dumps(result.as_dict(), indent=1) + "\n")
     return result
+
+
+def _add_stages(stages: dict | None, batch: dict | None) -> None:
+    """One batch's AutoAttack counts added to the attack's running totals."""
+    for name, stage in (batch or {}).items() if stages is not None else ():
+        total = stages.setdefault(name, {"broken": 0, "seconds": 0.0})
+        total["broken"] += stage["broken"]
+        total["seconds"] += stage["seconds"]
 
 
 def _output_lock(path: str | Path | None):
@@ -208,10 +228,8 @@ def _output_lock(path: str | Path | None):
         "first"), create=True)
 
 
-def _stage_counter(stages: dict | None, batch: int):
-    """An ``on_stage`` callback adding one batch's AutoAttack stages to ``stages``."""
-    if stages is None:
-        return None
+def _stage_counter(stages: dict, batch: int):
+    """An ``on_stage`` callback counting one batch's AutoAttack stages into ``stages``."""
     left = [batch]
 
     def count(name: str, still_correct: torch.Tensor, seconds: float) -> None:

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -35,7 +33,7 @@ from specrobust.data import (
     load_dataset,
     train_val_split,
 )
-from specrobust.devices import resolve_device
+from specrobust.distributed import init_distributed
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.batched import clean_correct
 from specrobust.models import create_model
@@ -43,30 +41,6 @@ from specrobust.training import rundir
 from specrobust.training.averaging import WeightAveraging
 from specrobust.training.objectives import LossTerms, StepContext, build_objective
 from specrobust.training.regularizers import AWP, SAR
-
-
-@dataclass
-class Distributed:
-    rank: int = 0
-    world_size: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _init_distributed(device_name: str) -> tuple[Distributed, torch.device]:
-    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; without them this is a single process."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    device = resolve_device(device_name)
-    if world_size == 1:
-        return Distributed(), device
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Distributed(torch.distributed.get_rank(), world_size), device
 
 
 def _step_generator(device, seed: int, epoch: int, step: int) -> torch.Generator:
@@ -93,7 +67,7 @@ def train(config: Config, run_dir: str | Path, *, resume: bool = False,
     """Train per ``config`` into ``run_dir``; returns the last epoch's metrics. ``branch`` =
     (run, epoch): a new run starts from that run's snapshot after that epoch
     (``RunDir._branch_state``)."""
-    dist, device = _init_distributed(config.run.device)
+    dist, device = init_distributed(config.run.device)
     run = rundir.RunDir(Path(run_dir))
     try:
         state = run.prepare(config, resume=resume, force=force, write=dist.main,
