@@ -145,7 +145,7 @@ VALUE_OPTIONS = _value_options()
 
 def test_the_option_list_covers_the_commands():
     options = {(tuple(words), option) for words, option in VALUE_OPTIONS}
-    for expected in [(("eval",), "--eps"), (("eval",), "--check-n"), (("analyze",), "--n"),
+    for expected in [(("eval",), "--eps"), (("eval",), "--check-n"), (("analyze",), "--num-images"),
                      (("analyze",), "--heatmap-norm"), (("report",), "--out"),
                      (("train",), "--set"), (("data", "inspect"), "--data-root")]:
         assert expected in options

@@ -165,6 +165,20 @@ def _model_source(args, path: str | None):
                        dataset=args.dataset, mean=args.mean, std=args.std, which=args.which)
 
 
+def _add_test_job(command) -> None:
+    """What `eval` and `analyze` share: the model, the test images, the threat model, the
+    seed and the machine."""
+    command.add_argument("--n", "--num-images", dest="n", type=_whole("--n", 1), default=1000,
+                         help="first n test images (default 1000; spell it --num-images "
+                         "under torchrun, whose own options --n would abbreviate)")
+    _add_threat_model(command, "the training budget, else the dataset's usual one")
+    _add_model_source(command)
+    command.add_argument("--data-root", help="directory holding datasets")
+    command.add_argument("--seed", type=_whole("--seed", 0, _MAX_SEED), default=0)
+    command.add_argument("--batch-size", type=_whole("--batch-size", 1, _MAX_BATCH), default=256)
+    command.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+
+
 def _add_eval(commands) -> None:
     from specrobust.defaults import DEFAULT_ATTACKS
 
@@ -180,18 +194,10 @@ def _add_eval(commands) -> None:
                          "omitted when --model is user code that returns its own weights")
     command.add_argument("--attacks", default=DEFAULT_ATTACKS,
                          help=f"comma-separated attacks (default {DEFAULT_ATTACKS})")
-    command.add_argument("--n", "--num-images", dest="n", type=_whole("--n", 1), default=1000,
-                         help="first n test images (default 1000; spell it --num-images "
-                         "under torchrun, whose own options --n would abbreviate)")
-    _add_threat_model(command, "the training budget, else the dataset's usual one")
-    _add_model_source(command)
+    _add_test_job(command)
     command.add_argument("--out", help="where to write the evaluation record, a .json file "
                          "(default: eval.json in the run directory, or beside the checkpoint); "
                          "the table goes beside it as .md")
-    command.add_argument("--data-root", help="directory holding datasets")
-    command.add_argument("--seed", type=_whole("--seed", 0, _MAX_SEED), default=0)
-    command.add_argument("--batch-size", type=_whole("--batch-size", 1, _MAX_BATCH), default=256)
-    command.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     command.add_argument("--no-checks", dest="checks", action="store_false",
                          help="skip the gradient-masking self-checks")
     command.add_argument("--check-n", type=_whole("--check-n", 1), default=200,
@@ -213,17 +219,9 @@ def _add_analyze(commands) -> None:
                          "user code that returns its own weights")
     command.add_argument("--suite", default=",".join(PARTS),
                          help=f"comma-separated parts (default {','.join(PARTS)})")
-    command.add_argument("--n", "--num-images", dest="n", type=_whole("--n", 1), default=1000,
-                         help="first n test images (default 1000; spell it --num-images "
-                         "under torchrun, whose own options --n would abbreviate)")
-    _add_threat_model(command, "the training budget, else the dataset's usual one")
-    _add_model_source(command)
+    _add_test_job(command)
     command.add_argument("--out", help="analysis directory (one source only; default "
                          "RUN/analysis, or RUN/analysis-<checkpoint>)")
-    command.add_argument("--data-root", help="directory holding datasets")
-    command.add_argument("--seed", type=_whole("--seed", 0, _MAX_SEED), default=0)
-    command.add_argument("--batch-size", type=_whole("--batch-size", 1, _MAX_BATCH), default=256)
-    command.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     command.add_argument("--heatmap-norm", type=_positive("--heatmap-norm", 1000),
                          help="L2 norm of the added Fourier basis image (default 4 for 3x32x32, "
                          "scaled by sqrt(pixels/3072))")

@@ -12,6 +12,8 @@ otherwise, as those checkpoints were trained with.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -143,18 +145,9 @@ class DMPreActResNet(_Normalised):
         return self.logits(F.adaptive_avg_pool2d(out, 1).flatten(1))
 
 
-def _wrn(depth: int, width: int):
-    def build(num_classes: int = 10, in_channels: int = 3) -> DMWideResNet:
-        return DMWideResNet(depth, width, num_classes, in_channels)
-    build.__name__ = f"dm_wrn{depth}_{width}"
-    return build
-
-
-dm_wrn28_10 = _wrn(28, 10)
-dm_wrn34_10 = _wrn(34, 10)
-dm_wrn34_20 = _wrn(34, 20)
-dm_wrn70_16 = _wrn(70, 16)
-
-
-def dm_preact_resnet18(num_classes: int = 10, in_channels: int = 3) -> DMPreActResNet:
-    return DMPreActResNet(num_classes, in_channels)
+# Zoo entries: (num_classes, in_channels) -> model.
+dm_wrn28_10 = partial(DMWideResNet, 28, 10)
+dm_wrn34_10 = partial(DMWideResNet, 34, 10)
+dm_wrn34_20 = partial(DMWideResNet, 34, 20)
+dm_wrn70_16 = partial(DMWideResNet, 70, 16)
+dm_preact_resnet18 = partial(DMPreActResNet)

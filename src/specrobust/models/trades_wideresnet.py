@@ -11,6 +11,8 @@ when loading into this layout, which has no such group.
 
 from __future__ import annotations
 
+from functools import partial
+
 from torch import nn
 from torch.nn import functional as F
 
@@ -67,14 +69,8 @@ class TradesWideResNet(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
 
 
-def _factory(depth: int, widen: int):
-    def build(num_classes: int = 10, in_channels: int = 3) -> TradesWideResNet:
-        return TradesWideResNet(depth, widen, num_classes, in_channels)
-    build.__name__ = f"rb_wrn{depth}_{widen}"
-    return build
-
-
-rb_wrn28_10 = _factory(28, 10)
-rb_wrn34_10 = _factory(34, 10)
-rb_wrn34_20 = _factory(34, 20)
-rb_wrn70_16 = _factory(70, 16)
+# Zoo entries: (num_classes, in_channels) -> model.
+rb_wrn28_10 = partial(TradesWideResNet, 28, 10)
+rb_wrn34_10 = partial(TradesWideResNet, 34, 10)
+rb_wrn34_20 = partial(TradesWideResNet, 34, 20)
+rb_wrn70_16 = partial(TradesWideResNet, 70, 16)
