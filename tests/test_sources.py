@@ -265,7 +265,8 @@ def test_bad_sources_are_one_line_and_write_nothing(tmp_path, capsys, arch):
 
 @pytest.mark.parametrize("name, wrap", [
     ("dm_preact_resnet18", lambda sd: {"state_dict": {f"module.{k}": v for k, v in sd.items()}}),
-    ("rb_wrn28_10", lambda sd: {"model": {f"model.{k}": v for k, v in sd.items()}}),
+    pytest.param("rb_wrn28_10", lambda sd: {"model": {f"model.{k}": v for k, v in sd.items()}},
+                 marks=pytest.mark.slow),  # 36M parameters: a 146 MB file
 ])
 def test_robustbench_layout_checkpoints_load_through_the_cli(tmp_path, capsys, name, wrap):
     """Random weights in a published layout, saved as checkpoints in the wild are (wrapped,
