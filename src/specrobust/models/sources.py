@@ -80,8 +80,11 @@ def resolve(source: ModelSource | str) -> LoadedModel:
     from specrobust.models.pretrained import PRETRAINED
 
     path = Path(source.path) if source.path else None
-    named = source.path if source.path and not path.exists() and source.path in PRETRAINED \
-        else source.model if source.path is None and source.model in PRETRAINED else None
+    named = None
+    if path is None and source.model in PRETRAINED:
+        named = source.model
+    elif path is not None and not path.exists() and source.path in PRETRAINED:
+        named = source.path
     if named is not None:
         loaded = _pretrained(named, source)
     elif path is None:
@@ -94,15 +97,17 @@ def resolve(source: ModelSource | str) -> LoadedModel:
         loaded = _program(path, source, torch.jit.load, "TorchScript")
     elif path.is_file() and _archive_holds(path, lambda name: name.endswith("/archive_format")):
         loaded = _program(path, source, _load_exported, "torch.export")
-    elif path.is_dir() or _is_specrobust_file(path):
-        if source.model_args or source.mean or source.std or (
-                source.model and source.model not in MODELS):
-            raise SpecRobustError(f"{path} describes its own model; --model-args, --mean and "
-                                  "--std apply to weights files and user code only")
-        loaded = load_model(path, which=source.which, model=source.model,
-                            dataset=source.dataset)
     else:
-        loaded = _weights_file(path, source)
+        payload = None if path.is_dir() else _payload(path)
+        if payload is None or payload.get("format") == FORMAT:  # describes itself
+            if source.model_args or source.mean or source.std or (
+                    source.model and source.model not in MODELS):
+                raise SpecRobustError(f"{path} describes its own model; --model-args, --mean "
+                                      "and --std apply to weights files and user code only")
+            loaded = load_model(path, which=source.which, model=source.model,
+                                dataset=source.dataset)
+        else:
+            loaded = _weights_file(path, source, payload)
     _probe(loaded, source)
     return loaded
 
@@ -110,19 +115,18 @@ def resolve(source: ModelSource | str) -> LoadedModel:
 # ---- the kinds of source -----------------------------------------------------------------------
 
 
-def _is_specrobust_file(path: Path) -> bool:
+def _payload(path: Path) -> dict:
+    """What a weights file holds, read once: a safetensors file's header metadata (its tensors
+    are read later), or a ``torch.save`` file's whole content (``weights_only``)."""
     if path.suffix == ".safetensors":
         from safetensors import safe_open
 
         try:
             with safe_open(str(path), framework="pt") as handle:
-                return (handle.metadata() or {}).get("format") == FORMAT
+                return dict(handle.metadata() or {})
         except Exception:  # noqa: BLE001 - not a readable safetensors file: the loader says so
-            return False
-    if not zipfile.is_zipfile(path):
-        return False
-    payload = read_checkpoint(path)
-    return payload.get("format") == FORMAT
+            return {}
+    return read_checkpoint(path)
 
 
 def _archive_holds(path: Path, test) -> bool:
@@ -197,11 +201,11 @@ def _program(path: Path, source: ModelSource, load, kind: str) -> LoadedModel:
     return LoadedModel(model, dataset, None, path, None, sha256_of(path))
 
 
-def _weights_file(path: Path, source: ModelSource) -> LoadedModel:
+def _weights_file(path: Path, source: ModelSource, payload: dict | None = None) -> LoadedModel:
     if source.model is None:
         raise SpecRobustError(f"{path} holds weights without their architecture; name it with "
                               "--model (a zoo name, or path/to/arch.py:factory)")
-    state_dict = read_state_dict(path)
+    state_dict = read_state_dict(path, payload)
     net, name, dataset, classes, channels = _architecture(source, f"weights {path}")
     stored = {k: state_dict.pop(k) for k in ("mean", "std") if k in state_dict
               and "mean" not in net.state_dict()}
@@ -320,9 +324,9 @@ def parse_model_args(text: str | None) -> dict | None:
 # ---- weights -----------------------------------------------------------------------------------
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A plain state dict from a ``.pt``/``.pth`` or ``.safetensors`` file, unwrapped from the
-    usual holder keys. Never runs code."""
+def read_state_dict(path: Path, payload: dict | None = None) -> dict[str, torch.Tensor]:
+    """A plain state dict from a ``.pt``/``.pth`` (``payload``: its content, if already read)
+    or ``.safetensors`` file, unwrapped from the usual holder keys. Never runs code."""
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -331,7 +335,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             return dict(load_file(str(path)))
         except (SafetensorError, OSError, ValueError) as error:
             raise SpecRobustError(f"cannot read safetensors file {path} ({error})") from None
-    payload = read_checkpoint(path)
+    payload = read_checkpoint(path) if payload is None else payload
     for key in WRAPPER_KEYS:
         if isinstance(payload.get(key), dict) and payload[key]:
             payload = payload[key]
