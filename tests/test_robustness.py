@@ -825,3 +825,16 @@ def test_printable_garbage_source_names(capsys):
         code = main(["eval", name])
         assert code == 2 and capsys.readouterr().err.count("\n") == 1
         tried("options")
+
+
+def test_a_projects_own_config_yaml_does_not_make_a_run(tmp_path, capsys):
+    from tests_support import tiny_recipe
+
+    recipe = tiny_recipe(tmp_path / "recipe")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "config.yaml").write_text("learning_rate: 3\n")
+    with intact(project):
+        assert "not a run directory" in refused(capsys, ["train", recipe, "--out", project,
+                                                         "--resume"])
+    tried("outputs", intact_checked=True)

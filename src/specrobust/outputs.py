@@ -59,7 +59,21 @@ def _starts_with(path: Path, marker: str, span: int = 4096) -> bool:
 
 
 def _is_run(path: Path) -> bool:
-    return (path / "config.yaml").is_file() or (path / "checkpoints" / "last.pt").is_file()
+    """A run has its resume state, or at least the full config training writes first (a
+    config.yaml of someone else's project does not have all these sections)."""
+    if (path / "checkpoints" / "last.pt").is_file():
+        return True
+    try:
+        import yaml
+
+        config = yaml.safe_load((path / "config.yaml").read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return False
+    return isinstance(config, dict) and _RUN_SECTIONS <= set(config)
+
+
+_RUN_SECTIONS = {"seed", "data", "model", "optim", "attack", "objective", "sar", "averaging",
+                 "validation", "run"}
 
 
 def _is_analysis(path: Path) -> bool:
