@@ -3,7 +3,8 @@
 Every user mistake, and every fault of the environment (a full or read-only disk, a path of the
 wrong kind, a closed pipe, exhausted memory), ends as one line on stderr and exit status 2;
 ``--debug`` shows the traceback.
-Subcommands: ``data``, ``models``, ``train``, ``eval``, ``analyze``, ``report``, ``demo``.
+Subcommands: ``data``, ``models``, ``fetch-model``, ``train``, ``eval``, ``analyze``, ``report``,
+``demo``.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def _build_parser() -> argparse.ArgumentParser:
     models.add_argument("--pretrained", action="store_true",
                         help="list the public checkpoints specrobust can name instead")
     fetch = commands.add_parser("fetch-model", help="make a pretrained model's weights present "
-                                "(download with SHA-256 check where there is a network)")
+                                "(downloaded where there is a network, then checked)")
     fetch.add_argument("name", help="a name from `specrobust models --pretrained`")
     _add_train(commands)
     _add_eval(commands)
