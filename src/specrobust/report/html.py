@@ -45,7 +45,7 @@ class Model:
 class RunInfo:
     name: str
     config: str | None = None
-    curves: Path | None = None
+    curves: bytes | None = None  # the PNG, read (and checked) once
 
 
 def _read_json(path: Path | None) -> dict | None:
@@ -118,8 +118,7 @@ def collect(sources: list[str]) -> tuple[list[Model], list[RunInfo]]:
         elif path.is_dir():
             found = _models_of_run(path)
             config = _read_text(outputs.regular_file_inside(path, "config.yaml"))
-            curves = outputs.regular_file_inside(path, "curves.png")
-            curves = curves if _png(curves) else None
+            curves = _png(outputs.regular_file_inside(path, "curves.png"))
             if config is not None or curves is not None:
                 runs.append(RunInfo(path.name, config, curves))
         else:
@@ -349,7 +348,7 @@ def render(models: list[Model], runs: list[RunInfo], title: str,
         for run in runs:
             sections.append(html("<h3>{}</h3>", run.name))
             if run.curves:
-                sections.append(_img(_png(run.curves) or b"", f"training curves of {run.name}"))
+                sections.append(_img(run.curves, f"training curves of {run.name}"))
             if run.config:
                 sections.append(html("<details><summary>config.yaml</summary><pre>{}</pre>"
                                      "</details>", run.config))
