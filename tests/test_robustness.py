@@ -838,3 +838,18 @@ def test_a_projects_own_config_yaml_does_not_make_a_run(tmp_path, capsys):
         assert "not a run directory" in refused(capsys, ["train", recipe, "--out", project,
                                                          "--resume"])
     tried("outputs", intact_checked=True)
+
+
+def test_a_dollar_in_a_label_is_drawn_as_text(tmp_path, checkpoint, capsys):
+    """Matplotlib reads $...$ as mathtext: a run named 'a$b' must neither break a figure nor
+    turn off mathtext elsewhere (log-axis tick labels use it)."""
+    import matplotlib
+
+    from specrobust.report.analysis_figures import PLOTS
+
+    run = fresh_run(checkpoint, tmp_path, name="a$b")
+    assert main(["analyze", str(run), "--suite", "kernels", "--n", "4"]) == 0
+    record = json.loads((run / "analysis" / "kernels.json").read_text())
+    PLOTS["kernels"]([("a$b", record), ("$x", record)], tmp_path / "k.png")
+    assert matplotlib.rcParams["text.parse_math"]
+    tried("report")

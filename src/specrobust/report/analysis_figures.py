@@ -10,8 +10,6 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never a window
-# Labels are names from files ("$x" is a legal run name): draw them as text, never as mathtext.
-matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -191,5 +189,14 @@ def plot_logit_gap(entries: Entries, path: str | Path) -> None:
     _save(figure, path)
 
 
-PLOTS = {"filter": plot_filter_sweep, "spectra": plot_spectra, "bands": plot_band_attacks,
-         "heatmap": plot_heatmaps, "kernels": plot_kernels, "logits": plot_logit_gap}
+def _labels_as_text(plot):
+    """Labels are names from files ("$x" is a legal run name): escape matplotlib's mathtext
+    marker in them, so they are drawn as written (tick labels keep their mathtext)."""
+    def draw(entries: Entries, path: str | Path) -> None:
+        plot([(label.replace("$", r"\$"), data) for label, data in entries], path)
+    return draw
+
+
+PLOTS = {part: _labels_as_text(plot) for part, plot in {
+    "filter": plot_filter_sweep, "spectra": plot_spectra, "bands": plot_band_attacks,
+    "heatmap": plot_heatmaps, "kernels": plot_kernels, "logits": plot_logit_gap}.items()}
