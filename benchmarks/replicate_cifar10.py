@@ -24,7 +24,8 @@ PLAN = Plan(
              Method("AT+WA", "at", "best_averaged"),
              Method("AT+SAR", "at_sar", "best"),
              Method("AT+SAR+WA", "at_sar", "best_averaged")],
-    comparisons=[("AT+SAR", "AT"), ("AT+WA", "AT"), ("AT+SAR+WA", "AT+SAR")],
+    comparisons=[("AT+SAR", "AT"), ("AT+SAR+WA", "AT"), ("AT+WA", "AT"),
+                 ("AT+SAR+WA", "AT+SAR")],
     seeds=[0, 1],
     eps="8/255",
     notes=["Command: `python benchmarks/replicate_cifar10.py --threads 1` (resumable; see the "

@@ -309,7 +309,9 @@ def write_summary(plan: Plan, out: Path, seeds: list[int]) -> None:
         lines += ["", "Paired differences on the same test images, in points (first minus "
                   "second method), per seed with the exact McNemar p-value (does the gap exceed "
                   "what the choice of test images explains, for these trained models?), then "
-                  "mean ± std over seeds (the spread over training runs):", ""]
+                  "mean ± std over seeds and the mean's 95% t-interval (the spread over "
+                  "training runs: an interval that excludes 0 says the gap holds across "
+                  "seeds):", ""]
         lines += _paired_table(plan, out, attack_columns[:-1], seeds)
     if stages:
         lines += ["", "AutoAttack attack by attack: accuracy in % left after each of its attacks "
@@ -340,13 +342,13 @@ def _epoch_table(plan: Plan, out: Path, epochs: dict, seeds: list[int]) -> list[
 
 
 def _paired_table(plan: Plan, out: Path, attacks: list[str], seeds: list[int]) -> list[str]:
-    from specrobust.evaluation.stats import paired_difference
+    from specrobust.evaluation.stats import mean_interval, paired_difference
 
     where = {m.label: (m, out) for m in plan.methods}
     if plan.branch_root:
         where |= {m.label: (m, Path(plan.branch_root)) for m in plan.reference_methods}
     lines = ["| first - second, attack | " + " | ".join(f"seed {s}" for s in seeds)
-             + " | mean ± std |", "|---|" + "---:|" * (len(seeds) + 1)]
+             + " | mean ± std | 95% interval over seeds |", "|---|" + "---:|" * (len(seeds) + 2)]
     for first, second in plan.comparisons:
         outcomes = {label: {seed: _per_example(run_dir(where[label][1], where[label][0].run,
                                                        seed), where[label][0].which)
@@ -362,8 +364,11 @@ def _paired_table(plan: Plan, out: Path, attacks: list[str], seeds: list[int]) -
                 gaps.append(gap)
                 cells.append(f"{100 * gap:+.1f} (p {p_value:.2g})")
             if gaps:
+                interval = mean_interval(gaps)
+                shown = "-" if interval is None else \
+                    f"{100 * interval[1]:+.1f} to {100 * interval[2]:+.1f}"
                 lines.append(f"| {first} - {second}, {attack} | " + " | ".join(cells)
-                             + f" | {_mean_std(gaps, signed=True)} |")
+                             + f" | {_mean_std(gaps, signed=True)} | {shown} |")
     return lines
 
 

@@ -221,3 +221,14 @@ def test_a_slow_attack_shows_its_speed_rather_than_zero():
     table = markdown({"attacks": [row, {**row, "label": "pgd20", "images_per_second": 112.4}],
                       "worst_case": row})
     assert "| 2026.7 | 0.42 |" in table and "| 112 |" in table
+
+
+def test_mean_interval_over_seeds_uses_students_t():
+    from specrobust.evaluation.stats import mean_interval
+
+    mean, low, high = mean_interval([0.026, 0.016, 0.005])
+    # sd 0.0105, se 0.00606, t(2) = 4.303: half-width 0.0261
+    assert mean == pytest.approx(0.015667, abs=1e-6)
+    assert (low, high) == (pytest.approx(-0.010429, abs=1e-6), pytest.approx(0.041762, abs=1e-6))
+    assert mean_interval([0.01]) is None
+    assert mean_interval([0.02, 0.02]) == (0.02, 0.02, 0.02)
