@@ -1,7 +1,7 @@
 """The paper's claims re-measured at CPU scale on real CIFAR-10 (eps 8/255).
 
     ../shared/tools/get-cifar10 ~/.cache/specrobust      # the official binary files
-    python benchmarks/replicate_cifar10.py [--seeds 0,1] [--threads 1] [--stages ...]
+    python benchmarks/replicate_cifar10.py [--seeds 0,1,2,3,4] [--threads 1] [--stages ...]
 
 Recipes: configs/replication/cifar10_cnn_*.yaml (cnn_small, 10,000 class-balanced training
 images, PGD-5 training, 30 epochs). Per seed: a natural run, an AT run and an AT+SAR run, both
@@ -26,7 +26,7 @@ PLAN = Plan(
              Method("AT+SAR+WA", "at_sar", "best_averaged")],
     comparisons=[("AT+SAR", "AT"), ("AT+SAR+WA", "AT"), ("AT+WA", "AT"),
                  ("AT+SAR+WA", "AT+SAR")],
-    seeds=[0, 1],
+    seeds=[0, 1, 2, 3, 4],
     eps="8/255",
     notes=["Command: `python benchmarks/replicate_cifar10.py --threads 1` (resumable; see the "
            "docstring). Recipes: `configs/replication/cifar10_cnn_*.yaml`."],
