@@ -114,10 +114,11 @@ def run_analysis_job(job: AnalysisJob) -> Path:
         if done >= total:
             bar.close()
 
+    directory = output_dir(job, loaded)
     if not shard.main:  # under torchrun: share the work, leave the writing to the main one
-        _run_parts(job, parts, target, output_dir(job, loaded), progress, shard)
-        return output_dir(job, loaded)
-    with outputs.output_directory(output_dir(job, loaded), outputs.ANALYSIS) as directory:
+        _run_parts(job, parts, target, directory, progress, shard)
+        return directory
+    with outputs.output_directory(directory, outputs.ANALYSIS) as directory:
         # Two analyses into one directory would mix their parts and both report success.
         with locks.held(directory, AnalysisInUseError(
                 f"{directory} is being written by another analysis; wait for it to finish or "

@@ -56,7 +56,9 @@ def attack_batches(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.T
             start = rounds[shard.rank]
             index = targets[start:start + batch_size]
             x_adv = attack(x[index], y[index], batch_seed(seed, label, start))
-            mine = (start, clean_correct(model, x_adv, y[index], batch_size).cpu(),
+            batch_correct = clean_correct(model, x_adv, y[index], batch_size)
+            # Objects cross processes through the CPU; one process keeps them on the device.
+            mine = (start, batch_correct.cpu() if shard.world_size > 1 else batch_correct,
                     extra() if extra else None)
         for result in shard.gather(mine):
             if result is None:
