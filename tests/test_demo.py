@@ -1,28 +1,32 @@
-"""`specrobust demo`: its recipes, its message when the data is missing, and (slow) a whole quick
-run that a second invocation finishes without redoing anything."""
+"""`specrobust demo` (the study configs/studies/demo.yaml): its recipes, its message when the
+data is missing, and (slow) a whole quick run that a second invocation finishes without
+redoing anything."""
 
 import json
 
 import pytest
 
-from specrobust import demo
 from specrobust.cli import main
+from specrobust.config import load_config
+from specrobust.study.plan import demo_plan, load_plan
 
 
-@pytest.mark.parametrize("size", [demo.FULL, demo.QUICK])
-def test_demo_recipes_are_valid_and_follow_the_paper(size):
-    for run in demo.RUNS:
-        config = demo.recipe(run, size, None, "cpu")
+@pytest.mark.parametrize("quick", [False, True])
+def test_demo_recipes_are_valid_and_follow_the_paper(quick):
+    plan = load_plan(demo_plan(), quick=quick)
+    configs = {run.name: load_config(run.recipe, list(run.overrides)) for run in plan.runs}
+    for config in configs.values():
         assert config.data.dataset == "fashion-mnist" and config.model.name == "cnn_small"
-        assert config.data.train_subset == size.train_subset
-    sar = demo.recipe("AT+SAR", size, None, "cpu")
+        assert config.data.train_subset == (2000 if quick else 12000)
+    sar = configs["AT+SAR"]
     assert sar.sar.enabled and sar.sar.lam == 0.1
     assert sar.sar_start == sar.averaging_start == sar.optim.milestones[0]  # the first decay
     assert sar.averaging.kind == "swa" and sar.averaging.bn_inputs == "adversarial"
-    at = demo.recipe("AT", size, None, "cpu")
+    at = configs["AT"]
     assert not at.sar.enabled and at.averaging.kind == "none"  # no AT+WA row in the demo
     assert at.run.snapshot_epochs == [sar.sar_start]  # AT+SAR branches from AT there
-    assert [m.label for m in demo.METHODS] == ["natural", "AT", "AT+SAR", "AT+SAR+WA"]
+    assert plan.run("AT+SAR").branch_from == "AT"
+    assert [m.label for m in plan.methods] == ["natural", "AT", "AT+SAR", "AT+SAR+WA"]
 
 
 def test_demo_says_how_to_get_a_missing_dataset(monkeypatch, tmp_path, capsys):
@@ -44,12 +48,15 @@ def test_quick_demo_produces_a_report_and_resumes(tmp_path, capsys):
     text = report.read_text()
     for label in ("natural", "AT", "AT+SAR", "AT+SAR+WA"):
         assert f"<td>{label}</td>" in text
-    assert json.loads((out / "AT+SAR" / "branched_from.json").read_text())["epoch"] == 1
-    evaluation = json.loads((out / "AT+SAR" / "eval-best_averaged.json").read_text())
-    assert evaluation["complete"] and evaluation["n"] == demo.QUICK.eval_n
+    runs = out / "runs"
+    assert json.loads((runs / "AT+SAR-seed0" / "branched_from.json").read_text())["epoch"] == 1
+    evaluation = json.loads((runs / "AT+SAR-seed0" / "eval-best_averaged.json").read_text())
+    assert evaluation["complete"] and evaluation["n"] == 100
+    assert "| AT+SAR - AT, pgd20 |" in (out / "RESULTS.md").read_text()
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.json")}
     capsys.readouterr()
     assert main(["demo", "--quick", "--out", str(out)]) == 0
     log = capsys.readouterr().out
     assert "train " not in log and "eval " not in log  # nothing redone
-    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items() if p.name != "summary.json")
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items()
+               if p.name != "summary.json")

@@ -125,7 +125,9 @@ def test_an_interrupted_evaluation_resumes_to_the_same_result(natural_low, tmp_p
     path = tmp_path / "eval.json"
     _interrupt_after_first_batch(model, x, y, attacks, path, batch_size=64)
     partial = json.loads(path.read_text())
-    assert partial["complete"] is False and partial["partial"]["pgd:steps=3"]["done"] == 64
+    assert partial["complete"] is False and partial["format_version"] == 2
+    under_way = {a["label"]: a for a in partial["attacks"]}["pgd:steps=3"]
+    assert under_way["done"] == 64 and under_way["attacked"] > 64 and "accuracy" not in under_way
 
     resumed_from = []
     resumed = evaluate(model, x, y, attacks, EPS, batch_size=64, checks=False, path=path,
@@ -200,19 +202,59 @@ def test_square_breaking_what_gradients_left_is_flagged():
     assert not flagged.ok and "masked" in flagged.message
 
 
-def test_a_partial_result_file_reads_as_its_finished_attacks():
-    from specrobust.evaluation.results import readable
+def test_a_record_under_way_reads_as_its_finished_attacks():
+    from specrobust.evaluation.record import AttackEntry, EvalRecord
 
-    partial = {"complete": False, "fingerprint": {"eps": 0.1}, "dataset": "toy", "partial": {
-        "clean": {"bits": "1101", "done": 4, "seconds": 0.1},
-        "pgd20": {"bits": "1001", "done": 3, "seconds": 2.0},  # all 3 clean-correct images
-        "aa": {"bits": "1000", "done": 2, "seconds": 9.0}}}  # 2 of 3 so far
-    result = readable(partial)
+    record = EvalRecord({"model": {"name": "toy"}, "dataset": "toy"}, 0.1, 4, [
+        AttackEntry("clean", "1101", 4, 4, 0.1),
+        AttackEntry("pgd20", "1001", 3, 3, 2.0),  # all 3 clean-correct images
+        AttackEntry("aa", "1000", 2, 3, 9.0)])  # 2 of 3 so far
+    result = EvalRecord.from_dict(json.loads(json.dumps(record.as_dict()))).summary()
     assert [a["label"] for a in result["attacks"]] == ["clean", "pgd20"]
     assert result["attacks"][1]["correct"] == 2 and result["eps"] == 0.1
     assert result["worst_case"]["correct"] == 2 and result["under_way"] == {"aa": [2, 3]}
-    # An interrupted first pass (no final clean pass recorded yet) has nothing to show.
-    assert readable({"complete": False, "partial": {"pgd20": {"bits": "10", "done": 1}}}) is None
+    assert set(result["per_example"]) == {"clean", "pgd20"}
+    # Nothing finished yet: nothing to show.
+    assert EvalRecord({}, 0.1, 2, [AttackEntry("pgd20", "10", 1, 2)]).summary() is None
+
+
+def test_version_1_records_are_read():
+    from specrobust.evaluation.record import EvalRecord
+
+    partial = {"format": "specrobust-eval", "format_version": 1, "complete": False,
+               "fingerprint": {"eps": 0.1, "n": 4}, "dataset": "toy", "partial": {
+                   "clean": {"bits": "1101", "done": 4, "seconds": 0.1},
+                   "pgd20": {"bits": "1001", "done": 3, "seconds": 2.0},
+                   "aa": {"bits": "1000", "done": 2, "seconds": 9.0,
+                          "stages": {"apgd-ce": {"broken": 1, "seconds": 9.0}}}}}
+    record = EvalRecord.from_dict(partial)
+    assert record.finished() == {"clean": "1101", "pgd20": "1001"} and record.eps == 0.1
+    assert record.entry("aa").stages == {"apgd-ce": {"broken": 1, "seconds": 9.0}}
+    # A first pass interrupted before any final clean pass was recorded: nothing is final.
+    assert EvalRecord.from_dict({**partial, "partial": {"pgd20": {"bits": "10", "done": 1}}}
+                                ).finished() == {}
+    finished = {"format_version": 1, "complete": True, "eps": 0.1, "n": 2, "model": {},
+                "attacks": [{"label": "clean", "attacked": 2, "seconds": 0.1, "correct": 1,
+                             "n": 2, "accuracy": 0.5, "ci95": [0.1, 0.9]}],
+                "per_example": {"clean": "10"}, "checks": []}
+    assert EvalRecord.from_dict(finished).has_finished(["clean"])
+
+
+def test_a_record_is_current_only_for_the_model_and_settings_it_was_made_with(natural_low,
+                                                                              tmp_path):
+    from specrobust.evaluation.record import EvalRecord
+    from specrobust.evaluation.runner import fingerprint_of
+
+    model, x, y = natural_low
+    path = tmp_path / "eval.json"
+    evaluate(model, x[:64], y[:64], parse_attacks("clean"), EPS, checks=False, path=path,
+             fingerprint={"weights_sha256": "a"})
+    record = EvalRecord.load(path)
+    settings = dict(eps=EPS, n=64, seed=0, batch_size=256, norm="linf")
+    assert record.is_current(fingerprint_of({"weights_sha256": "a"}, **settings))
+    assert not record.is_current(fingerprint_of({"weights_sha256": "b"}, **settings))
+    assert not record.is_current(fingerprint_of({"weights_sha256": "a"},
+                                                **{**settings, "eps": 2 * EPS}))
 
 
 def test_a_slow_attack_shows_its_speed_rather_than_zero():

@@ -166,16 +166,15 @@ def test_report_shows_the_finished_attacks_of_an_evaluation_under_way(analysed_r
     run = tmp_path / "run"
     shutil.copytree(analysed_run, run)
     finished = json.loads((run / "eval.json").read_text())
-    # AutoAttack's late pass rewrites the file as a partial one: clean and PGD-20 are final, the
-    # new attack has 1 of its images done so far.
+    # AutoAttack's late pass rewrites the record: clean and PGD-20 are final, the new attack
+    # has 1 of its images done so far.
     targets = finished["per_example"]["clean"].count("1")
-    partial = {k: v for k, v in finished.items() if k not in ("attacks", "worst_case", "checks",
-                                                                "per_example", "complete")}
-    partial |= {"complete": False, "partial": {
-        label: {"bits": bits, "done": len(bits) if label == "clean" else targets, "seconds": 1.0}
-        for label, bits in finished["per_example"].items()}}
-    partial["partial"]["aa"] = {"bits": "1" + "0" * (len(finished["per_example"]["clean"]) - 1),
-                                "done": 1, "seconds": 1.0}
+    partial = {**finished, "complete": False, "checks": []}
+    partial["attacks"] = finished["attacks"] + [
+        {"label": "aa", "kind": "aa", "options": {}, "done": 1, "attacked": targets,
+         "seconds": 1.0}]
+    partial["per_example"] = {**finished["per_example"],
+                              "aa": "1" + "0" * (len(finished["per_example"]["clean"]) - 1)}
     (run / "eval.json").write_text(json.dumps(partial))
     out = tmp_path / "report.html"
     assert main(["report", str(run), "--out", str(out)]) == 0

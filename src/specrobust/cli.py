@@ -4,7 +4,7 @@ Every user mistake, and every fault of the environment (a full or read-only disk
 wrong kind, a closed pipe, exhausted memory), ends as one line on stderr and exit status 2;
 ``--debug`` shows the traceback.
 Subcommands: ``data``, ``models``, ``fetch-model``, ``train``, ``eval``, ``analyze``, ``report``,
-``demo``.
+``study``, ``demo``.
 """
 
 from __future__ import annotations
@@ -95,14 +95,55 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_eval(commands)
     _add_analyze(commands)
     _add_report(commands)
-    demo = commands.add_parser(
-        "demo", help="train, evaluate and analyse natural/AT/AT+SAR/AT+SAR+WA on Fashion-MNIST; "
-        "writes runs/demo/report.html (resumable)")
-    demo.add_argument("--quick", action="store_true", help="a 2-minute version")
-    demo.add_argument("--out", help="directory (default runs/demo, or runs/demo-quick)")
-    demo.add_argument("--data-root", help="directory holding datasets")
-    demo.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    _add_study(commands)
     return parser
+
+
+def _add_study(commands) -> None:
+    from specrobust.study.plan import STAGES
+
+    study = commands.add_parser(
+        "study", help="run a study plan: methods x seeds trained, evaluated, analysed, compared "
+        "in paired tables (RESULTS.md) and one HTML report; resumable, and several processes may "
+        "share one plan")
+    study.add_argument("plan", help="a plan file (YAML; see configs/studies/)")
+    demo = commands.add_parser(
+        "demo", help="the study configs/studies/demo.yaml: natural/AT/AT+SAR/AT+SAR+WA on "
+        "Fashion-MNIST, writes runs/demo/report.html (resumable)")
+    for command in (study, demo):
+        command.add_argument("--quick", action="store_true",
+                             help="the plan's quick version (the demo's takes minutes)")
+        command.add_argument("--out", help="directory (default: the plan's out)")
+        command.add_argument("--seeds", type=_seed_list,
+                             help="comma list of seeds to work on (default: the plan's)")
+        command.add_argument("--stages", type=_stage_list(STAGES), default=STAGES,
+                             help=f"comma list of {', '.join(STAGES)} (default: all; aa is the "
+                             "plan's late attacks); the tables are always written")
+        command.add_argument("--threads", type=_whole("--threads", 0, 1024), default=0,
+                             help="torch CPU threads (default 0: torch's choice)")
+        command.add_argument("--data-root", help="directory holding datasets")
+        command.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+
+
+def _seed_list(text: str) -> list[int]:
+    from specrobust.numbers import parse_whole
+
+    seeds = [int(parse_whole(part.strip(), "--seeds")) for part in text.split(",")
+             if part.strip()]
+    if not seeds or any(seed < 0 for seed in seeds):
+        raise SpecRobustError(f"--seeds must be a comma list of whole numbers >= 0, got {text!r}")
+    return seeds
+
+
+def _stage_list(known: tuple[str, ...]):
+    def parse(text: str) -> tuple[str, ...]:
+        stages = tuple(part.strip() for part in text.split(",") if part.strip())
+        unknown = [s for s in stages if s not in known]
+        if unknown or not stages:
+            raise SpecRobustError(f"unknown stage {', '.join(unknown) or repr(text)} in "
+                                  f"--stages; known: {', '.join(known)}")
+        return stages
+    return parse
 
 
 def _add_train(commands) -> None:
@@ -463,13 +504,38 @@ def _report(args) -> int:
     return 0
 
 
-def _demo(args) -> int:
-    from specrobust.demo import run_demo
+def _study(args) -> int:
+    import dataclasses
+    from pathlib import Path
 
-    out = args.out or ("runs/demo-quick" if args.quick else "runs/demo")
-    report = run_demo(out, quick=args.quick, data_root=args.data_root, device=args.device)
-    print(f"report: {report}")
+    from specrobust.study.execute import Options, execute
+    from specrobust.study.plan import load_plan
+
+    plan = load_plan(args.plan, quick=args.quick)
+    if args.out:
+        plan = dataclasses.replace(plan, out=Path(args.out))
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if "train" in args.stages:
+        from specrobust.config import load_config
+        from specrobust.data import load_dataset
+
+        # A missing dataset fails here, in one line, before anything is written.
+        load_dataset(load_config(plan.runs[0].recipe, list(plan.runs[0].overrides)).data.dataset,
+                     args.data_root)
+    report = execute(plan, Options(seeds=args.seeds, stages=args.stages, device=args.device,
+                                   data_root=args.data_root))
+    print(f"tables: {plan.out / 'RESULTS.md'}" + (f"; report: {report}" if report else ""))
     return 0
+
+
+def _demo(args) -> int:
+    from specrobust.study.plan import demo_plan
+
+    args.plan = demo_plan()
+    return _study(args)
 
 
 _HANDLERS = {
@@ -483,6 +549,7 @@ _HANDLERS = {
     ("eval", None): _eval,
     ("analyze", None): _analyze,
     ("report", None): _report,
+    ("study", None): _study,
     ("demo", None): _demo,
 }
 

@@ -12,8 +12,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 from specrobust import atomic, locks, outputs
 from specrobust.analysis import PARTS
 from specrobust.analysis.band_attacks import band_attacks
@@ -29,6 +27,8 @@ from specrobust.errors import SpecRobustError
 from specrobust.evaluation.job import load_test_target
 from specrobust.models.sources import ModelSource, as_source
 from specrobust.numbers import check_range
+from specrobust.progress import progress_bars
+from specrobust.training.rundir import RunDir
 
 FORMAT = "specrobust-analysis"
 # Part of every fingerprint: bump it when a part's method changes, so old results are redone.
@@ -80,9 +80,8 @@ def parse_parts(text: str) -> list[str]:
 def output_dir(job: AnalysisJob, loaded) -> Path:
     if job.out:
         return Path(job.out)
-    which = as_source(job.source).which
     if loaded.run_dir is not None:
-        return loaded.run_dir / ("analysis" if which == "auto" else f"analysis-{which}")
+        return RunDir(loaded.run_dir).analysis_dir(as_source(job.source).which)
     return loaded.home.with_name(f"{loaded.home.stem}-analysis")
 
 
@@ -103,16 +102,7 @@ def run_analysis_job(job: AnalysisJob) -> Path:
     target = load_test_target(job.source, data_root=job.data_root, eps=job.eps, n=job.n,
                               device=str(device), norm=job.norm)
     loaded = target.loaded
-    bars: dict[str, tqdm] = {}
-
-    def progress(label: str, done: int, total: int) -> None:
-        if not job.progress or not shard.main:
-            return
-        bar = bars.get(label) or bars.setdefault(
-            label, tqdm(total=total, desc=f"  {label}", unit="step", leave=False))
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
+    progress = progress_bars(job.progress and shard.main, unit="step", indent="  ")
 
     directory = output_dir(job, loaded)
     if not shard.main:  # under torchrun: share the work, leave the writing to the main one

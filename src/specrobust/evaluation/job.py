@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from specrobust import atomic, outputs
 from specrobust.attacks.norms import NORMS, check_norm, largest_budget
 from specrobust.checkpoint import LoadedModel
 from specrobust.defaults import DEFAULT_ATTACKS
 from specrobust.devices import resolve_device
+from specrobust.progress import progress_bars
 from specrobust.distributed import init_distributed
 from specrobust.errors import SpecRobustError
-from specrobust.evaluation.runner import evaluate
+from specrobust.evaluation.record import EvalRecord
+from specrobust.evaluation.runner import evaluate, fingerprint_of
 from specrobust.evaluation.suite import parse_attacks
 from specrobust.evaluation.table import markdown
 from specrobust.models.sources import ModelSource, as_source, resolve
 from specrobust.numbers import check_range, parse_fraction
+from specrobust.training.rundir import RunDir
 
 
 @dataclass
@@ -98,8 +101,7 @@ def output_path(job: EvalJob, loaded) -> Path:
             raise SpecRobustError(f"--out names the evaluation record, a .json file (its table "
                                   f"goes beside it as .md), got {path}")
     elif loaded.run_dir is not None:
-        which = as_source(job.source).which
-        path = loaded.run_dir / ("eval.json" if which == "auto" else f"eval-{which}.json")
+        path = RunDir(loaded.run_dir).eval_path(as_source(job.source).which)
     else:
         path = loaded.home.with_name(f"{loaded.home.stem}-eval.json")
     outputs.output_file(path, outputs.EVAL)
@@ -107,10 +109,15 @@ def output_path(job: EvalJob, loaded) -> Path:
     return path
 
 
-def run_eval_job(job: EvalJob) -> tuple[dict | None, Path]:
+def run_eval_job(job: EvalJob, *, skip_current: bool = False,
+                 on_start: Callable[[], None] | None = None) -> tuple[dict | None, Path]:
     """Evaluate and write eval.json (and eval.md beside it); returns the result and its path.
     Under torchrun the processes share the attacks (``specrobust.distributed``); the others
-    than the main one return None for the result and write nothing."""
+    than the main one return None for the result and write nothing.
+
+    ``skip_current``: when the record there is complete, has every attack asked for and was
+    made with this model, data and budget (``EvalRecord.is_current``), return it as it is.
+    ``on_start`` is called when there is work to do."""
     attacks = parse_attacks(job.attacks)  # first: a typo should not wait for a model to load
     check_range(job.check_n, "--check-n", 1)
     check_range(job.batch_size, "--batch-size", 1)
@@ -120,21 +127,19 @@ def run_eval_job(job: EvalJob) -> tuple[dict | None, Path]:
     loaded = target.loaded
     path = output_path(job, loaded)
     fingerprint = {"weights_sha256": loaded.sha256, "dataset": loaded.dataset}
+    if skip_current:
+        record = EvalRecord.load(path)
+        full = fingerprint_of(fingerprint, eps=target.eps, n=len(target.images), seed=job.seed,
+                              batch_size=job.batch_size, norm=job.norm)
+        if record is not None and record.is_current(full) and \
+                record.has_finished(["clean", *(a.label for a in attacks)]):
+            return (record.as_dict() if shard.main else None), path
+    if on_start is not None:
+        on_start()
     meta = {"weights": str(loaded.path), "model": loaded.model.spec.as_dict(),
             "dataset": loaded.dataset, "split": "test", "first_n": len(target.images),
             "eps_text": target.eps_text, "norm": job.norm, "device": str(target.device)}
-    bars: dict[str, tqdm] = {}
-
-    def progress(label: str, done: int, total: int) -> None:
-        if not job.progress or not shard.main:
-            return
-        bar = bars.get(label)
-        if bar is None:
-            bar = bars[label] = tqdm(total=total, desc=label, unit="img", leave=False)
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
-
+    progress = progress_bars(job.progress and shard.main, unit="img")
     result = evaluate(target.model, target.images, target.labels, attacks, target.eps,
                       seed=job.seed,
                       batch_size=job.batch_size, checks=job.checks, check_n=job.check_n,

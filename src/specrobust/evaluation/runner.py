@@ -13,9 +13,7 @@ would have drawn without the interruption; a different fingerprint starts afresh
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,25 +21,19 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from specrobust import atomic, locks
+from specrobust import locks
 from specrobust.attacks.folded import folded_for_attack
 from specrobust.attacks.norms import check_norm
 from specrobust.distributed import SINGLE, Distributed
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.batched import attack_batches, clean_correct
 from specrobust.evaluation.checks import Check, self_checks
-from specrobust.evaluation.stats import wilson_interval
+from specrobust.evaluation.record import AttackEntry, EvalRecord, stage_table
 from specrobust.evaluation.suite import AttackSpec, parse_attack
-
-FORMAT = "specrobust-eval"
-FORMAT_VERSION = 1
-
+from specrobust.progress import Progress
 
 class EvalInUseError(locks.InUseError):
     """Another process is evaluating into the same result file."""
-
-
-Progress = Callable[[str, int, int], None]  # (attack label, targets done, targets in all)
 
 
 @dataclass
@@ -54,35 +46,13 @@ class AttackResult:
     # the earlier ones had not, "seconds": its time}
     stages: dict[str, dict] | None = None
 
-    def summary(self, eps: float) -> dict:
-        hits, n = int(self.correct.sum()), len(self.correct)
-        summary = {**self.spec.describe(eps), "correct": hits, "n": n, "accuracy": hits / n,
-                   "ci95": list(wilson_interval(hits, n)), "seconds": round(self.seconds, 3),
-                   "attacked": self.attacked,
-                   "images_per_second": round(self.attacked / self.seconds, 2)
-                   if self.seconds > 0 and self.attacked else None}
-        if self.stages is not None:
-            summary["stages"] = stage_table(self.stages, self.attacked, n)
-        return summary
-
-
-def stage_table(stages: dict[str, dict], attacked: int, n: int) -> list[dict]:
-    """AutoAttack's attacks in order: what each broke, and the accuracy left after it (as
-    AutoAttack judged it, on the copy it attacked)."""
-    rows, left = [], attacked
-    for name, stage in stages.items():
-        left -= stage["broken"]
-        rows.append({"attack": name, "broken": stage["broken"], "accuracy_after": left / n,
-                     "seconds": round(stage["seconds"], 3)})
-    return rows
-
 
 @dataclass
 class EvalResult:
     eps: float
     attacks: list[AttackResult]
     checks: list[Check] = field(default_factory=list)
-    meta: dict = field(default_factory=dict)
+    record: EvalRecord | None = None  # what eval.json holds
 
     @property
     def worst_case(self) -> torch.Tensor:
@@ -95,18 +65,17 @@ class EvalResult:
         raise KeyError(label)
 
     def as_dict(self) -> dict:
-        worst = self.worst_case
-        hits, n = int(worst.sum()), len(worst)
-        return {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "complete": True, **self.meta,
-            "eps": self.eps, "n": n,
-            "attacks": [a.summary(self.eps) for a in self.attacks],
-            "worst_case": {"correct": hits, "n": n, "accuracy": hits / n,
-                           "ci95": list(wilson_interval(hits, n)),
-                           "over": [a.spec.label for a in self.attacks]},
-            "checks": [c.as_dict() for c in self.checks],
-            "per_example": {a.spec.label: _bits(a.correct) for a in self.attacks},
-        }
+        """The fields of eval.json."""
+        return self.record.as_dict()
+
+
+def fingerprint_of(model: dict, *, eps: float, n: int, seed: int, batch_size: int,
+                   norm: str) -> dict:
+    """Everything that changes which examples are attacked with which random numbers: the
+    model's own part (``model``: its weights and data) and the evaluation's settings."""
+    return {**model, "eps": eps, "n": n, "seed": seed, "batch_size": batch_size,
+            # L-inf records written before L2 existed carry no norm: keep them current
+            **({"norm": norm} if norm != "linf" else {})}
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
@@ -128,11 +97,8 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
         raise SpecRobustError(f"eps must be >= 0, got {eps}")
     if batch_size < 1:
         raise SpecRobustError(f"batch size must be >= 1, got {batch_size}")
-    # Everything that changes which examples are attacked with which random numbers.
-    fingerprint = {**(fingerprint or {}), "eps": eps, "n": len(images), "seed": seed,
-                   "batch_size": batch_size,
-                   # L-inf records written before L2 existed carry no norm: keep them current
-                   **({"norm": norm} if norm != "linf" else {})}
+    fingerprint = fingerprint_of(fingerprint or {}, eps=eps, n=len(images), seed=seed,
+                                 batch_size=batch_size, norm=norm)
     meta = {**(meta or {}), "fingerprint": fingerprint, "seed": seed, "batch_size": batch_size,
             "norm": norm}
     with _output_lock(path if shard.main else None):
@@ -155,20 +121,25 @@ def _evaluate(model, images, labels, attacks, eps, *, seed, batch_size, checks, 
     # steps); whether an attacked image still fools the model is always judged by ``model``.
     attacked = folded_for_attack(model) if any(a.kind != "clean" for a in attacks) else model
 
-    results: list[AttackResult] = []
-    for spec in _with_clean_first(attacks):
+    record = EvalRecord(meta, eps, len(images))
+    specs = _with_clean_first(attacks)
+    corrects = {}
+    for spec in specs:
         if spec.kind == "clean":
-            results.append(AttackResult(spec, clean, clean_seconds, len(images)))
+            record.attacks.append(AttackEntry(spec.label, _bits(clean), len(images), len(images),
+                                              clean_seconds, spec.describe(eps)))
+            corrects[spec.label] = clean
             continue
-        previous = stored.get(spec.label, {})
-        correct = _unbits(previous["bits"], images.device) if previous else \
-            torch.zeros(len(images), dtype=torch.bool, device=images.device)
-        done, seconds = previous.get("done", 0), previous.get("seconds", 0.0)
         # AutoAttack's per-attack counts; none when resuming a file written without them.
-        stages = previous.get("stages", None if done else {}) if spec.kind == "aa" else None
-        if done < len(targets):
+        entry = stored.get(spec.label) or AttackEntry(
+            spec.label, "0" * len(images), 0, len(targets),
+            stages={} if spec.kind == "aa" else None)
+        entry.description, entry.attacked = spec.describe(eps), len(targets)
+        record.attacks.append(entry)
+        correct = _unbits(entry.bits, images.device)
+        if not entry.finished:
             if progress:
-                progress(spec.label, done, len(targets))
+                progress(spec.label, entry.done, len(targets))
 
             batch_stages: dict[str, dict] = {}  # AutoAttack's counts for the batch under way
 
@@ -180,21 +151,24 @@ def _evaluate(model, images, labels, attacks, eps, *, seed, batch_size, checks, 
             tick = time.perf_counter()
             batches = attack_batches(
                 model, attack, images, labels, targets, label=spec.label, seed=seed,
-                batch_size=batch_size, skip=done, shard=shard,
-                extra=(lambda counts=batch_stages: dict(counts)) if stages is not None else None)
+                batch_size=batch_size, skip=entry.done, shard=shard,
+                extra=(lambda counts=batch_stages: dict(counts))
+                if entry.stages is not None else None)
             for done, index, batch_correct, counts in batches:
                 correct[index] = batch_correct
-                _add_stages(stages, counts)
+                _add_stages(entry.stages, counts)
                 now = time.perf_counter()
-                seconds, tick = seconds + now - tick, now
-                stored[spec.label] = {"bits": _bits(correct), "done": done, "seconds": seconds,
-                                      **({"stages": stages} if stages is not None else {})}
-                _save_partial(written, meta, stored)
+                entry.seconds, tick = entry.seconds + now - tick, now
+                entry.bits, entry.done = _bits(correct), done
+                if written is not None:
+                    record.save(written)
                 if progress:
                     progress(spec.label, done, len(targets))
-        results.append(AttackResult(spec, correct, seconds, len(targets), stages))
+        corrects[spec.label] = correct
 
-    result = EvalResult(eps, results, meta=meta)
+    results = [AttackResult(spec, corrects[spec.label], entry.seconds, entry.attacked,
+                            entry.stages) for spec, entry in zip(specs, record.attacks, strict=True)]
+    result = EvalResult(eps, results, record=record)
     if checks:
         suite = {r.spec.label: (r.spec, r.correct) for r in results}
         aa_stages = {r.spec.label: stage_table(r.stages, r.attacked, len(images))
@@ -202,8 +176,9 @@ def _evaluate(model, images, labels, attacks, eps, *, seed, batch_size, checks, 
         result.checks = self_checks(model, images, labels, eps, suite, check_n=check_n,
                                     seed=seed, batch_size=batch_size, aa_stages=aa_stages,
                                     norm=norm)
+    record.checks, record.complete = [c.as_dict() for c in result.checks], True
     if written is not None:
-        atomic.write_text(written, json.dumps(result.as_dict(), indent=1) + "\n")
+        record.save(written)
     return result
 
 
@@ -247,32 +222,13 @@ def _with_clean_first(attacks: list[AttackSpec]) -> list[AttackSpec]:
     return clean[:1] + [a for a in attacks if a.kind != "clean"]
 
 
-def _resumable(path: str | Path | None, fingerprint: dict, n: int) -> dict:
-    """Finished or partial attacks of an earlier run with the same fingerprint."""
-    if path is None or not Path(path).is_file():
+def _resumable(path: str | Path | None, fingerprint: dict, n: int) -> dict[str, AttackEntry]:
+    """Finished or partial attacks of an earlier run with the same fingerprint, by label (an
+    unreadable record is overwritten by this run: its results are not ours to trust)."""
+    record = EvalRecord.load(path) if path is not None else None
+    if record is None or not record.is_current(fingerprint):
         return {}
-    try:
-        earlier = json.loads(Path(path).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
-        return {}  # unreadable: overwritten by this run (its results are not ours to trust)
-    if earlier.get("format") != FORMAT or earlier.get("fingerprint") != fingerprint:
-        return {}
-    if earlier.get("complete"):
-        return {a["label"]: {"bits": earlier["per_example"][a["label"]],
-                             "done": a["attacked"], "seconds": a["seconds"],
-                             **({"stages": {row["attack"]: {"broken": row["broken"],
-                                                            "seconds": row["seconds"]}
-                                            for row in a["stages"]}} if "stages" in a else {})}
-                for a in earlier.get("attacks", []) if len(earlier["per_example"][a["label"]]) == n}
-    return {label: entry for label, entry in earlier.get("partial", {}).items()
-            if len(entry.get("bits", "")) == n}
-
-
-def _save_partial(path, meta: dict, stored: dict) -> None:
-    if path is not None:
-        payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "complete": False, **meta,
-                   "partial": stored}
-        atomic.write_text(path, json.dumps(payload) + "\n")
+    return {a.label: a for a in record.attacks if len(a.bits) == n}
 
 
 def _bits(correct: torch.Tensor) -> str:

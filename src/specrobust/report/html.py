@@ -61,13 +61,13 @@ def _read_json(path: Path | None) -> dict | None:
 def _read_eval(path: Path | None) -> dict | None:
     """A finished evaluation, or the finished attacks of one under way (``under_way`` set);
     None when there is none. A record that is not well formed is refused in one line."""
-    from specrobust.evaluation.results import is_well_formed, readable
+    from specrobust.evaluation.record import EvalRecord, is_well_formed
 
     data = _read_json(path)
     if not data:
         return None
     try:
-        result = readable(data)
+        result = EvalRecord.from_dict(data).summary()
     except _MALFORMED:
         result = {}
     if result is None:
@@ -90,17 +90,14 @@ def _png(path: Path | None) -> bytes | None:
 
 
 def _models_of_run(run: Path) -> list[Model]:
-    found = []
-    names = {p.name for p in run.glob("analysis*") if p.is_dir() and not p.is_symlink()}
-    names |= {p.stem.replace("eval", "analysis", 1) for p in run.glob("eval*.json")}
-    for name in sorted(names):
-        which = name[len("analysis-"):] if name.startswith("analysis-") else None
-        parts = read_parts(run / name, root=run)
-        eval_name = f"eval-{which}.json" if which else "eval.json"
-        evaluation = _read_eval(outputs.regular_file_inside(run, eval_name))
+    from specrobust.training.rundir import RunDir
+
+    found, layout = [], RunDir(run)
+    for which, suffix in layout.results():
+        parts = read_parts(layout.analysis_dir(which), root=run)
+        evaluation = _read_eval(outputs.regular_file_inside(run, layout.eval_path(which).name))
         if parts or evaluation:
-            label = run.name if which is None else f"{run.name} ({which})"
-            found.append(Model(label, parts, evaluation))
+            found.append(Model(run.name + suffix, parts, evaluation))
     return found
 
 

@@ -10,8 +10,15 @@
     RUN/checkpoints/epoch<K>/       last.pt and best*.pt as they were after epoch K, for each K
                                     of run.snapshot_epochs (see ``RunDir._branch_state``)
     RUN/branched_from.json          where a branched run took its first epochs from
+    RUN/eval.json, eval-<which>.json        evaluation records (``specrobust.evaluation.record``)
+                                    of the default checkpoint, or of the one named <which>
+    RUN/analysis/, analysis-<which>/        analysis directories, named the same way
     RUN/weights/*.safetensors       the same weights, code-free, written at the end
     RUN/curves.png                  training curves (updated every epoch)
+
+Each line of metrics.jsonl carries ``best_epoch`` (and, once an averaged model has been
+validated, ``best_epoch_averaged``): the epoch whose weights best.pt (best_averaged.pt) holds
+so far.
 
 While a process trains a run it holds an advisory lock on the directory (``RunDir._lock``).
 """
@@ -57,13 +64,77 @@ def _comparable(config_dict: dict) -> dict:
 
 
 class RunDir:
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, path: str | Path):
+        self.path = path = Path(path)
         self.checkpoints = path / CHECKPOINT_DIR
         self.last = self.checkpoints / "last.pt"
         self.metrics_file = path / "metrics.jsonl"
+        self.config_file = path / "config.yaml"
         self.metrics: list[dict] = []
         self._claim: int | None = None  # descriptor holding the directory's lock while training
+
+    # ---- layout -------------------------------------------------------------------------------
+    # "auto" is the run's default checkpoint (``checkpoint.find_weights``); its results have
+    # unsuffixed names.
+
+    def checkpoint(self, which: str) -> Path:
+        return self.checkpoints / f"{which}.pt"
+
+    def eval_path(self, which: str = "auto") -> Path:
+        return self.path / ("eval.json" if which == "auto" else f"eval-{which}.json")
+
+    def analysis_dir(self, which: str = "auto") -> Path:
+        return self.path / ("analysis" if which == "auto" else f"analysis-{which}")
+
+    def snapshot_dir(self, epoch: int) -> Path:
+        return self.checkpoints / f"epoch{epoch}"
+
+    def results(self) -> list[tuple[str, str]]:
+        """(which, label suffix) of every checkpoint with an evaluation or analysis here, in
+        name order: ``("auto", "")``, ``("best", " (best)")`` ..."""
+        found = {_which(path.stem, "eval") for path in self.path.glob("eval*.json")}
+        found |= {_which(path.name, "analysis") for path in self.path.glob("analysis*")
+                  if path.is_dir() and not path.is_symlink()}
+        found.discard(None)
+        return [(w, "" if w == "auto" else f" ({w})") for w in sorted(found, key=_result_order)]
+
+    def finished_epochs(self) -> int:
+        return len(self.read_metrics())
+
+    def read_metrics(self) -> list[dict]:
+        if not self.metrics_file.is_file():
+            return []
+        return [json.loads(line) for line in self.metrics_file.read_text().splitlines()
+                if line.strip()]
+
+    def checkpoint_epoch(self, which: str) -> int | None:
+        """The epoch (1-based, as in metrics.jsonl) whose weights checkpoint ``which`` holds:
+        best checkpoints are chosen by validation robust accuracy, so this may be an early one
+        (for an AT+SAR run even one from before SAR started)."""
+        epochs = self.read_metrics()
+        if not epochs:
+            return None
+        if which in ("last", "averaged"):
+            return epochs[-1]["epoch"]
+        key = {"best": "best_epoch", "best_averaged": "best_epoch_averaged"}[which]
+        if key in epochs[-1]:
+            return epochs[-1][key]
+        # Runs trained before best_epoch_averaged was recorded: the first strict maximum of the
+        # averaged model's validation accuracy, the rule save_epoch applies.
+        best_epoch, best_value = None, -1.0
+        for metrics in epochs:
+            if metrics.get("val_robust_avg", -1.0) > best_value:
+                best_epoch, best_value = metrics["epoch"], metrics["val_robust_avg"]
+        return best_epoch
+
+    def sar_first_epoch(self) -> int | None:
+        """The first epoch (1-based) trained with SAR, or None for a run without it."""
+        if not self.config_file.is_file():
+            return None
+        from specrobust.config import load_config
+
+        config = load_config(self.config_file)  # sar_start knows that none means the first decay
+        return config.sar_start + 1 if config.sar.enabled else None
 
     def prepare(self, config: Config, *, resume: bool, force: bool, write: bool,
                 branch: tuple[Path, int] | None = None) -> dict | None:
@@ -72,7 +143,7 @@ class RunDir:
         outputs.check_directory(self.path, outputs.RUN)
         if write and self.path.is_dir():
             self._lock()  # before reading its state: another process may be writing it
-        has_run = self.last.is_file() or (self.path / "config.yaml").is_file()
+        has_run = self.last.is_file() or self.config_file.is_file()
         if has_run and not resume:
             raise SpecRobustError(f"{self.path} already holds a run; continue it with --resume "
                                   "or choose another --out")
@@ -96,7 +167,7 @@ class RunDir:
         if write:
             self.path.mkdir(parents=True, exist_ok=True)
             self._lock()
-            atomic.write_text(self.path / "config.yaml", config.to_yaml())
+            atomic.write_text(self.config_file, config.to_yaml())
             if branched:
                 self._record_branch(*branch)
         return state
@@ -128,6 +199,8 @@ class RunDir:
             save_checkpoint(self.checkpoints / "best_averaged.pt", averaging.model,
                             dataset=dataset_name, eps=eps, norm=norm)
         metrics["best_epoch"] = best.get("epoch")
+        if best.get("epoch_avg") is not None:  # once the averaged model has been validated
+            metrics["best_epoch_averaged"] = best["epoch_avg"]
         self.metrics.append(metrics)
         training = {
             "epoch": epoch + 1, "best": best, "config": config.as_dict(),
@@ -150,9 +223,6 @@ class RunDir:
         plot_training_curves(self.metrics, self.path / "curves.png",
                              title=f"{config.model.name} on {dataset_name}, "
                                    f"{_method_name(config)}")
-
-    def snapshot_dir(self, epoch: int) -> Path:
-        return self.checkpoints / f"epoch{epoch}"
 
     def _branch_state(self, config: Config, source: Path, epoch: int) -> dict:
         """``source``'s state after ``epoch`` epochs, to start this new run from as if it had
@@ -217,6 +287,17 @@ class RunDir:
             raise SpecRobustError("run.tensorboard needs the tensorboard package: pip install "
                                   "tensorboard") from None
         return SummaryWriter(str(self.path / "tensorboard"))
+
+
+def _which(name: str, kind: str) -> str | None:
+    """The checkpoint a result file or directory is named after (see RunDir's layout)."""
+    if name == kind:
+        return "auto"
+    return name[len(kind) + 1:] if name.startswith(kind + "-") else None
+
+
+def _result_order(which: str) -> tuple[int, str]:
+    return (0 if which == "auto" else 1, which)
 
 
 def _copy_best(source: Path, target: Path) -> None:

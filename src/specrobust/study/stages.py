@@ -1,7 +1,6 @@
-"""Train -> evaluate -> analyse for a few methods, every stage resumable and skipped once done.
+"""A study's stages: train -> evaluate -> analyse, every stage resumable and skipped once done.
 
-Used by `specrobust demo` and the replication scripts in benchmarks/. A *method* (a row of a
-results table) reads one checkpoint of one training run. SWA does not change the raw model's
+A *method* (a row of a results table) reads one checkpoint of one training run. SWA does not change the raw model's
 trajectory (the averaged copy is a side track, and all training randomness comes from (seed,
 epoch, step)), so "AT+SAR" and "AT+SAR+WA" are the ``best`` and ``best_averaged`` checkpoints of
 one AT+SAR run with averaging on: half the training. ``tests/test_training.py`` checks that
@@ -10,30 +9,15 @@ averaging leaves the raw weights bit-identical.
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from specrobust.config import Config
-
-
-@dataclass(frozen=True)
-class Method:
-    """A row of a results table: which run, and which of its checkpoints."""
-
-    label: str
-    run: str
-    which: str  # last | best | best_averaged | averaged
+from specrobust.study.plan import Method
 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def finished_epochs(directory: Path) -> int:
-    metrics = directory / "metrics.jsonl"
-    return len(metrics.read_text().splitlines()) if metrics.is_file() else 0
 
 
 def train_run(config: Config, directory: Path, label: str, branch_from: Path | None = None,
@@ -45,7 +29,7 @@ def train_run(config: Config, directory: Path, label: str, branch_from: Path | N
     from specrobust.training.rundir import RunDir
 
     run = RunDir(directory)
-    if finished_epochs(directory) >= config.optim.epochs:
+    if run.finished_epochs() >= config.optim.epochs:
         if not run.last.is_file():
             # Its results stay valid; training again would overwrite its metrics with another
             # run's (seeded, but not bit-identical across machines).
@@ -66,43 +50,31 @@ def train_run(config: Config, directory: Path, label: str, branch_from: Path | N
     train(config, directory, resume=True, branch=branch)
 
 
-def eval_path(directory: Path, which: str) -> Path:
-    return directory / f"eval-{which}.json"
-
-
-def analysis_path(directory: Path, which: str) -> Path:
-    return directory / f"analysis-{which}"
-
-
 def evaluate_method(method: Method, directory: Path, *, attacks: str, n: int, eps: str,
                     data_root: str | None = None, device: str = "auto",
                     batch_size: int = 256, check_n: int = 200, progress: bool = True) -> None:
-    """Evaluate into ``eval-<which>.json``; attacks already finished there are re-used."""
+    """Evaluate into the run's record for ``method.which``; a record that is current (same
+    weights, data and budget: ``EvalRecord.is_current``) and has every attack is left alone,
+    attacks finished in a current one are re-used."""
     from specrobust.evaluation.job import EvalJob, run_eval_job
-    from specrobust.evaluation.suite import parse_attacks
     from specrobust.models.sources import ModelSource
 
-    target = eval_path(directory, method.which)
-    if target.is_file():
-        data = json.loads(target.read_text())
-        done = {a["label"] for a in data.get("attacks", [])}
-        if data.get("complete") and {s.label for s in parse_attacks(attacks)} <= done \
-                and data.get("n") == n:
-            return
-    log(f"eval {method.label} ({attacks}; first {n} test images)")
-    run_eval_job(EvalJob(ModelSource(str(directory), which=method.which), attacks=attacks, n=n,
-                         eps=eps, out=str(target), data_root=data_root, device=device,
-                         batch_size=batch_size, check_n=check_n, progress=progress))
+    job = EvalJob(ModelSource(str(directory), which=method.which), attacks=attacks, n=n,
+                  eps=eps, data_root=data_root, device=device, batch_size=batch_size,
+                  check_n=check_n, progress=progress)
+    run_eval_job(job, skip_current=True,
+                 on_start=lambda: log(f"eval {method.label} ({attacks}; first {n} test images)"))
 
 
 def analyze_method(method: Method, directory: Path, *, parts: str, n: int, eps: str,
                    data_root: str | None = None, device: str = "auto",
                    progress: bool = True) -> None:
-    """Analyse into ``analysis-<which>/``; finished parts are not run again."""
+    """Analyse into the run's analysis directory for ``method.which``; finished parts are not
+    run again."""
     from specrobust.analysis.job import AnalysisJob, run_analysis_job
     from specrobust.models.sources import ModelSource
 
     log(f"analyze {method.label} ({parts}; first {n} test images)")
     run_analysis_job(AnalysisJob(ModelSource(str(directory), which=method.which), suites=parts,
-                                 n=n, eps=eps, out=str(analysis_path(directory, method.which)),
-                                 data_root=data_root, device=device, progress=progress))
+                                 n=n, eps=eps, data_root=data_root, device=device,
+                                 progress=progress))

@@ -1,0 +1,244 @@
+"""A study plan: training runs x seeds, the methods (table rows) read from them, what to
+evaluate and analyse, and which pairs of methods to compare. Plain data, read from YAML::
+
+    name: cifar10
+    title: "Replication at CPU scale: CIFAR-10, cnn_small, eps 8/255"
+    out: benchmarks/replication/cifar10     # relative to the working directory
+    seeds: [0, 1, 2, 3, 4]
+    eps: 8/255
+    n: 1000                                 # test images for evaluation and analysis
+    attacks: clean,fgsm,pgd20,cw30
+    late_attacks: aa                        # its own stage, after every seed's other results
+    analysis: filter,spectra,kernels,logits
+    runs:                                   # recipes relative to this file
+      at: {recipe: ../replication/cifar10_cnn_at.yaml}
+      at_sar: {recipe: ../replication/cifar10_cnn_at_sar.yaml, branch_from: at}
+    methods:                                # label: [run, checkpoint]
+      AT: [at, best]
+      AT+SAR+WA: [at_sar, best_averaged]
+    comparisons: [[AT+SAR+WA, AT]]          # paired differences, first minus second
+    quick: {...}                            # `--quick`: these keys replace the plan's
+
+A run may set overrides (``set: [key=value, ...]``, the recipe syntax of `--set`) and branch
+from another run of the same seed (``branch_from``): AT+SAR takes AT's state at the epoch SAR
+starts instead of training the shared epochs again. ``reference: {root: DIR, methods: {...}}``
+names methods of another study's runs (same layout) to compare with; ``branch_root``, the
+study whose runs ``branch_from`` names (default: this one). In ``quick``, ``set``
+applies to every run and ``runs: {name: [overrides]}`` to one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from specrobust.errors import SpecRobustError, quoted
+
+STAGES = ("train", "eval", "analyze", "aa", "report")
+CHECKPOINTS = ("last", "best", "best_averaged", "averaged")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run per seed: a recipe file plus overrides."""
+
+    name: str
+    recipe: Path
+    overrides: tuple[str, ...] = ()
+    branch_from: str | None = None
+
+
+@dataclass(frozen=True)
+class Method:
+    """A row of a results table: which run, and which of its checkpoints."""
+
+    label: str
+    run: str
+    which: str  # last | best | best_averaged | averaged
+
+
+@dataclass
+class Plan:
+    name: str
+    title: str
+    out: Path
+    runs: list[Run]
+    methods: list[Method]
+    seeds: list[int]
+    eps: str
+    n: int = 1000
+    attacks: str = "clean,fgsm,pgd20,cw30"
+    late_attacks: str = ""
+    analysis: str = "filter,spectra,kernels,logits"
+    check_n: int = 200
+    progress: bool = True  # progress bars (off for studies run in the background, into a log)
+    comparisons: list[tuple[str, str]] = field(default_factory=list)
+    reference_root: Path | None = None  # where reference methods' runs are
+    branch_root: Path | None = None  # where branch_from runs are (default: this plan's out)
+    reference_methods: list[Method] = field(default_factory=list)
+    report_reference: str | None = None  # the report's paired table compares with this method
+    notes: list[str] = field(default_factory=list)
+
+    def run(self, name: str) -> Run:
+        return next(r for r in self.runs if r.name == name)
+
+    def run_dir(self, run: str, seed: int, root: Path | None = None) -> Path:
+        """Where a run of a seed lives: ``OUT/runs/<run>-seed<seed>``."""
+        return (self.out if root is None else root) / "runs" / f"{run}-seed{seed}"
+
+    def locate(self, label: str) -> tuple[Method, Path]:
+        """A method by label, with the root its runs are under (this plan's or the
+        reference's)."""
+        for method in self.methods:
+            if method.label == label:
+                return method, self.out
+        for method in self.reference_methods:
+            if method.label == label:
+                return method, self.reference_root
+        raise KeyError(label)
+
+
+def demo_plan() -> Path:
+    """The demo's plan: ``configs/studies/demo.yaml`` of the working directory, else of the
+    source tree this package was installed from."""
+    for root in (Path.cwd(), Path(__file__).resolve().parents[3]):
+        candidate = root / "configs" / "studies" / "demo.yaml"
+        if candidate.is_file():
+            return candidate
+    raise SpecRobustError("configs/studies/demo.yaml not found: run the demo from the "
+                          "specrobust source tree, or `specrobust study` with a plan file")
+
+
+_KEYS = {"name", "title", "out", "branch_root", "seeds", "eps", "n", "attacks", "late_attacks", "analysis",
+         "check_n", "progress", "runs", "methods", "comparisons", "reference", "report",
+         "notes", "quick"}
+
+
+def load_plan(path: str | Path, *, quick: bool = False) -> Plan:
+    """Read and check a plan file; with ``quick``, its ``quick`` section applied."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecRobustError(f"study plan {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise SpecRobustError(f"{path} is not valid YAML ({str(error).splitlines()[0]})") \
+            from None
+    except UnicodeDecodeError:
+        raise SpecRobustError(f"{path} is not a text file; a study plan is YAML") from None
+    if not isinstance(data, dict):
+        raise SpecRobustError(f"{path} must hold a mapping (name, runs, methods, ...)")
+    unknown = sorted(set(map(str, data)) - _KEYS)
+    if unknown:
+        raise SpecRobustError(f"{path}: unknown key {quoted(unknown[0])}; known: "
+                              f"{', '.join(sorted(_KEYS))}")
+    extra: dict[str, list[str]] = {}
+    if quick:
+        changes = _mapping(data.get("quick"), path, "quick")
+        if not changes:
+            raise SpecRobustError(f"{path} has no quick section, so --quick cannot shorten it")
+        every = _strings(changes.pop("set", []), path, "quick.set")
+        per_run = _mapping(changes.pop("runs", {}), path, "quick.runs")
+        extra = {name: every + _strings(values, path, f"quick.runs.{name}")
+                 for name, values in {**{n: [] for n in _mapping(data.get("runs"), path, "runs")},
+                                      **per_run}.items()}
+        data = {**data, **changes}
+    return _build(data, path, extra)
+
+
+def _build(data: dict, path: Path, extra: dict[str, list[str]]) -> Plan:
+    here = path.parent
+    name = _text(data.get("name"), path, "name")
+    runs = []
+    for run_name, spec in _mapping(data.get("runs"), path, "runs").items():
+        spec = _mapping(spec, path, f"runs.{run_name}")
+        recipe = here / _text(spec.get("recipe"), path, f"runs.{run_name}.recipe")
+        overrides = _strings(spec.get("set", []), path, f"runs.{run_name}.set")
+        runs.append(Run(str(run_name), recipe, tuple(overrides + extra.get(run_name, [])),
+                        spec.get("branch_from")))
+    if not runs:
+        raise SpecRobustError(f"{path}: runs is empty; a study trains at least one run")
+    names = {r.name for r in runs}
+    branch_root = Path(_text(data["branch_root"], path, "branch_root")) \
+        if "branch_root" in data else None
+    for run in runs:
+        if run.branch_from is not None and run.branch_from not in names and branch_root is None:
+            raise SpecRobustError(f"{path}: run {run.name} branches from {run.branch_from!r}, "
+                                  f"which is not a run of the plan ({', '.join(names)})")
+    methods = _methods(data.get("methods"), path, "methods", names)
+    reference = _mapping(data.get("reference", {}), path, "reference")
+    reference_root = Path(reference["root"]) if "root" in reference else None
+    reference_methods = _methods(reference.get("methods", {}), path, "reference.methods", None)
+    labels = {m.label for m in methods + reference_methods}
+    comparisons = []
+    for pair in data.get("comparisons") or []:
+        if not (isinstance(pair, list) and len(pair) == 2 and set(map(str, pair)) <= labels):
+            raise SpecRobustError(f"{path}: a comparison is a pair of method labels, got "
+                                  f"{quoted(pair)}; labels: {', '.join(sorted(labels))}")
+        comparisons.append((str(pair[0]), str(pair[1])))
+    seeds = data.get("seeds", [0])
+    if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not
+                                                      isinstance(s, bool) and s >= 0
+                                                      for s in seeds)):
+        raise SpecRobustError(f"{path}: seeds must be a list of whole numbers >= 0, got "
+                              f"{quoted(seeds)}")
+    report = _mapping(data.get("report", {}), path, "report")
+    plan = Plan(
+        name=name, title=str(data.get("title", name)),
+        out=Path(_text(data.get("out", f"runs/{name}"), path, "out")),
+        runs=runs, methods=methods, seeds=seeds, eps=str(_text(data.get("eps"), path, "eps")),
+        n=_whole(data.get("n", 1000), path, "n"),
+        attacks=_text(data.get("attacks", Plan.attacks), path, "attacks"),
+        late_attacks=str(data.get("late_attacks") or ""),
+        analysis=str(data.get("analysis") or ""),
+        check_n=_whole(data.get("check_n", Plan.check_n), path, "check_n"),
+        progress=bool(data.get("progress", True)),
+        comparisons=comparisons, reference_root=reference_root, branch_root=branch_root,
+        reference_methods=reference_methods, report_reference=report.get("reference"),
+        notes=_strings(data.get("notes", []), path, "notes"))
+    if reference_methods and reference_root is None:
+        raise SpecRobustError(f"{path}: reference.methods needs reference.root, the directory "
+                              "of the study those runs belong to")
+    return plan
+
+
+def _methods(data, path: Path, key: str, runs: set[str] | None) -> list[Method]:
+    methods = []
+    for label, spec in _mapping(data, path, key).items():
+        if not (isinstance(spec, list) and len(spec) == 2 and spec[1] in CHECKPOINTS
+                and (runs is None or spec[0] in runs)):
+            raise SpecRobustError(f"{path}: {key}.{label} must be [run, checkpoint] with a run "
+                                  f"of the plan and a checkpoint of {', '.join(CHECKPOINTS)}; "
+                                  f"got {quoted(spec)}")
+        methods.append(Method(str(label), str(spec[0]), str(spec[1])))
+    return methods
+
+
+def _mapping(value, path: Path, key: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SpecRobustError(f"{path}: {key} must be a mapping, got {quoted(value)}")
+    return dict(value)
+
+
+def _strings(value, path: Path, key: str) -> list[str]:
+    if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        raise SpecRobustError(f"{path}: {key} must be a list of strings, got {quoted(value)}")
+    return list(value)
+
+
+def _text(value, path: Path, key: str) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise SpecRobustError(f"{path}: {key} must be given as text, got {quoted(value)}")
+    return value
+
+
+def _whole(value, path: Path, key: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise SpecRobustError(f"{path}: {key} must be a whole number >= 1, got {quoted(value)}")
+    return value
