@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from specrobust.study import stages
 from specrobust.config import load_config
+from specrobust.study import stages
 from specrobust.training import loop
 
 

@@ -578,6 +578,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             _silence_stdout()
         print(f"specrobust: error: {' '.join(str(user_error).split())}", file=sys.stderr)
         return SpecRobustError.exit_code
+    finally:
+        _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """Under torchrun: leave the process group before exiting. Left to the interpreter's exit,
+    gloo's threads are torn down while still running, and a process that finished first can
+    abort ("terminate called without an active exception")."""
+    distributed = sys.modules.get("torch.distributed")
+    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        distributed.destroy_process_group()
 
 
 def _silence_stdout() -> None:

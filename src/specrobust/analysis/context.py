@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from specrobust import seeds
 from specrobust.attacks import folded_for_attack, pgd
 from specrobust.distributed import SINGLE, Distributed
-from specrobust.evaluation.batched import batch_seed
 
 PGD_STEPS = 20  # the paper's evaluation attack; alpha = eps / 4, as `specrobust eval`'s pgd20
 
@@ -79,7 +79,7 @@ class AnalysisContext:
         def attack(start: int) -> torch.Tensor:
             x = self.images[start:start + self.batch_size]
             y = self.labels[start:start + self.batch_size]
-            generator = torch.Generator(x.device).manual_seed(batch_seed(self.seed, label, start))
+            generator = seeds.generator(seeds.batch(self.seed, label, start), x.device)
             adversarial = pgd(self.attacked, x, y, self.eps, self.eps / 4, PGD_STEPS, mask=mask,
                               norm=self.norm, generator=generator)
             if self.progress:

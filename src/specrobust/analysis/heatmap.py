@@ -20,7 +20,7 @@ import math
 
 import torch
 
-from specrobust import fourier
+from specrobust import fourier, seeds
 from specrobust.analysis.context import AnalysisContext
 
 DEFAULT_IMAGES = 200  # enough for a stable map; every frequency costs one pass over them
@@ -37,7 +37,7 @@ def fourier_heatmap(ctx: AnalysisContext, *, norm: float | None = None, n: int =
     norm = default_norm(tuple(images.shape[1:])) if norm is None else norm
     fy_values = list(range(-(height // 2), height - height // 2, stride))
     fx_values = list(range(-(width // 2), width - width // 2, stride))
-    generator = torch.Generator().manual_seed(ctx.seed)
+    generator = seeds.generator(ctx.seed)
     signs = (torch.randint(0, 2, (len(images),), generator=generator) * 2 - 1).to(images)
     signs = signs.view(-1, 1, 1, 1)
     # A real image's spectrum is symmetric: (fy, fx) and (-fy, -fx) are one basis image, so

@@ -25,8 +25,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from specrobust.attacks._model_state import attack_mode
 from specrobust.errors import SpecRobustError
+from specrobust.modes import attack_mode
 
 VERSIONS = ("standard", "rand", "custom")
 ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")

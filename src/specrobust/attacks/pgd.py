@@ -17,14 +17,19 @@ measure that leak.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
 from specrobust import fourier
-from specrobust.attacks._model_state import attack_mode
 from specrobust.attacks.losses import attack_loss
 from specrobust.attacks.norms import check_norm
 from specrobust.errors import SpecRobustError
+from specrobust.modes import attack_mode
+
+# The loss an attack ascends: a name (``attacks.losses``) or (logits, y) -> per-example values.
+Loss = str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def _check(x: torch.Tensor, eps: float, alpha: float, steps: int, restarts: int, norm: str):
@@ -116,33 +121,44 @@ def pgd(
     *,
     random_start: bool = True,
     restarts: int = 1,
-    loss: str = "ce",
+    loss: Loss = "ce",
     targeted: bool = False,
     norm: str = "linf",
     mask: torch.Tensor | None = None,
     keep_best: bool = True,
     generator: torch.Generator | None = None,
+    start: torch.Tensor | None = None,
+    mode: str = "eval",
 ) -> torch.Tensor:
     """Projected gradient ascent on ``loss`` within the ``norm`` ball of radius ``eps``.
 
-    ``targeted``: ``y`` holds target classes and the attack moves towards them.
-    ``keep_best``: return, per example, the strongest iterate seen (the final one otherwise, as
-    adversarial training uses); across ``restarts`` the strongest restart is always kept, so more
-    restarts never make the attack weaker. Returns detached images in [0, 1] within the budget.
+    ``loss``: ``"ce"``, ``"cw"`` or a function of (logits, y) giving one value per example
+    (TRADES' KL, for its training attack). ``targeted``: ``y`` holds target classes and the
+    attack moves towards them. ``keep_best``: return, per example, the strongest iterate seen
+    (the final one otherwise, as adversarial training uses); across ``restarts`` the strongest
+    restart is always kept, so more restarts never make the attack weaker. ``start``: where each
+    restart begins (projected into the budget) instead of a random or the clean image. ``mode``:
+    the model's mode while attacked, ``eval`` or ``train`` (batch statistics; the training
+    attack's ``attack.generation_mode``). Returns detached images in [0, 1] within the budget.
     """
     _check(x, eps, alpha, steps, restarts, norm)
+    if mode not in ("eval", "train"):
+        raise SpecRobustError(f"attack mode must be eval or train, got {mode!r}")
     band = None if mask is None else fourier.hermitian_symmetric(mask.to(x.device))
     x = x.detach()
     allowed = _projector(x, eps, norm, band)
     best = _Best(x)
-    with attack_mode(model), torch.enable_grad():
+    with attack_mode(model, training=mode == "train"), torch.enable_grad():
         for _ in range(restarts):
-            start = sample_in_ball(x, eps, norm, generator) if random_start else 0
-            x_adv = allowed(x + start)
+            if start is not None:
+                x_adv = allowed(start.detach())
+            else:
+                x_adv = allowed(x + (sample_in_ball(x, eps, norm, generator) if random_start
+                                     else 0))
             for _ in range(steps):
                 x_adv.requires_grad_(True)
                 logits = model(x_adv)
-                objective = attack_loss(logits, y, loss, targeted)
+                objective = _loss(logits, y, loss, targeted)
                 (gradient,) = torch.autograd.grad(objective.sum(), x_adv)
                 x_adv = x_adv.detach()
                 if keep_best:
@@ -154,8 +170,15 @@ def pgd(
             with torch.no_grad():
                 logits = model(x_adv)
                 best.update(x_adv, _succeeded(logits, y, targeted),
-                            attack_loss(logits, y, loss, targeted))
+                            _loss(logits, y, loss, targeted))
     return best.x
+
+
+def _loss(logits: torch.Tensor, y: torch.Tensor, loss: Loss, targeted: bool) -> torch.Tensor:
+    if callable(loss):
+        value = loss(logits, y)
+        return -value if targeted else value
+    return attack_loss(logits, y, loss, targeted)
 
 
 def fgsm(

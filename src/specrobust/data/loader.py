@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from specrobust import seeds
 from specrobust.data.splits import ImageSplit
 from specrobust.errors import SpecRobustError
 
@@ -98,9 +99,7 @@ class DeviceLoader:
     def _generator(self) -> torch.Generator:
         # One stream per (seed, epoch), on the data's device: an epoch's order and augmentation
         # depend on nothing else, so resuming at epoch e replays exactly what e would have seen.
-        return torch.Generator(device=self.device).manual_seed(
-            (self.seed * 1_000_003 + self.epoch) % (2**63)
-        )
+        return seeds.generator(seeds.data_epoch(self.seed, self.epoch), self.device)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         generator = self._generator()

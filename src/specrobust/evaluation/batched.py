@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
 
+from specrobust import seeds
 from specrobust.distributed import SINGLE, Distributed
+from specrobust.modes import model_mode
 
 Attack = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]  # (x, y, seed) -> x_adv
-
-
-def batch_seed(seed: int, label: str, start: int) -> int:
-    """A seed per (evaluation seed, attack, batch): the same batch always draws the same random
-    numbers, whether or not the evaluation was interrupted and resumed in between."""
-    digest = hashlib.sha256(f"{seed}:{label}:{start}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
 
 
 @torch.no_grad()
@@ -27,13 +21,9 @@ def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def clean_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                   batch_size: int) -> torch.Tensor:
-    was_training = model.training
-    model.eval()
-    try:
+    with model_mode(model):
         return torch.cat([correct(model, x[i:i + batch_size], y[i:i + batch_size])
                           for i in range(0, len(x), batch_size)])
-    finally:
-        model.train(was_training)
 
 
 def attack_batches(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor,
@@ -55,7 +45,7 @@ def attack_batches(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.T
         if shard.rank < len(rounds):
             start = rounds[shard.rank]
             index = targets[start:start + batch_size]
-            x_adv = attack(x[index], y[index], batch_seed(seed, label, start))
+            x_adv = attack(x[index], y[index], seeds.batch(seed, label, start))
             batch_correct = clean_correct(model, x_adv, y[index], batch_size)
             # Objects cross processes through the CPU; one process keeps them on the device.
             mine = (start, batch_correct.cpu() if shard.world_size > 1 else batch_correct,

@@ -31,10 +31,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from specrobust import seeds
 from specrobust.attacks import fgsm, pgd
-from specrobust.attacks._model_state import attack_mode
 from specrobust.evaluation.batched import clean_correct, robust_correct
 from specrobust.evaluation.suite import AttackSpec
+from specrobust.modes import attack_mode
 
 TOLERANCE = 0.01
 ZERO_GRADIENT_SHARE = 0.01
@@ -115,7 +116,7 @@ def _subset_attacks(model, x, y, eps, seed, batch_size, norm) -> list[Check]:
 
     def pgd20(at_eps):
         return lambda a, b, s: pgd(model, a, b, at_eps, at_eps / 4, 20, norm=norm,
-                                   generator=torch.Generator(a.device).manual_seed(s))
+                                   generator=seeds.generator(s, a.device))
 
     fgsm_accuracy = accuracy("check-fgsm", lambda a, b, s: fgsm(model, a, b, eps, norm=norm))
     by_eps = {scale: accuracy(f"check-pgd20x{scale}", pgd20(scale * eps))

@@ -13,7 +13,6 @@ from specrobust.attacks.norms import NORMS, check_norm, largest_budget
 from specrobust.checkpoint import LoadedModel
 from specrobust.defaults import DEFAULT_ATTACKS
 from specrobust.devices import resolve_device
-from specrobust.progress import progress_bars
 from specrobust.distributed import init_distributed
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.record import EvalRecord
@@ -22,6 +21,7 @@ from specrobust.evaluation.suite import parse_attacks
 from specrobust.evaluation.table import markdown
 from specrobust.models.sources import ModelSource, as_source, resolve
 from specrobust.numbers import check_range, parse_fraction
+from specrobust.progress import progress_bars
 from specrobust.training.rundir import RunDir
 
 

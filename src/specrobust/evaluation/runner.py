@@ -32,6 +32,7 @@ from specrobust.evaluation.record import AttackEntry, EvalRecord, stage_table
 from specrobust.evaluation.suite import AttackSpec, parse_attack
 from specrobust.progress import Progress
 
+
 class EvalInUseError(locks.InUseError):
     """Another process is evaluating into the same result file."""
 
@@ -167,7 +168,8 @@ def _evaluate(model, images, labels, attacks, eps, *, seed, batch_size, checks, 
         corrects[spec.label] = correct
 
     results = [AttackResult(spec, corrects[spec.label], entry.seconds, entry.attacked,
-                            entry.stages) for spec, entry in zip(specs, record.attacks, strict=True)]
+                            entry.stages)
+               for spec, entry in zip(specs, record.attacks, strict=True)]
     result = EvalResult(eps, results, record=record)
     if checks:
         suite = {r.spec.label: (r.spec, r.correct) for r in results}

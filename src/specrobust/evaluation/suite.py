@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from specrobust import fourier
+from specrobust import fourier, seeds
 from specrobust.attacks import autoattack, fgsm, pgd
 from specrobust.attacks.autoattack import ATTACKS as AA_ATTACKS
 from specrobust.attacks.autoattack import VERSIONS as AA_VERSIONS
@@ -97,7 +97,7 @@ class AttackSpec:
         uninterrupted one would have). ``on_stage`` hears about each of AutoAttack's attacks
         (ignored by the others)."""
         options = self.options
-        generator = torch.Generator(device=x.device).manual_seed(seed)
+        generator = seeds.generator(seed, x.device)
         if self.kind == "clean":
             return x
         if self.kind == "fgsm":

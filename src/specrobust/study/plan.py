@@ -111,8 +111,8 @@ def demo_plan() -> Path:
                           "specrobust source tree, or `specrobust study` with a plan file")
 
 
-_KEYS = {"name", "title", "out", "branch_root", "seeds", "eps", "n", "attacks", "late_attacks", "analysis",
-         "check_n", "progress", "runs", "methods", "comparisons", "reference", "report",
+_KEYS = {"name", "title", "out", "branch_root", "seeds", "eps", "n", "attacks", "late_attacks",
+         "analysis", "check_n", "progress", "runs", "methods", "comparisons", "reference", "report",
          "notes", "quick"}
 
 

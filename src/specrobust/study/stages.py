@@ -1,10 +1,10 @@
 """A study's stages: train -> evaluate -> analyse, every stage resumable and skipped once done.
 
-A *method* (a row of a results table) reads one checkpoint of one training run. SWA does not change the raw model's
-trajectory (the averaged copy is a side track, and all training randomness comes from (seed,
-epoch, step)), so "AT+SAR" and "AT+SAR+WA" are the ``best`` and ``best_averaged`` checkpoints of
-one AT+SAR run with averaging on: half the training. ``tests/test_training.py`` checks that
-averaging leaves the raw weights bit-identical.
+A *method* (a row of a results table) reads one checkpoint of one training run. SWA does not
+change the raw model's trajectory (the averaged copy is a side track, and all training
+randomness comes from (seed, epoch, step)), so "AT+SAR" and "AT+SAR+WA" are the ``best`` and
+``best_averaged`` checkpoints of one AT+SAR run with averaging on: half the training.
+``tests/test_training.py`` checks that averaging leaves the raw weights bit-identical.
 """
 
 from __future__ import annotations

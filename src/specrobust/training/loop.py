@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from specrobust import seeds
 from specrobust.attacks import pgd
 from specrobust.config import Config
 from specrobust.data import (
@@ -44,18 +45,18 @@ from specrobust.training.regularizers import AWP, SAR
 
 
 def _step_generator(device, seed: int, epoch: int, step: int) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(
-        (seed * 1_000_003 + epoch * 10_007 + step) % (2**63))
+    return seeds.generator(seeds.training_step(seed, epoch, step), device)
 
 
 def _accuracy(model, x, y, batch_size=500) -> float:
     return clean_correct(model, x, y, batch_size).float().mean().item() if len(x) else 0.0
 
 
-def _robust_accuracy(model, x, y, eps, steps, seed, norm="linf", batch_size=500) -> float:
+def _robust_accuracy(model, x, y, eps, steps, seed, epoch, norm="linf",
+                     batch_size=500) -> float:
     hits = 0
     for i in range(0, len(x), batch_size):
-        generator = torch.Generator(device=x.device).manual_seed(seed + i)
+        generator = seeds.generator(seeds.validation(seed, epoch, i), x.device)
         x_adv = pgd(model, x[i:i + batch_size], y[i:i + batch_size], eps, eps / 4, steps,
                     norm=norm, generator=generator)
         hits += int(clean_correct(model, x_adv, y[i:i + batch_size], batch_size).sum())
@@ -266,17 +267,16 @@ def _epoch_metrics(config, epoch, sums, steps, lr, started) -> dict:
 
 
 def _validate(config, model, val_x, val_y, test_x, test_y, epoch, suffix) -> dict:
-    seed = config.seed * 7919 + epoch
-    steps = config.validation.pgd_steps
+    seed, steps = config.seed, config.validation.pgd_steps
     values = {}
     if len(val_x):
         values[f"val_clean{suffix}"] = _accuracy(model, val_x, val_y)
         values[f"val_robust{suffix}"] = _robust_accuracy(model, val_x, val_y, config.eps, steps,
-                                                         seed, config.attack.norm)
+                                                         seed, epoch, config.attack.norm)
     if config.validation.test_each_epoch and len(test_x):
         values[f"test_clean{suffix}"] = _accuracy(model, test_x, test_y)
         values[f"test_robust{suffix}"] = _robust_accuracy(model, test_x, test_y, config.eps,
-                                                          steps, seed, config.attack.norm)
+                                                          steps, seed, epoch, config.attack.norm)
     return values
 
 

@@ -4,8 +4,9 @@
     x_adv = objective.adversarial(model, x, y, ctx)   # the training attack (eval mode by default)
     terms = objective.loss(model, x, x_adv, y, ctx)    # in training mode
 
-``objective(model, x, y, ctx)`` does both. ``LossTerms`` carries the logits the loss computed, so
-SAR re-uses TRADES' and MART's clean logits instead of running another forward pass.
+The training attack is ``attacks.pgd`` itself, with the loss each objective ascends.
+``LossTerms`` carries the logits the loss computed, so SAR re-uses TRADES' and MART's clean
+logits instead of running another forward pass.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
-from specrobust.attacks.pgd import project, sample_in_ball
+from specrobust.attacks.pgd import pgd
 from specrobust.errors import SpecRobustError
+from specrobust.modes import model_mode
 
 
 @dataclass
@@ -43,59 +44,25 @@ class LossTerms:
     parts: dict[str, torch.Tensor] = field(default_factory=dict)  # for logging
 
 
-def _attack(model: nn.Module, x: torch.Tensor, ctx: StepContext, start: torch.Tensor,
-            loss_of_logits) -> torch.Tensor:
-    """PGD ascent on ``loss_of_logits`` from ``start`` in the ``ctx.norm`` ball; returns the
-    last iterate (the training convention: no restarts, no best-iterate bookkeeping)."""
-    was_training = model.training
-    model.train(ctx.generation_mode == "train")
-    x_adv = start.detach()
-    try:
-        with torch.enable_grad():
-            for _ in range(ctx.steps):
-                x_adv.requires_grad_(True)
-                (gradient,) = torch.autograd.grad(loss_of_logits(model(x_adv)), x_adv)
-                if ctx.norm == "linf":
-                    x_adv = x_adv.detach() + ctx.alpha * gradient.sign()
-                    x_adv = torch.min(torch.max(x_adv, x - ctx.eps), x + ctx.eps).clamp(0, 1)
-                else:  # L2: a step along the normalised gradient, back into the ball
-                    step = gradient / gradient.flatten(1).norm(dim=1).clamp_min(1e-12).view(
-                        -1, *([1] * (x.dim() - 1)))
-                    x_adv = x + project(x, x_adv.detach() + ctx.alpha * step - x, ctx.eps, "l2",
-                                        None)
-    finally:
-        model.train(was_training)
-    return x_adv.detach()
-
-
-def _uniform_start(x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
-    if not ctx.random_start:
-        return x
-    if ctx.norm == "l2":
-        return x + project(x, sample_in_ball(x, ctx.eps, "l2", ctx.generator), ctx.eps, "l2",
-                           None)
-    noise = torch.rand(x.shape, generator=ctx.generator, device=x.device, dtype=x.dtype)
-    return (x + (2 * noise - 1) * ctx.eps).clamp(0, 1)
-
-
 class Objective:
     name = "objective"
-    uses_clean_logits = False  # whether loss() computes clean logits SAR can re-use
 
     def adversarial(self, model, x, y, ctx: StepContext) -> torch.Tensor | None:
-        return _attack(model, x, ctx, _uniform_start(x, ctx),
-                       lambda logits: F.cross_entropy(logits, y, reduction="sum"))
+        """The training attack: ``pgd`` on the cross-entropy, its last iterate (the training
+        convention: no restarts, no best-iterate bookkeeping)."""
+        return _training_pgd(model, x, y, ctx, loss="ce", random_start=ctx.random_start)
 
     def loss(self, model, x, x_adv, y, ctx: StepContext) -> LossTerms:
         raise NotImplementedError
 
-    def __call__(self, model, x, y, ctx: StepContext) -> LossTerms:
-        return self.loss(model, x, self.adversarial(model, x, y, ctx), y, ctx)
+
+def _training_pgd(model, x, y, ctx: StepContext, **options) -> torch.Tensor:
+    return pgd(model, x, y, ctx.eps, ctx.alpha, ctx.steps, norm=ctx.norm, keep_best=False,
+               mode=ctx.generation_mode, generator=ctx.generator, **options)
 
 
 class Natural(Objective):
     name = "natural"
-    uses_clean_logits = True
 
     def adversarial(self, model, x, y, ctx):
         return None
@@ -120,18 +87,14 @@ class TRADES(Objective):
     the KL from a small Gaussian start, as the authors' code does."""
 
     name = "trades"
-    uses_clean_logits = True
 
     def adversarial(self, model, x, y, ctx):
-        was_training = model.training
-        model.train(ctx.generation_mode == "train")
-        with torch.no_grad():
+        with model_mode(model, training=ctx.generation_mode == "train"), torch.no_grad():
             clean_probs = F.softmax(model(x), dim=1)
-        model.train(was_training)
         noise = torch.randn(x.shape, generator=ctx.generator, device=x.device, dtype=x.dtype)
         start = (x + 0.001 * noise).clamp(0, 1)
-        return _attack(model, x, ctx, start, lambda logits: F.kl_div(
-            F.log_softmax(logits, dim=1), clean_probs, reduction="sum"))
+        return _training_pgd(model, x, y, ctx, start=start, loss=lambda logits, _: F.kl_div(
+            F.log_softmax(logits, dim=1), clean_probs, reduction="none").sum(1))
 
     def loss(self, model, x, x_adv, y, ctx):
         clean_logits = model(x)
@@ -148,7 +111,6 @@ class MART(Objective):
     clean prediction is."""
 
     name = "mart"
-    uses_clean_logits = True
 
     def loss(self, model, x, x_adv, y, ctx):
         adv_logits = model(x_adv)
