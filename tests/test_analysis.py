@@ -131,3 +131,39 @@ def test_results_are_plain_json(contexts):
     for result in (filter_sweep(ctx, lowpass=[32, 16], highpass=[0, 4]), spectra(ctx),
                    kernel_smoothness(ctx.model), logit_gap(ctx)):
         assert json.loads(json.dumps(result)) == result
+
+
+def test_a_part_is_one_registry_entry(tmp_path, monkeypatch):
+    """A new part registered once is run by `specrobust analyze`, fingerprinted, summarised,
+    drawn and shown in the report: nothing else needs to know about it."""
+    from specrobust.analysis import REGISTRY
+    from specrobust.analysis.parts import Part
+    from specrobust.checkpoint import save_checkpoint
+    from specrobust.cli import main
+    from specrobust.models import create_model
+
+    def plot(entries, path):
+        from specrobust.report.figures import plt, save
+
+        figure, axis = plt.subplots()
+        axis.bar([label for label, _ in entries], [data["mean"] for _, data in entries])
+        save(figure, path)
+
+    brightness = Part("brightness", "Mean brightness", "The mean pixel value of the images.",
+                      compute=lambda ctx: {"mean": float(ctx.images.mean())},
+                      headline=lambda result: {"mean brightness": result["mean"]}, plot=plot)
+    monkeypatch.setitem(REGISTRY, "brightness", brightness)
+    run = tmp_path / "run"
+    save_checkpoint(run / "checkpoints" / "best.pt", create_model("cnn_small", 10),
+                    dataset="synthetic:band=low,n_train=40,n_test=20", eps="8/255")
+    assert main(["analyze", str(run), "--suite", "brightness,kernels", "--n", "8"]) == 0
+    record = json.loads((run / "analysis" / "brightness.json").read_text())
+    assert 0 < record["mean"] < 1 and record["fingerprint"]["n"] == 8
+    assert (run / "analysis" / "brightness.png").read_bytes().startswith(b"\x89PNG")
+    summary = json.loads((run / "analysis" / "summary.json").read_text())
+    assert summary["numbers"]["mean brightness"] == record["mean"]
+    assert main(["report", str(run), "-o", str(tmp_path / "r.html")]) == 0
+    page = (tmp_path / "r.html").read_text()
+    assert "Mean brightness" in page and "The mean pixel value of the images." in page
+    for name, part in REGISTRY.items():  # the shipped parts are complete entries too
+        assert part.name == name and part.title and part.explanation.endswith(".")

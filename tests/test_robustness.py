@@ -845,11 +845,11 @@ def test_a_dollar_in_a_label_is_drawn_as_text(tmp_path, checkpoint, capsys):
     turn off mathtext elsewhere (log-axis tick labels use it)."""
     import matplotlib
 
-    from specrobust.report.analysis_figures import PLOTS
+    from specrobust.report.figures import draw
 
     run = fresh_run(checkpoint, tmp_path, name="a$b")
     assert main(["analyze", str(run), "--suite", "kernels", "--n", "4"]) == 0
     record = json.loads((run / "analysis" / "kernels.json").read_text())
-    PLOTS["kernels"]([("a$b", record), ("$x", record)], tmp_path / "k.png")
+    draw("kernels", [("a$b", record), ("$x", record)], tmp_path / "k.png")
     assert matplotlib.rcParams["text.parse_math"]
     tried("report")

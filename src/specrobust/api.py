@@ -20,7 +20,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from specrobust.analysis.job import RUNNERS, parse_parts
+from specrobust.analysis import REGISTRY
+from specrobust.analysis.job import AnalysisJob, parse_parts
 from specrobust.attacks.norms import largest_budget
 from specrobust.evaluation.runner import EvalResult
 from specrobust.evaluation.runner import evaluate as _evaluate
@@ -65,8 +66,10 @@ def analyze(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     model.eval()
     context = AnalysisContext(model, images, labels, budget, seed=seed, batch_size=batch_size,
                               norm=norm)
-    options = {"heatmap": {"norm": heatmap_norm, "n": heatmap_n, "stride": heatmap_stride}}
-    return {part: RUNNERS[part](context, options.get(part, {})) for part in chosen}
+    settings = AnalysisJob("", heatmap_norm=heatmap_norm, heatmap_n=heatmap_n,
+                           heatmap_stride=heatmap_stride)
+    return {part: REGISTRY[part].compute(context, **REGISTRY[part].options(settings))
+            for part in chosen}
 
 
 class SARLoss(nn.Module):

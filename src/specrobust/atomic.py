@@ -16,7 +16,10 @@ from specrobust.errors import SpecRobustError
 
 
 @contextlib.contextmanager
-def _temporary_beside(target: Path) -> Iterator[str]:
+def replacing(target: str | os.PathLike) -> Iterator[str]:
+    """A temporary file's path beside ``target``, renamed to ``target`` when the block ends
+    and removed if it raises (a download checked before it takes the target's place)."""
+    target = Path(target)
     for path in (target, target.parent):
         if path.is_symlink():
             raise SpecRobustError(f"{path} is a symbolic link; specrobust does not write "
@@ -39,7 +42,7 @@ def _temporary_beside(target: Path) -> Iterator[str]:
 def write_with(target: str | os.PathLike, writer: Callable[[IO[bytes]], None]) -> None:
     """Call ``writer(file)`` on a temporary file, flush it to disk, then rename it to ``target``."""
     target = Path(target)
-    with _temporary_beside(target) as temporary:
+    with replacing(target) as temporary:
         with open(temporary, "wb") as out:
             writer(out)
             out.flush()

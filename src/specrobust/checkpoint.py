@@ -20,10 +20,12 @@ import hashlib
 import json
 import pickle
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
 from specrobust import atomic
 from specrobust.defaults import CHECKPOINTS
@@ -33,11 +35,10 @@ from specrobust.models import Classifier, ModelSpec
 FORMAT = "specrobust-checkpoint"
 FORMAT_VERSION = 1
 
-# Inside a run directory. "auto" picks the first that exists: the averaged model's best
-# checkpoint when the run averages weights, else the raw best, else the last.
+# Inside a run directory. "auto" picks the first of CHECKPOINTS that exists: the averaged
+# model's best checkpoint when the run averages weights, else the raw best, else the last.
 CHECKPOINT_DIR = "checkpoints"
 WEIGHTS_DIR = "weights"
-CHOICES = CHECKPOINTS
 
 
 @dataclass
@@ -128,15 +129,15 @@ def _first_words(text: str, limit: int = 100) -> str:
 
 
 def find_weights(run_dir: Path, which: str = "auto") -> Path:
-    """The checkpoint file of a run directory: ``which`` is one of CHOICES or ``auto``."""
-    if which != "auto" and which not in CHOICES:
+    """The checkpoint file of a run directory: ``which`` is one of CHECKPOINTS or ``auto``."""
+    if which != "auto" and which not in CHECKPOINTS:
         raise SpecRobustError(f"unknown checkpoint {which!r}; choose auto or one of "
-                              f"{', '.join(CHOICES)}")
+                              f"{', '.join(CHECKPOINTS)}")
     directory = run_dir / CHECKPOINT_DIR
     if not directory.is_dir():
         raise SpecRobustError(f"{run_dir} is a directory but not a run directory (it has no "
                               f"{CHECKPOINT_DIR}/)")
-    for name in CHOICES if which == "auto" else (which,):
+    for name in CHECKPOINTS if which == "auto" else (which,):
         candidate = directory / f"{name}.pt"
         if candidate.is_file():
             return candidate
@@ -193,14 +194,13 @@ def load_model(source: str | Path, *, which: str = "auto", model: str | None = N
 
 
 def _read_safetensors(path: Path) -> tuple[dict, dict | None]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
 
     try:
-        data = path.read_bytes()
-        state_dict = load(data)
-        header_size = int.from_bytes(data[:8], "little")
-        metadata = json.loads(data[8:8 + header_size]).get("__metadata__") or {}
+        state_dict = load_file(path)
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
     except (SafetensorError, ValueError, OSError) as error:
         raise SpecRobustError(f"cannot read safetensors file {path} ({error})") from None
     if metadata.get("format") != FORMAT:
@@ -244,13 +244,14 @@ def _spec_for_plain_state_dict(path: Path, model: str | None, dataset: str | Non
     return ModelSpec(model, classes, channels)
 
 
-_WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel, torch.compile
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel, torch.compile
 
 
 def _load_weights(network: Classifier, state_dict: dict, path: Path) -> None:
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()):
         raise SpecRobustError(f"{path} holds weights that are not a mapping of names to tensors")
-    state_dict = {_strip_prefixes(k): v for k, v in state_dict.items() if k != "n_averaged"}
+    state_dict = strip_wrapper_prefixes(
+        {k: v for k, v in state_dict.items() if k != "n_averaged"}, WRAPPER_PREFIXES)
     target: torch.nn.Module = network
     if not any(k.startswith(("net.", "normalize.")) for k in state_dict):
         target = network.net  # a bare architecture's state dict
@@ -268,14 +269,16 @@ def _load_weights(network: Classifier, state_dict: dict, path: Path) -> None:
                               f"{network.spec.in_channels} channels: {detail}") from None
 
 
-def _strip_prefixes(key: str) -> str:
-    changed = True
-    while changed:
-        changed = False
-        for prefix in _WRAPPER_PREFIXES:
-            if key.startswith(prefix):
-                key, changed = key[len(prefix):], True
-    return key
+def strip_wrapper_prefixes(state_dict: dict, prefixes: tuple[str, ...]) -> dict:
+    """``state_dict`` with wrapper prefixes removed from its keys, however nested
+    (``module._orig_mod.``)."""
+    stripped = OrderedDict(state_dict)
+    while True:
+        keys = list(stripped)
+        for prefix in prefixes:
+            consume_prefix_in_state_dict_if_present(stripped, prefix)
+        if list(stripped) == keys:
+            return dict(stripped)
 
 
 def _key_mismatch(module: torch.nn.Module, state_dict: dict) -> tuple[list[str], list[str]]:

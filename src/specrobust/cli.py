@@ -118,7 +118,7 @@ def _add_study(commands) -> None:
                              help="comma list of seeds to work on (default: the plan's)")
         command.add_argument("--stages", type=_stage_list(STAGES), default=STAGES,
                              help=f"comma list of {', '.join(STAGES)} (default: all; aa is the "
-                             "plan's late attacks); the tables are always written")
+                             "plan's late attacks), or none; the tables are always written")
         command.add_argument("--threads", type=_whole("--threads", 0, 1024), default=0,
                              help="torch CPU threads (default 0: torch's choice)")
         command.add_argument("--data-root", help="directory holding datasets")
@@ -137,6 +137,8 @@ def _seed_list(text: str) -> list[int]:
 
 def _stage_list(known: tuple[str, ...]):
     def parse(text: str) -> tuple[str, ...]:
+        if text.strip() == "none":  # the tables only
+            return ()
         stages = tuple(part.strip() for part in text.split(",") if part.strip())
         unknown = [s for s in stages if s not in known]
         if unknown or not stages:

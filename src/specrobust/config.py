@@ -17,16 +17,21 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
 from specrobust.errors import SpecRobustError, quoted
 from specrobust.numbers import parse_fraction, parse_number
+from specrobust.yamlfile import read_mapping
 
-OBJECTIVES = ("natural", "pgd_at", "trades", "mart")
-AVERAGING = ("none", "swa", "ema")
-SCHEDULES = ("multistep", "cosine")
-GENERATION_MODES = ("eval", "train")
+# Closed choices: a value outside them is refused while the config is read, naming them.
+ObjectiveName = Literal["natural", "pgd_at", "trades", "mart"]
+AveragingKind = Literal["none", "swa", "ema"]
+Schedule = Literal["multistep", "cosine"]
+ModelMode = Literal["eval", "train"]
+Norm = Literal["linf", "l2"]
+OBJECTIVES = typing.get_args(ObjectiveName)
 
 # YAML keys that are not valid Python names.
 _ALIASES = {"lambda": "lam"}
@@ -56,7 +61,7 @@ class OptimConfig:
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    schedule: str = "multistep"
+    schedule: Schedule = "multistep"
     milestones: list[int] = field(default_factory=lambda: [75, 90])
     gamma: float = 0.1
 
@@ -68,14 +73,14 @@ class AttackConfig:
     eps: str = "8/255"
     alpha: str = "2/255"
     steps: int = 10
-    norm: str = "linf"  # the threat model: linf or l2 (then eps is an L2 radius, e.g. 0.5)
+    norm: Norm = "linf"  # the threat model (l2: eps is an L2 radius, e.g. 0.5)
     random_start: bool = True
-    generation_mode: str = "eval"  # the model's mode while attacking (the authors': eval)
+    generation_mode: ModelMode = "eval"  # the model's mode while attacking (the authors': eval)
 
 
 @dataclass
 class ObjectiveConfig:
-    name: str = "pgd_at"
+    name: ObjectiveName = "pgd_at"
     beta: float = 6.0  # TRADES' and MART's weight of the robustness term
 
 
@@ -96,12 +101,12 @@ class SARConfig:
     # The extra clean pass (objectives without clean logits of their own) in training mode:
     # "update" moves batch norm's running statistics, as the authors do; "frozen" leaves them
     # to the adversarial batches (specrobust/training/regularizers.py says why).
-    clean_bn: str = "update"
+    clean_bn: Literal["update", "frozen"] = "update"
 
 
 @dataclass
 class AveragingConfig:
-    kind: str = "none"
+    kind: AveragingKind = "none"
     start_epoch: int | None = None  # None: the first learning-rate decay
     ema_decay: float = 0.999
     # What SWA recomputes the averaged model's batch-norm statistics on: "clean" training images
@@ -109,7 +114,7 @@ class AveragingConfig:
     # against the averaged model, the inputs an AT model's statistics came from. Measured on
     # Fashion-MNIST at eps 0.1: clean statistics drop an AT model's PGD-20 accuracy from 79% to
     # 3% (benchmarks/swa_batchnorm.py).
-    bn_inputs: str = "clean"
+    bn_inputs: Literal["clean", "adversarial"] = "clean"
 
 
 @dataclass
@@ -191,23 +196,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     """A config file; ``base: other.yaml`` (relative to the file) is read first and overlaid,
     so a recipe states only how it differs from its base."""
-    try:
-        exists = path.is_file()
-    except OSError as error:  # a name too long, a loop of links
-        raise SpecRobustError(f"config file {quoted(str(path))}: {error.strerror}") from None
-    if not exists:
-        raise SpecRobustError(f"config file {path} does not exist")
+    data = read_mapping(path, kind="config file", what="a recipe", holds="config sections")
     if path.resolve() in seen:
         raise SpecRobustError(f"config {path} includes itself through base:")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise SpecRobustError(f"{path} is not valid YAML ({str(error).splitlines()[0]})") \
-            from None
-    except UnicodeDecodeError:
-        raise SpecRobustError(f"{path} is not a text file; a recipe is YAML") from None
-    if not isinstance(data, dict):
-        raise SpecRobustError(f"{path} must hold a mapping of config sections")
     base = data.pop("base", None)
     if base is None:
         return data
@@ -293,6 +284,8 @@ _MISMATCH = object()
 
 
 def _as_type(option, value):
+    if typing.get_origin(option) is Literal:
+        return value if value in typing.get_args(option) else _MISMATCH
     if typing.get_origin(option) is list:
         (item,) = typing.get_args(option)
         if not isinstance(value, list):
@@ -320,6 +313,8 @@ def _as_type(option, value):
 
 
 def _type_name(option) -> str:
+    if typing.get_origin(option) is Literal:
+        return f"one of {', '.join(typing.get_args(option))}"
     if typing.get_origin(option) is list:
         return f"a list of {_type_name(typing.get_args(option)[0])}"
     return {bool: "true or false", int: "a whole number", float: "a number",
@@ -357,7 +352,6 @@ def validate(config: Config) -> None:
     require(optim.lr > 0, "optim.lr", "must be > 0")
     require(0 <= optim.momentum < 1, "optim.momentum", "must lie in [0, 1)")
     require(optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
-    choice(optim.schedule, SCHEDULES, "optim.schedule")
     require(optim.milestones == sorted(set(optim.milestones)), "optim.milestones",
             "must be increasing")
     require(all(0 < m < optim.epochs for m in optim.milestones), "optim.milestones",
@@ -368,10 +362,7 @@ def validate(config: Config) -> None:
     require(eps >= 0, "attack.eps", f"must be >= 0, got {config.attack.eps}")
     require(parse_fraction(config.attack.alpha, "attack.alpha") > 0, "attack.alpha", "must be > 0")
     require(config.attack.steps >= 1, "attack.steps", "must be >= 1")
-    choice(config.attack.generation_mode, GENERATION_MODES, "attack.generation_mode")
-    choice(config.attack.norm, ("linf", "l2"), "attack.norm")
 
-    choice(config.objective.name, OBJECTIVES, "objective.name")
     require(config.objective.beta >= 0, "objective.beta", "must be >= 0")
     require(config.awp.gamma >= 0, "awp.gamma", "must be >= 0")
     require(config.awp.warmup >= 0, "awp.warmup", "must be >= 0")
@@ -384,13 +375,10 @@ def validate(config: Config) -> None:
             "must be >= 0")
     choice(config.sar.axes, AXES, "sar.axes")
     choice(config.sar.distance, DISTANCES, "sar.distance")
-    choice(config.sar.clean_bn, ("update", "frozen"), "sar.clean_bn")
-    choice(config.averaging.kind, AVERAGING, "averaging.kind")
     require(config.averaging.start_epoch is None or
             0 <= config.averaging.start_epoch < optim.epochs, "averaging.start_epoch",
             f"must lie in [0, optim.epochs) = [0, {optim.epochs})")
     require(0 < config.averaging.ema_decay < 1, "averaging.ema_decay", "must lie in (0, 1)")
-    choice(config.averaging.bn_inputs, ("clean", "adversarial"), "averaging.bn_inputs")
     require(config.validation.n >= 0 and config.validation.test_n >= 0, "validation.n",
             "and validation.test_n must be >= 0")
     require(config.validation.pgd_steps >= 1, "validation.pgd_steps", "must be >= 1")

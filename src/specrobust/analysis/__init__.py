@@ -15,9 +15,30 @@ kernels    the paper's Fig. 1: the first convolution's kernels and how smooth th
 logits     the logit-spectrum gap: SAR's distance between clean and adversarial logits
 =========  ====================================================================================
 
-The JSON fields of each part are documented in its module; accuracies and shares are fractions
-in [0, 1], frequencies are in cycles per image (see ``specrobust.fourier``).
+Each part is one ``analysis.parts.Part`` defined in its own module (compute, options, headline
+numbers, figure, title, explanation); ``REGISTRY`` holds them in report order. The JSON fields
+of each part are documented in its module; accuracies and shares are fractions in [0, 1],
+frequencies are in cycles per image (see ``specrobust.fourier``).
 """
 
-PARTS = ("filter", "spectra", "bands", "heatmap", "kernels", "logits")
-DEFAULT_PARTS = PARTS
+from __future__ import annotations
+
+import importlib
+
+# Part name -> the module defining it, in the order reports show them: adding a part is adding
+# a module and its line here. Names are known without importing anything (the CLI's help).
+MODULES = {"filter": "filtering", "spectra": "spectra", "bands": "band_attacks",
+           "heatmap": "heatmap", "kernels": "kernels", "logits": "logits"}
+PARTS = tuple(MODULES)
+
+
+def __getattr__(name: str):
+    """``REGISTRY`` (part name -> ``analysis.parts.Part``), imported on first use."""
+    if name != "REGISTRY":
+        raise AttributeError(name)
+    registry = {}
+    for part, module in MODULES.items():
+        registry[part] = importlib.import_module(f"specrobust.analysis.{module}").PART
+        assert registry[part].name == part, module
+    globals()["REGISTRY"] = registry
+    return registry

@@ -17,11 +17,13 @@ columns: fx, in those orders), ``clean_error`` (the error rate without a perturb
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 
 from specrobust import fourier, seeds
 from specrobust.analysis.context import AnalysisContext
+from specrobust.analysis.parts import Entries, Part
 
 DEFAULT_IMAGES = 200  # enough for a stable map; every frequency costs one pass over them
 
@@ -87,3 +89,51 @@ def _index(values: list[int], value: int) -> int | None:
     if value in values:
         return values.index(value)
     return None
+
+
+def headline(result: dict) -> dict[str, float]:
+    values = [v for row in result["error_rate"] for v in row if v == v]  # NaN: not measured
+    return {"heat map mean error": sum(values) / len(values) if values else float("nan")}
+
+
+def options(job) -> dict:
+    """The job's heat-map settings (``AnalysisJob.heatmap_*``)."""
+    return {"norm": job.heatmap_norm, "n": job.heatmap_n, "stride": job.heatmap_stride}
+
+
+def _plot_heatmaps(entries: Entries, path: str | Path) -> None:
+    from specrobust.report.figures import extent, np, plt, save
+
+    columns = min(len(entries), 3)
+    rows = math.ceil(len(entries) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 4 * rows), dpi=110,
+                                squeeze=False)
+    # One colour scale for all models, from the lowest clean error to the highest error seen:
+    # a fixed 0-100% scale would flatten the maps of robust models to one colour.
+    maps = [100 * np.array(data["error_rate"]) for _, data in entries]
+    low = min(100 * data["clean_error"] for _, data in entries)
+    high = max(low + 1, max(float(np.nanmax(m)) for m in maps))
+    for k, ((label, data), error) in enumerate(zip(entries, maps, strict=True)):
+        axis = axes[k // columns, k % columns]
+        image = axis.imshow(error, cmap="magma", vmin=low, vmax=high, origin="lower",
+                            extent=extent(data["frequencies_y"], data["frequencies_x"]))
+        figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04).set_label("error rate (%)")
+        axis.set_title(f"{label}\nFourier heat map, L2 norm {data['norm']:.2f} "
+                       f"(clean error {100 * data['clean_error']:.0f}%)", fontsize=9)
+        axis.set_xlabel("horizontal frequency (cycles/image)", fontsize=8)
+        axis.set_ylabel("vertical frequency (cycles/image)", fontsize=8)
+    for k in range(len(entries), rows * columns):
+        axes[k // columns, k % columns].axis("off")
+    save(figure, path)
+
+
+PART = Part(
+    name="heatmap",
+    title="Fourier heat map",
+    explanation=("Yin et al. (2019): error rate when one Fourier basis image of fixed L2 norm is "
+                 "added, for every frequency (centre: low frequencies)."),
+    compute=fourier_heatmap,
+    headline=headline,
+    plot=_plot_heatmaps,
+    options=options,
+)

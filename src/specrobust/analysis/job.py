@@ -13,15 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from specrobust import atomic, locks, outputs
-from specrobust.analysis import PARTS
-from specrobust.analysis.band_attacks import band_attacks
+from specrobust.analysis import PARTS, REGISTRY
 from specrobust.analysis.context import AnalysisContext
-from specrobust.analysis.filtering import filter_sweep
 from specrobust.analysis.heatmap import DEFAULT_IMAGES as DEFAULT_HEATMAP_IMAGES
-from specrobust.analysis.heatmap import fourier_heatmap
-from specrobust.analysis.kernels import kernel_smoothness
-from specrobust.analysis.logits import logit_gap
-from specrobust.analysis.spectra import spectra
 from specrobust.distributed import Distributed, init_distributed
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.job import load_test_target
@@ -33,16 +27,6 @@ from specrobust.training.rundir import RunDir
 FORMAT = "specrobust-analysis"
 # Part of every fingerprint: bump it when a part's method changes, so old results are redone.
 METHOD_VERSION = 1
-
-RUNNERS = {  # part -> (context, the part's options) -> result
-    "filter": lambda ctx, options: filter_sweep(ctx),
-    "spectra": lambda ctx, options: spectra(ctx),
-    "bands": lambda ctx, options: band_attacks(ctx),
-    "heatmap": lambda ctx, options: fourier_heatmap(ctx, **options),
-    "kernels": lambda ctx, options: kernel_smoothness(ctx.model),
-    "logits": lambda ctx, options: logit_gap(ctx),
-}
-
 
 @dataclass
 class AnalysisJob:
@@ -63,17 +47,15 @@ class AnalysisJob:
 
     def part_options(self, part: str) -> dict:
         """Options that change a part's result (they join its fingerprint)."""
-        if part == "heatmap":
-            return {"norm": self.heatmap_norm, "n": self.heatmap_n, "stride": self.heatmap_stride}
-        return {}
+        return REGISTRY[part].options(self)
 
 
 def parse_parts(text: str) -> list[str]:
     parts = [p.strip() for p in text.split(",") if p.strip()]
-    unknown = [p for p in parts if p not in PARTS]
+    unknown = [p for p in parts if p not in REGISTRY]
     if unknown or not parts:
         raise SpecRobustError(f"unknown analysis part {', '.join(unknown) or repr(text)}; known: "
-                              f"{', '.join(PARTS)}")
+                              f"{', '.join(REGISTRY)}")
     return list(dict.fromkeys(parts))
 
 
@@ -121,7 +103,7 @@ def _run_parts(job: AnalysisJob, parts: list[str], target, directory: Path, prog
                shard: Distributed) -> None:
     """The parts not yet finished in ``directory`` (whose lock the main process holds); only
     the main process writes."""
-    from specrobust.report.analysis_figures import PLOTS
+    from specrobust.report.figures import draw
 
     loaded = target.loaded
     ctx = AnalysisContext(target.model, target.images, target.labels, target.eps,
@@ -142,7 +124,7 @@ def _run_parts(job: AnalysisJob, parts: list[str], target, directory: Path, prog
         started = time.perf_counter()
         if job.progress and shard.main:
             print(f"{label}: {part} ...", flush=True)
-        result = RUNNERS[part](ctx, options)
+        result = REGISTRY[part].compute(ctx, **options)
         if not shard.main:
             continue
         record = {"format": FORMAT, "part": part, "label": label, "model": loaded.model.name,
@@ -151,7 +133,7 @@ def _run_parts(job: AnalysisJob, parts: list[str], target, directory: Path, prog
                   "fingerprint": part_fingerprint,
                   "seconds": round(time.perf_counter() - started, 2), **result}
         atomic.write_text(path, json.dumps(record) + "\n")
-        PLOTS[part]([(label, record)], directory / f"{part}.png")
+        draw(part, [(label, record)], directory / f"{part}.png")
     if shard.main:
         write_summary(directory)
 
@@ -175,7 +157,7 @@ def read_parts(directory: Path, root: Path | None = None) -> dict[str, dict]:
     read here ends up in shared reports."""
     root = directory if root is None else root
     found = {}
-    for part in PARTS:
+    for part in REGISTRY:
         path = outputs.regular_file_inside(root, str(directory.relative_to(root) / f"{part}.json"))
         if path is None:
             continue
@@ -192,29 +174,10 @@ def read_parts(directory: Path, root: Path | None = None) -> dict[str, dict]:
 def headline_numbers(parts: dict[str, dict]) -> dict[str, float]:
     """A few numbers per part, for tables across models and seeds (fractions in [0, 1])."""
     numbers: dict[str, float] = {}
-    if "filter" in parts:
-        low = parts["filter"]["lowpass"]
-        for b, clean, robust in zip(low["bandwidths"], low["clean"], low["pgd20"], strict=True):
-            numbers[f"LPF {b} clean"] = clean
-            numbers[f"LPF {b} PGD-20"] = robust
-    if "spectra" in parts:
-        for band, share in parts["spectra"]["perturbation_band_shares"].items():
-            numbers[f"perturbation {band}-band share"] = share
-    if "bands" in parts:
-        for band, accuracy in parts["bands"]["bands"].items():
-            numbers[f"PGD-20 {band} band only"] = accuracy
-    if "kernels" in parts:
-        numbers["kernel non-DC share"] = parts["kernels"]["high_frequency_share"]
-    if "logits" in parts:
-        numbers["logit-spectrum gap"] = parts["logits"]["sar_batch_class"]
-    if "heatmap" in parts:
-        numbers["heat map mean error"] = _nanmean(parts["heatmap"]["error_rate"])
+    for name, part in REGISTRY.items():
+        if name in parts:
+            numbers |= part.headline(parts[name])
     return numbers
-
-
-def _nanmean(rows: list[list[float]]) -> float:
-    values = [v for row in rows for v in row if v == v]
-    return sum(values) / len(values) if values else float("nan")
 
 
 def write_summary(directory: Path) -> None:

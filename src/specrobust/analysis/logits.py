@@ -13,7 +13,10 @@ JSON fields: ``sar_batch_class`` (mean over batches), ``sar_class``, ``batch``,
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from specrobust.analysis.context import AnalysisContext
+from specrobust.analysis.parts import Entries, Part
 from specrobust.sar import sar_loss
 
 TRAINING_BATCH = 128
@@ -33,3 +36,40 @@ def logit_gap(ctx: AnalysisContext, batch: int = TRAINING_BATCH) -> dict:
         "clean": float((clean.argmax(1) == ctx.labels).float().mean()),
         "pgd20": float((adversarial.argmax(1) == ctx.labels).float().mean()),
     }
+
+
+def headline(result: dict) -> dict[str, float]:
+    return {"logit-spectrum gap": result["sar_batch_class"]}
+
+
+def _plot_logit_gap(entries: Entries, path: str | Path) -> None:
+    from specrobust.report.figures import COLOURS, plt, save
+
+    figure, axis = plt.subplots(figsize=(6.5, 4.2), dpi=110)
+    for k, (label, data) in enumerate(entries):
+        axis.scatter(data["sar_batch_class"], 100 * data["pgd20"], s=40,
+                     color=COLOURS[k % len(COLOURS)], label=label)
+    axis.set_xlabel(f"logit-spectrum gap (SAR distance, batches of {entries[0][1]['batch']})")
+    axis.set_ylabel("PGD-20 accuracy (%)")
+    axis.set_ylim(0, 100)
+    gaps = [data["sar_batch_class"] for _, data in entries]
+    if min(gaps) > 0 and max(gaps) / min(gaps) > 8:  # a natural model dwarfs robust ones
+        axis.set_xscale("log")
+        axis.set_xlim(min(gaps) / 1.5, max(gaps) * 1.5)
+    else:
+        axis.set_xlim(0, max(gaps) * 1.15 or 1)
+    axis.legend(fontsize=7, loc="best")
+    axis.set_title("The quantity SAR minimises, next to robustness")
+    axis.grid(alpha=0.3)
+    save(figure, path)
+
+
+PART = Part(
+    name="logits",
+    title="Logit-spectrum gap",
+    explanation=("SAR's distance between the DFTs of clean and PGD-20 logits (batches of 128, as "
+                 "in training), next to PGD-20 accuracy."),
+    compute=logit_gap,
+    headline=headline,
+    plot=_plot_logit_gap,
+)

@@ -14,10 +14,13 @@ JSON fields (images: the first n test images; adversarial: their PGD-20 versions
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from specrobust import fourier
 from specrobust.analysis.context import AnalysisContext
+from specrobust.analysis.parts import Entries, Part
 
 
 def _radial_share(images: torch.Tensor) -> list[float]:
@@ -38,3 +41,55 @@ def spectra(ctx: AnalysisContext) -> dict:
         "perturbation_band_shares": fourier.band_energy_shares(perturbation),
         "clean_band_shares": fourier.band_energy_shares(clean),
     }
+
+
+def headline(result: dict) -> dict[str, float]:
+    return {f"perturbation {band}-band share": share
+            for band, share in result["perturbation_band_shares"].items()}
+
+
+def _plot_spectra(entries: Entries, path: str | Path) -> None:
+    from specrobust.report.figures import centred_extent, np, plt, save
+
+    columns = [("clean_amplitude", "clean images"), ("adversarial_amplitude", "adversarial"),
+               ("perturbation_amplitude", "perturbation (adv - clean)")]
+    figure, axes = plt.subplots(len(entries), 4, figsize=(15, 3.4 * len(entries)), dpi=100,
+                                squeeze=False)
+    for row, (label, data) in enumerate(entries):
+        for col, (key, title) in enumerate(columns):
+            amplitude = np.array(data[key])
+            image = axes[row, col].imshow(np.log10(amplitude + 1e-6), cmap="viridis",
+                                          origin="lower",
+                                          extent=centred_extent(*amplitude.shape))
+            colourbar = figure.colorbar(image, ax=axes[row, col], fraction=0.046, pad=0.04)
+            colourbar.set_label("log10 mean |FFT|", fontsize=7)
+            axes[row, col].set_title(f"{label}: {title}", fontsize=9)
+            axes[row, col].set_xlabel("horizontal frequency (cycles/image)", fontsize=7)
+            axes[row, col].set_ylabel("vertical frequency", fontsize=7)
+        axis = axes[row, 3]
+        axis.plot(data["radii"], 100 * np.array(data["perturbation_radial_share"]), "-o",
+                  markersize=2, color="tab:red", label="perturbation")
+        axis.plot(data["radii"], 100 * np.array(data["clean_radial_share"]), "-", color="grey",
+                  label="clean images")
+        shares = data["perturbation_band_shares"]
+        axis.set_title("perturbation energy per ring\nlow / mid / high band: "
+                       + " / ".join(f"{100 * shares[b]:.0f}%" for b in ("low", "mid", "high")),
+                       fontsize=9)
+        axis.set_xlabel("frequency radius (cycles/image)", fontsize=7)
+        axis.set_ylabel("share of energy (%)", fontsize=7)
+        axis.set_yscale("log")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    save(figure, path)
+
+
+PART = Part(
+    name="spectra",
+    title="Input and perturbation spectra",
+    explanation=("The paper's Fig. 2: mean centred |FFT| (low frequencies in the middle) of "
+                 "clean images, PGD-20 images and the perturbation, and the perturbation's "
+                 "energy per frequency ring. The attack puts its energy where the model looks."),
+    compute=spectra,
+    headline=headline,
+    plot=_plot_spectra,
+)

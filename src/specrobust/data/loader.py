@@ -25,10 +25,6 @@ class Augment:
     crop_padding: int = 0
     hflip: bool = False
 
-    @property
-    def active(self) -> bool:
-        return self.crop_padding > 0 or self.hflip
-
 
 def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
     """Each image zero-padded by ``padding`` then cropped back at its own random offset."""

@@ -11,13 +11,13 @@ import hashlib
 import os
 import shutil
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from specrobust import atomic
 from specrobust.data import formats
 from specrobust.data.registry import DatasetInfo, Download, Layout
 from specrobust.errors import SpecRobustError
@@ -120,22 +120,26 @@ def check_files(layout: Layout, directory: Path) -> list[FileCheck]:
 # ---------------------------------------------------------------------------------------------
 
 
+class _ChecksumMismatch(Exception):
+    """A downloaded file is not the official one (its temporary copy is removed)."""
+
+
 def _download(download: Download, target: Path) -> None:
     """Fetch one file to ``target`` (atomically), trying each URL, checking the MD5."""
     target.parent.mkdir(parents=True, exist_ok=True)
     failures = []
     for url in download.urls:
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        os.close(handle)
         try:
-            with urllib.request.urlopen(url, timeout=30) as response, open(temporary, "wb") as out:
-                shutil.copyfileobj(response, out)
-            actual = _md5_raw(Path(temporary))
-            if actual != download.md5:
-                failures.append(f"{url}: MD5 {actual}, expected {download.md5}")
-                continue
-            os.replace(temporary, target)
+            with atomic.replacing(target) as temporary:
+                with urllib.request.urlopen(url, timeout=30) as response, \
+                        open(temporary, "wb") as out:
+                    shutil.copyfileobj(response, out)
+                actual = _md5_raw(Path(temporary))
+                if actual != download.md5:
+                    raise _ChecksumMismatch(f"{url}: MD5 {actual}, expected {download.md5}")
             return
+        except _ChecksumMismatch as mismatch:
+            failures.append(str(mismatch))
         except (urllib.error.URLError, OSError, ValueError) as error:
             failures.append(f"{url}: {getattr(error, 'reason', error)}")
         finally:

@@ -32,12 +32,15 @@ import importlib.util
 import json
 import sys
 import zipfile
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
+from specrobust import checkpoint
 from specrobust.checkpoint import FORMAT, LoadedModel, load_model, read_checkpoint, sha256_of
 from specrobust.errors import SpecRobustError, quoted
 from specrobust.models import MODELS, Classifier, ModelSpec, Normalize, create_model
@@ -45,7 +48,7 @@ from specrobust.models import MODELS, Classifier, ModelSpec, Normalize, create_m
 # Keys under which checkpoints in the wild keep their weights, tried in this order.
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "net", "model")
 # Prefixes that wrappers add to every key: DataParallel / DDP, torch.compile, a `model.` holder.
-WRAPPER_PREFIXES = ("module.", "_orig_mod.", "model.")
+WRAPPER_PREFIXES = (*checkpoint.WRAPPER_PREFIXES, "model.")
 _NORMALISATION_KEYS = {"mean", "std", "normalize.mean", "normalize.std"}
 # Weights that TRADES' WideResNet builds but never calls; dropped where the architecture has
 # no such part (models/trades_wideresnet.py).
@@ -356,11 +359,11 @@ def load_matching(net: nn.Module, state_dict: dict, path: Path) -> None:
                   if k not in _NORMALISATION_KEYS and not k.endswith("n_averaged")}
     expected = set(net.state_dict())
     candidate = state_dict
-    for _ in range(3):
+    for _ in range(3):  # one wrapper at a time, until the keys are the architecture's
         if set(candidate) == expected:
             break
-        stripped = _strip_one_prefix(candidate)
-        if stripped is candidate:
+        stripped = _without_shared_prefix(candidate)
+        if stripped is None:
             break
         candidate = stripped
     if not any(k.startswith(_NEVER_USED) for k in expected):
@@ -379,11 +382,14 @@ def load_matching(net: nn.Module, state_dict: dict, path: Path) -> None:
                               f"{(lines or [_first_line(error)])[0].rstrip('.')}") from None
 
 
-def _strip_one_prefix(state_dict: dict) -> dict:
+def _without_shared_prefix(state_dict: dict) -> dict | None:
+    """``state_dict`` without a wrapper prefix that every key carries; None without one."""
     for prefix in WRAPPER_PREFIXES:
         if state_dict and all(k.startswith(prefix) for k in state_dict):
-            return {k[len(prefix):]: v for k, v in state_dict.items()}
-    return state_dict
+            stripped = OrderedDict(state_dict)
+            consume_prefix_in_state_dict_if_present(stripped, prefix)
+            return dict(stripped)
+    return None
 
 
 def _prefix_hint(missing: list[str], unexpected: list[str]) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from specrobust import atomic, outputs
-from specrobust.analysis import PARTS
+from specrobust.analysis import REGISTRY
 from specrobust.analysis.job import headline_numbers, read_parts
 from specrobust.attacks.norms import NORMS
 from specrobust.errors import SpecRobustError
@@ -162,36 +162,14 @@ pre { background: #f5f6f8; padding: 10px; font-size: 12px; overflow-x: auto; }
 nav a { margin-right: 14px; color: #2f5da8; text-decoration: none; }
 """
 
-_EXPLAIN = {
-    "filter": ("Accuracy on filtered inputs",
-               "The paper's Table 1. Low-pass keeps the centred b x b block of each channel's "
-               "spectrum; high-pass removes it (keeping the image mean). PGD-20 images are made "
-               "on unfiltered inputs and filtered afterwards. A model that keeps its accuracy "
-               "under low-pass filtering relies on low frequencies."),
-    "spectra": ("Input and perturbation spectra",
-                "The paper's Fig. 2: mean centred |FFT| (low frequencies in the middle) of clean "
-                "images, PGD-20 images and the perturbation, and the perturbation's energy per "
-                "frequency ring. The attack puts its energy where the model looks."),
-    "bands": ("Band-limited attacks",
-              "PGD-20 restricted to one radial band (thirds of the Nyquist radius) at the same "
-              "eps: low accuracy marks a band where the model is vulnerable."),
-    "heatmap": ("Fourier heat map",
-                "Yin et al. (2019): error rate when one Fourier basis image of fixed L2 norm is "
-                "added, for every frequency (centre: low frequencies)."),
-    "kernels": ("First-layer kernels",
-                "The paper's Fig. 1. Non-DC energy: share of the kernels' spectral energy away "
-                "from the zero frequency (lower is smoother)."),
-    "logits": ("Logit-spectrum gap",
-               "SAR's distance between the DFTs of clean and PGD-20 logits (batches of 128, as in "
-               "training), next to PGD-20 accuracy."),
-}
+def _figure(part: str, entries) -> Markup:
+    """Draw a part's figure into a temporary file (figures are drawn into files) and embed
+    it."""
+    from specrobust.report.figures import draw
 
-
-def _figure(figure_function, entries) -> Markup:
-    """Draw a figure into a temporary file (the figure functions write files) and embed it."""
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "figure.png"
-        figure_function(entries, path)
+        draw(part, entries, path)
         return _img(path.read_bytes())
 
 
@@ -316,13 +294,11 @@ def _filter_table(models: list[Model]) -> Markup:
 
 def render(models: list[Model], runs: list[RunInfo], title: str,
            reference: str | None = None) -> str:
-    from specrobust.report.analysis_figures import PLOTS
-
     sections = [html('<h1>{}</h1><p class="lead">{} model(s); generated {} by specrobust. '
                      "Accuracies in %.</p>", title, len(models), time.strftime("%Y-%m-%d %H:%M"))]
-    present = [p for p in PARTS if any(p in m.parts for m in models)]
+    present = [p for p in REGISTRY if any(p in m.parts for m in models)]
     nav = [html('<a href="#summary">summary</a>')]
-    nav += [html('<a href="#{}">{}</a>', p, _EXPLAIN[p][0].lower()) for p in present]
+    nav += [html('<a href="#{}">{}</a>', p, REGISTRY[p].title.lower()) for p in present]
     if any(m.evaluation for m in models):
         nav.append(html('<a href="#evaluation">evaluation</a>'))
     if runs:
@@ -331,10 +307,10 @@ def render(models: list[Model], runs: list[RunInfo], title: str,
     sections.append(html('<h2 id="summary">Summary</h2>{}', _summary_table(models)))
     for part in present:
         entries = [(m.label, m.parts[part]) for m in models if part in m.parts]
-        heading, text = _EXPLAIN[part]
+        heading, text = REGISTRY[part].title, REGISTRY[part].explanation
         body = _filter_table(models) if part == "filter" else ""
         sections.append(html('<h2 id="{}">{}</h2><p class="note">{}</p>{}{}', part, heading,
-                             text, body, _figure(PLOTS[part], entries)))
+                             text, body, _figure(part, entries)))
     evaluated = [m for m in models if m.evaluation]
     if evaluated:
         sections.append(html('<h2 id="evaluation">Evaluation</h2>{}{}',

@@ -32,9 +32,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from specrobust.errors import SpecRobustError, quoted
+from specrobust.yamlfile import read_mapping
 
 STAGES = ("train", "eval", "analyze", "aa", "report")
 CHECKPOINTS = ("last", "best", "best_averaged", "averaged")
@@ -119,17 +118,8 @@ _KEYS = {"name", "title", "out", "branch_root", "seeds", "eps", "n", "attacks", 
 def load_plan(path: str | Path, *, quick: bool = False) -> Plan:
     """Read and check a plan file; with ``quick``, its ``quick`` section applied."""
     path = Path(path)
-    if not path.is_file():
-        raise SpecRobustError(f"study plan {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise SpecRobustError(f"{path} is not valid YAML ({str(error).splitlines()[0]})") \
-            from None
-    except UnicodeDecodeError:
-        raise SpecRobustError(f"{path} is not a text file; a study plan is YAML") from None
-    if not isinstance(data, dict):
-        raise SpecRobustError(f"{path} must hold a mapping (name, runs, methods, ...)")
+    data = read_mapping(path, kind="study plan", what="a study plan",
+                        holds="plan keys (name, runs, methods, ...)")
     unknown = sorted(set(map(str, data)) - _KEYS)
     if unknown:
         raise SpecRobustError(f"{path}: unknown key {quoted(unknown[0])}; known: "
