@@ -1,6 +1,6 @@
 """Whether two trees of training runs hold the same models and results: every checkpoint tensor
 ``torch.equal``, every evaluation's per-example outcomes identical, every analysis part's
-numbers identical (timings aside).
+numbers identical (timings, paths and labels aside).
 
     python benchmarks/compare_runs.py BEFORE AFTER
 
@@ -27,6 +27,16 @@ def runs(root: Path) -> dict[str, Path]:
             for p in root.rglob("metrics.jsonl")}
 
 
+def _comparable(record: dict) -> dict:
+    """An analysis record without what may differ between two identical models: timings, paths,
+    labels, and the checkpoint file's hash (last.pt also holds the run's timings; the weights
+    are compared tensor by tensor)."""
+    fingerprint = {k: v for k, v in record.get("fingerprint", {}).items()
+                   if k != "weights_sha256"}
+    return {**{k: v for k, v in record.items() if k not in ("seconds", "weights", "label")},
+            "fingerprint": fingerprint}
+
+
 def compare(before: Path, after: Path) -> list[str]:
     differences = []
     for checkpoint in sorted(before.rglob("checkpoints/*.pt")):
@@ -42,10 +52,9 @@ def compare(before: Path, after: Path) -> list[str]:
     for path in sorted(before.glob("analysis*/*.json")):
         if path.name == "summary.json":
             continue
-        old, new = (json.loads(p.read_text()) for p in (path, after / path.relative_to(before)))
-        keep = ("seconds", "weights", "label")
-        if {k: v for k, v in old.items() if k not in keep} != \
-                {k: v for k, v in new.items() if k not in keep}:
+        old, new = (_comparable(json.loads(p.read_text()))
+                    for p in (path, after / path.relative_to(before)))
+        if old != new:
             differences.append(f"{after / path.relative_to(before)}: analysis differs")
     return differences
 

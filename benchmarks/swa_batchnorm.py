@@ -11,9 +11,9 @@ images; the raw model with statistics recomputed on clean images. If only the cl
 variants collapse, the statistics are the cause (see averaging.bn_inputs in
 specrobust/config.py).
 
-The default run lost its checkpoints with the machine it was trained on (2026-11-25; its
-results are in benchmarks/results/swa_batchnorm_fmnist.txt). To measure again, train one with
-clean statistics: `specrobust train configs/replication/fmnist_cnn_at.yaml --set
+The default run's checkpoints are not kept (its results are in
+benchmarks/results/swa_batchnorm_fmnist.txt). To measure again, train one with clean
+statistics: `specrobust train configs/replication/fmnist_cnn_at.yaml --set
 averaging.bn_inputs=clean --out RUN`, then pass RUN.
 """
 

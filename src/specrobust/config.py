@@ -111,9 +111,9 @@ class AveragingConfig:
     ema_decay: float = 0.999
     # What SWA recomputes the averaged model's batch-norm statistics on: "clean" training images
     # (swa_utils' way, the paper's description) or "adversarial" ones made by the training attack
-    # against the averaged model, the inputs an AT model's statistics came from. Measured on
-    # Fashion-MNIST at eps 0.1: clean statistics drop an AT model's PGD-20 accuracy from 79% to
-    # 3% (benchmarks/swa_batchnorm.py).
+    # against the averaged model, the inputs an AT model's statistics came from. On
+    # Fashion-MNIST clean statistics undo an AT model's robustness (benchmarks/swa_batchnorm.py,
+    # figures in benchmarks/RESULTS.md).
     bn_inputs: Literal["clean", "adversarial"] = "clean"
 
 

@@ -33,9 +33,9 @@ def folded_for_attack(model: nn.Module, channels_last: bool | None = None) -> nn
     if channels_last is None:
         channels_last = all(p.device.type == "cpu" for p in folded.parameters())
     if channels_last:
-        # oneDNN's channels-last convolutions on a CPU core: cnn_small's attack steps 1.2-1.5x
-        # (forward and backward) to 2-2.3x (forward only, as in Square) faster, ResNet-18 as
-        # fast as before (benchmarks/RESULTS.md). Inputs may stay contiguous.
+        # oneDNN's channels-last convolutions make cnn_small's attack steps faster on a CPU core
+        # and cost ResNet-18 nothing (figures: benchmarks/RESULTS.md). Inputs may stay
+        # contiguous.
         folded = _ChannelsLast(folded.to(memory_format=torch.channels_last))
     return folded
 
