@@ -90,16 +90,23 @@ methods: {{}}
     assert len(started) == 1 and started[0][3] == plan.run_dir("at", 0, source)
 
 
-def test_work_another_process_holds_is_skipped(tmp_path, monkeypatch, capsys):
+def test_work_another_process_holds_is_skipped_then_taken_up_again(tmp_path, monkeypatch,
+                                                                    capsys):
     from specrobust.evaluation.runner import EvalInUseError
     from specrobust.study import execute
     from specrobust.training.rundir import RunInUseError
 
-    def training(*args):
-        raise RunInUseError("runs/at-seed0 is being trained by another process")
+    calls = {"train": 0, "eval": 0}
+
+    def training(*args):  # held by another process the first time, then finished
+        calls["train"] += 1
+        if calls["train"] == 1:
+            raise RunInUseError("runs/at-seed0 is being trained by another process")
 
     def evaluating(*args, **kwargs):
-        raise EvalInUseError("eval-best.json is being written by another evaluation")
+        calls["eval"] += 1
+        if calls["eval"] == 1:
+            raise EvalInUseError("eval-best.json is being written by another evaluation")
 
     monkeypatch.setattr(execute, "train_run", training)
     monkeypatch.setattr(execute, "evaluate_method", evaluating)
@@ -108,17 +115,19 @@ name: p
 out: {tmp_path / "p"}
 eps: "0.1"
 attacks: clean,pgd20
-late_attacks: aa
 runs:
   at: {{recipe: {REPO}/configs/replication/fmnist_cnn_at.yaml}}
 methods: {{AT: [at, best]}}
 """)
     (plan.run_dir("at", 0) / "checkpoints").mkdir(parents=True)
     (plan.run_dir("at", 0) / "checkpoints" / "best.pt").write_bytes(b"")
-    execute.execute(plan, execute.Options(device="cpu", stages=("train", "eval", "aa")))
+    execute.execute(plan, execute.Options(device="cpu", stages=("train", "eval"),
+                                          poll_seconds=0))
     log = capsys.readouterr().out
     assert "another process; skipped" in log and "another evaluation; skipped" in log
-    assert (plan.out / "RESULTS.md").is_file()  # the tables are written all the same
+    assert "waiting 0 s for work other processes hold" in log
+    assert calls == {"train": 2, "eval": 2}  # each taken up again once it was free
+    assert (plan.out / "RESULTS.md").is_file()
 
 
 def test_the_shipped_plans_load_and_their_recipes_are_valid():

@@ -120,7 +120,11 @@ def _add_study(commands) -> None:
                              help=f"comma list of {', '.join(STAGES)} (default: all; aa is the "
                              "plan's late attacks), or none; the tables are always written")
         command.add_argument("--threads", type=_whole("--threads", 0, 1024), default=0,
-                             help="torch CPU threads (default 0: torch's choice)")
+                             help="torch CPU threads (default 0: torch's choice; with "
+                             "--workers, the total they share)")
+        command.add_argument("--workers", type=_whole("--workers", 1, 256), default=1,
+                             help="processes sharing the plan's runs and evaluations (one GPU "
+                             "each where there are GPUs; default 1)")
         command.add_argument("--data-root", help="directory holding datasets")
         command.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
 
@@ -510,16 +514,12 @@ def _study(args) -> int:
     import dataclasses
     from pathlib import Path
 
-    from specrobust.study.execute import Options, execute
+    from specrobust.study.execute import Options, execute, run_workers
     from specrobust.study.plan import load_plan
 
     plan = load_plan(args.plan, quick=args.quick)
     if args.out:
         plan = dataclasses.replace(plan, out=Path(args.out))
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     if "train" in args.stages:
         from specrobust.config import load_config
         from specrobust.data import load_dataset
@@ -527,16 +527,39 @@ def _study(args) -> int:
         # A missing dataset fails here, in one line, before anything is written.
         load_dataset(load_config(plan.runs[0].recipe, list(plan.runs[0].overrides)).data.dataset,
                      args.data_root)
-    report = execute(plan, Options(seeds=args.seeds, stages=args.stages, device=args.device,
+    stages = args.stages
+    if args.workers > 1:
+        work = [s for s in stages if s != "report"]
+        code = run_workers(_study_argv(args, work), args.workers, args.threads)
+        if code:
+            raise SpecRobustError(f"a worker of the study stopped with exit status {code}; "
+                                  "run the study again to continue")
+        stages = tuple(s for s in stages if s == "report")  # once, over every worker's results
+    elif args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    report = execute(plan, Options(seeds=args.seeds, stages=stages, device=args.device,
                                    data_root=args.data_root))
     print(f"tables: {plan.out / 'RESULTS.md'}" + (f"; report: {report}" if report else ""))
     return 0
 
 
+def _study_argv(args, stages: list[str]) -> list[str]:
+    """The command line of one of ``--workers``' processes."""
+    argv = ["study", str(args.plan), "--stages", ",".join(stages) or "none",
+            "--device", args.device]
+    for flag, value in (("--out", args.out), ("--data-root", args.data_root),
+                        ("--seeds", ",".join(map(str, args.seeds or [])))):
+        if value:
+            argv += [flag, value]
+    return argv + (["--quick"] if args.quick else [])
+
+
 def _demo(args) -> int:
     from specrobust.study.plan import demo_plan
 
-    args.plan = demo_plan()
+    args.plan = str(demo_plan())
     return _study(args)
 
 

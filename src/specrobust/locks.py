@@ -40,6 +40,17 @@ def claim(target: Path, error: InUseError, *, create: bool = False) -> int | Non
     return descriptor
 
 
+def in_use(target: Path) -> bool:
+    """Whether another process holds ``target``'s lock now (False where nothing is there)."""
+    if not target.exists():
+        return False
+    try:
+        release(claim(target, InUseError(str(target))))
+    except InUseError:
+        return True
+    return False
+
+
 def beside(path: Path) -> Path:
     """The hidden lock file for an output file that is replaced rather than rewritten (so it
     cannot hold a lock itself), named after the file's real path."""

@@ -5,16 +5,21 @@ whole table row; the late attacks (AutoAttack), the expensive part, run last for
 tables are rewritten after every seed and every late evaluation.
 
 Several processes may run the same plan at once (other seeds, or the same ones: on other
-devices, or to use more cores): each run and each evaluation is locked by the process working on
-it, and the others skip it and take the next. Training resumes from its last epoch, evaluation
-from its last finished batch, analysis from its last finished part.
+devices, or to use more cores; ``workers`` starts them): each run and each evaluation is locked
+by the process working on it, and the others skip it and take the next. A pass that skipped
+work another process holds (or a branch whose source another process is still training) is
+followed by another after a pause, until nothing is left that this process's seeds need.
+Training resumes from its last epoch, evaluation from its last finished batch, analysis from
+its last finished part.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from specrobust import locks
 from specrobust.locks import InUseError
 from specrobust.study.plan import STAGES, Method, Plan, Run
 from specrobust.study.stages import analyze_method, evaluate_method, log, train_run
@@ -30,6 +35,7 @@ class Options:
     stages: tuple[str, ...] = STAGES
     device: str = "auto"
     data_root: str | None = None
+    poll_seconds: float = 30.0  # the pause before another pass over work others held
 
 
 def execute(plan: Plan, options: Options) -> Path | None:
@@ -38,25 +44,58 @@ def execute(plan: Plan, options: Options) -> Path | None:
     # --seeds picks the work, not the table: processes on different seeds all write the whole
     # table.
     table_seeds = sorted({*plan.seeds, *seeds})
-    stages = set(options.stages)
+    while _one_pass(plan, seeds, set(options.stages), options, table_seeds):
+        log(f"waiting {options.poll_seconds:g} s for work other processes hold")
+        time.sleep(options.poll_seconds)
+    write_summary(plan, table_seeds)
+    return write_report(plan, seeds[0]) if "report" in options.stages else None
+
+
+def _one_pass(plan: Plan, seeds: list[int], stages: set[str], options: Options,
+              table_seeds: list[int]) -> bool:
+    """Every stage once; whether anything was skipped because another process held it."""
+    held = False
     for seed in seeds:
         if "train" in stages:
             for run in plan.runs:
-                _train(plan, run, seed, options)
+                held |= _train(plan, run, seed, options)
         if "eval" in stages:
             for method in plan.methods:
-                _evaluate(plan, method, seed, options)
+                held |= _evaluate(plan, method, seed, options)
         if "analyze" in stages and plan.analysis:
             for method in plan.methods:
-                _analyze(plan, method, seed, options)
+                held |= _analyze(plan, method, seed, options)
         write_summary(plan, table_seeds)
     if "aa" in stages and plan.late_attacks:
         for seed in seeds:
             for method in plan.methods:
-                _evaluate(plan, method, seed, options, late=True)
+                held |= _evaluate(plan, method, seed, options, late=True)
                 write_summary(plan, table_seeds)
-    write_summary(plan, table_seeds)
-    return write_report(plan, seeds[0]) if "report" in stages else None
+    return held
+
+
+def run_workers(argv: list[str], workers: int, threads: int) -> int:
+    """``specrobust study`` with ``argv`` in ``workers`` processes sharing the plan: on GPUs one
+    device each (round robin over the visible ones), on a CPU ``threads`` (default: every core)
+    split between them. Returns the first non-zero exit status, else 0."""
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    gpus = torch.cuda.device_count()
+    cores = threads or os.cpu_count() or 1
+    children = []
+    for index in range(workers):
+        environment = {**os.environ, "SPECROBUST_WORKER": str(index)}
+        if gpus:
+            environment["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
+        command = [sys.executable, "-m", "specrobust.cli", *argv,
+                   "--threads", str(max(1, cores // workers))]
+        children.append(subprocess.Popen(command, env=environment))
+    codes = [child.wait() for child in children]
+    return next((code for code in codes if code), 0)
 
 
 def write_report(plan: Plan, seed: int) -> Path | None:
@@ -78,7 +117,9 @@ def write_report(plan: Plan, seed: int) -> Path | None:
     return path
 
 
-def _train(plan: Plan, run: Run, seed: int, options: Options) -> None:
+def _train(plan: Plan, run: Run, seed: int, options: Options) -> bool:
+    """Train (or continue) one run; True when another process holds it or the run it
+    branches from."""
     from specrobust.config import load_config
 
     overrides = [*run.overrides, f"seed={seed}", f"run.device={options.device}"]
@@ -87,29 +128,36 @@ def _train(plan: Plan, run: Run, seed: int, options: Options) -> None:
     if options.data_root:
         overrides.append(f"data.data_root={options.data_root}")
     config = load_config(run.recipe, overrides)
-    directory = plan.run_dir(run.name, seed)
-    branch = plan.run_dir(run.branch_from, seed, plan.branch_root) if run.branch_from else None
-    if branch is not None and plan.branch_root is not None \
-            and not RunDir(directory).metrics_file.is_file() \
-            and not (RunDir(branch).snapshot_dir(config.sar_start) / "last.pt").is_file():
-        # Another study's run, maybe still training: wait for its snapshot rather than train
-        # the shared epochs again (run this study again later).
-        log(f"{run.name} seed {seed}: waiting for {branch}'s snapshot after epoch "
-            f"{config.sar_start}")
-        return
-    # Snapshots are kept after the branch has finished: another plan may branch from them too,
-    # and at about 1 MB each they are cheap to keep.
+    directory = RunDir(plan.run_dir(run.name, seed))
+    if run.branch_from and not directory.metrics_file.is_file():
+        source = RunDir(plan.run_dir(run.branch_from, seed, plan.branch_root))
+        if not (source.snapshot_dir(config.sar_start) / "last.pt").is_file() and \
+                source.finished_epochs() < config.sar_start:
+            # Its source has not reached the branch yet: wait for its snapshot rather than
+            # train the shared epochs again.
+            log(f"{run.name} seed {seed}: waiting for {source.path}'s snapshot after epoch "
+                f"{config.sar_start}")
+            if locks.in_use(source.path):
+                return True  # another process is training it: come back to this one
+            if plan.branch_root is not None:
+                return False  # another study's run, not started: run this study again later
     try:
-        train_run(config, directory, f"{run.name} seed {seed}", branch)
+        train_run(config, directory.path, f"{run.name} seed {seed}",
+                  plan.run_dir(run.branch_from, seed, plan.branch_root)
+                  if run.branch_from else None)
     except InUseError as error:  # another process is on it: go on
         log(f"{run.name} seed {seed}: {error}; skipped")
+        return True
+    return False
 
 
-def _evaluate(plan: Plan, method: Method, seed: int, options: Options, late=False) -> None:
+def _evaluate(plan: Plan, method: Method, seed: int, options: Options, late=False) -> bool:
     """The late pass adds its attacks to the same record, re-using the finished ones."""
     directory = plan.run_dir(method.run, seed)
+    if locks.in_use(directory):  # still training elsewhere: its checkpoints will change
+        return True
     if not RunDir(directory).checkpoint(method.which).is_file():
-        return
+        return False
     attacks = ",".join(a for a in (plan.attacks, plan.late_attacks if late else "") if a)
     try:
         evaluate_method(Method(f"{method.label} seed {seed}", method.run, method.which),
@@ -118,12 +166,16 @@ def _evaluate(plan: Plan, method: Method, seed: int, options: Options, late=Fals
                         check_n=plan.check_n, progress=plan.progress)
     except InUseError as error:  # another process is evaluating it: take the next one
         log(f"{method.label} seed {seed}: {error}; skipped")
+        return True
+    return False
 
 
-def _analyze(plan: Plan, method: Method, seed: int, options: Options) -> None:
+def _analyze(plan: Plan, method: Method, seed: int, options: Options) -> bool:
     directory = plan.run_dir(method.run, seed)
+    if locks.in_use(directory):
+        return True
     if not RunDir(directory).checkpoint(method.which).is_file():
-        return
+        return False
     try:
         analyze_method(Method(f"{method.label} seed {seed}", method.run, method.which),
                        directory, parts=plan.analysis, n=plan.n, eps=plan.eps,
@@ -131,3 +183,5 @@ def _analyze(plan: Plan, method: Method, seed: int, options: Options) -> None:
                        progress=plan.progress)
     except InUseError as error:
         log(f"{method.label} seed {seed}: {error}; skipped")
+        return True
+    return False

@@ -9,6 +9,7 @@ randomness comes from (seed, epoch, step)), so "AT+SAR" and "AT+SAR+WA" are the 
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -17,7 +18,9 @@ from specrobust.study.plan import Method
 
 
 def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+    worker = os.environ.get("SPECROBUST_WORKER")  # one of `study --workers`' processes
+    print(f"[{time.strftime('%H:%M:%S')}]{f' [worker {worker}]' if worker else ''} {message}",
+          flush=True)
 
 
 def train_run(config: Config, directory: Path, label: str, branch_from: Path | None = None,

@@ -12,6 +12,7 @@ import json
 import statistics
 from pathlib import Path
 
+from specrobust import atomic
 from specrobust.evaluation.record import EvalRecord
 from specrobust.study.plan import Plan
 from specrobust.study.stages import log
@@ -70,10 +71,9 @@ def write_summary(plan: Plan, seeds: list[int]) -> None:
             for seed, run in runs.items()}
     out = plan.out
     out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps({"plan": plan.name, "seeds": seeds,
-                                                  "eps": plan.eps, "methods": rows,
-                                                  "checkpoint_epochs": epochs},
-                                                 indent=1) + "\n")
+    summary = {"plan": plan.name, "seeds": seeds, "eps": plan.eps, "methods": rows,
+               "checkpoint_epochs": epochs}
+    atomic.write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     attack_columns = [*_labels(plan), "worst case"]
     # In the order the analysis reports them (bandwidths high to low), not alphabetically.
     analysis_columns = [m for m in dict.fromkeys(m for row in rows.values() for m in row)
@@ -111,7 +111,7 @@ def write_summary(plan: Plan, seeds: list[int]) -> None:
         lines += ["", "Spectral numbers (shares and accuracies in %, the logit-spectrum gap as "
                   "is; definitions in `specrobust/analysis/`):", ""]
         lines += _table(rows, others, seeds)
-    (out / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    atomic.write_text(out / "RESULTS.md", "\n".join(lines) + "\n")
     log(f"summary -> {out / 'RESULTS.md'}")
 
 
