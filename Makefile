@@ -28,10 +28,10 @@ data-fashion-mnist: install
 # The main job: natural / AT / AT+SAR / AT+SAR+WA on Fashion-MNIST, evaluated and analysed, one
 # HTML report (runs/demo/report.html). Resumable: run it again after an interruption.
 demo: data-fashion-mnist
-	$(BIN)/specrobust demo
+	$(BIN)/specrobust study configs/studies/demo.yaml
 
 demo-quick: data-fashion-mnist
-	$(BIN)/specrobust demo --quick
+	$(BIN)/specrobust study configs/studies/demo.yaml --quick
 
 test: install
 	$(BIN)/pytest -q

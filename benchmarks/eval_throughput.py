@@ -2,13 +2,22 @@
 pyautoattack's APGD-CE, on the same model, images, batch size and device, in one run.
 
     pip install --no-deps torchattacks==3.5.1      # it imports without torchvision
-    python benchmarks/eval_throughput.py [--checkpoint RUN_OR_FILE] [--steps 20] [--n 1000]
+    python benchmarks/eval_throughput.py [--checkpoint SOURCE] [--steps 20] [--n 1000]
+    python benchmarks/eval_throughput.py --checkpoint autoattack-natural-resnet18 --n 128 \
+        --batch-size 64 --eps 1/255 --cpu-variants        # ResNet-18 on CIFAR-10
+    python benchmarks/eval_throughput.py --model preact_resnet18 --dataset cifar10 --untrained \
+        --n 128 --batch-size 64 --cpu-variants            # PreAct ResNet-18, speed only
 
-Without a checkpoint it trains a model (--model, cnn_small by default) naturally on
-Fashion-MNIST for one epoch and attacks it at a small eps (0.02 by default) where accuracies
-are neither 0 nor 100%, so agreement means something. Every method takes the same number of
-gradient steps (APGD-CE's n_iter = steps, one restart). Methods take turns on every batch and
-each batch's time is its best of --repeats, so machine noise hits all alike.
+SOURCE is anything `specrobust eval` takes (a run, a checkpoint, a pretrained name). Without
+one it trains a model (--model, cnn_small by default) naturally on Fashion-MNIST for one epoch
+and attacks it at a small eps (0.02 by default) where accuracies are neither 0 nor 100%, so
+agreement means something; `--untrained` keeps its random weights (speed only: the accuracies
+of a random model say nothing). `--cpu-variants` adds what might pay on a CPU, each on the
+copy `specrobust eval` attacks: bf16 autocast, and `torch.compile` of the model.
+
+Every method takes the same number of gradient steps (APGD-CE's n_iter = steps, one
+restart). Methods take turns on every batch and each batch's time is its best of --repeats, so
+machine noise hits all alike.
 
 "specrobust pgd" attacks the model as given; "BN folded (eval)" attacks the copy that
 `specrobust eval` attacks (batch norm folded into the convolutions: the same function in eval
@@ -44,7 +53,7 @@ def quick_natural_model(dataset, device, name):
     return model.eval()
 
 
-def methods(model, eps, alpha, steps, keep_best_too):
+def methods(model, eps, alpha, steps, keep_best_too, cpu_variants=False):
     import torchattacks
     from pyautoattack.autopgd_base import APGDAttack
 
@@ -63,6 +72,15 @@ def methods(model, eps, alpha, steps, keep_best_too):
     if keep_best_too:
         found["specrobust pgd (keep_best=False)"] = lambda x, y: pgd(model, x, y, eps, alpha, steps,
                                                                      keep_best=False)
+    if cpu_variants:
+        def bf16(x, y):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return pgd(folded, x, y, eps, alpha, steps)
+
+        compiled = torch.compile(folded)
+        found["specrobust pgd, BN folded, bf16 autocast"] = bf16
+        found["specrobust pgd, BN folded, torch.compile"] = \
+            lambda x, y: pgd(compiled, x, y, eps, alpha, steps)
     return found
 
 
@@ -105,16 +123,28 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--keep-best-too", action="store_true",
                         help="also time specrobust's PGD without keeping the best iterate")
+    parser.add_argument("--cpu-variants", action="store_true",
+                        help="also time bf16 autocast and torch.compile of the folded copy")
+    parser.add_argument("--untrained", action="store_true",
+                        help="attack the quick model with its random weights (speed only)")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     args = parser.parse_args()
 
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     eps = parse_fraction(args.eps, "eps")
     alpha = eps / 4
     if args.checkpoint:
-        from specrobust.checkpoint import load_model
+        from specrobust.models.sources import resolve
 
-        loaded = load_model(args.checkpoint)
-        model, dataset = loaded.model.to(device), load_dataset(loaded.dataset)
+        loaded = resolve(args.checkpoint)
+        model, dataset = loaded.model.to(device).eval(), load_dataset(loaded.dataset)
+    elif args.untrained:
+        dataset = load_dataset(args.dataset)
+        torch.manual_seed(0)
+        model = create_model(args.model, len(dataset.class_names),
+                             dataset.train.images.shape[1]).to(device).eval()
     else:
         dataset = load_dataset(args.dataset)
         model = quick_natural_model(dataset, device, args.model)
@@ -122,7 +152,10 @@ def main() -> None:
     x, y = test.as_float().to(device), test.labels.to(device)
     synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
-    attacks = methods(model, eps, alpha, args.steps, args.keep_best_too)
+    attacks = methods(model, eps, alpha, args.steps, args.keep_best_too, args.cpu_variants)
+    if args.cpu_variants:  # torch.compile compiles on first use: not in the timings
+        for attack in attacks.values():
+            attack(x[:args.batch_size], y[:args.batch_size])
     best, adversarial = measure(attacks, x, y, args.batch_size, args.repeats, synchronize)
     with torch.no_grad():
         accuracy = {name: (model(x_adv).argmax(1) == y).float().mean().item()
@@ -136,9 +169,9 @@ def main() -> None:
           f"{args.batch_size}, eps {args.eps}, {args.steps} gradient steps; per batch the "
           f"best of {args.repeats}, methods taking turns; clean accuracy {clean:.3f}")
     reference = best["torchattacks PGD"]
-    print(f"{'method':<36} {'images/s':>10} {'vs torchattacks':>16} {'accuracy':>9}")
+    print(f"{'method':<42} {'images/s':>10} {'vs torchattacks':>16} {'accuracy':>9}")
     for method in attacks:
-        print(f"{method:<36} {args.n / best[method]:>10.0f} {reference / best[method]:>15.2f}x "
+        print(f"{method:<42} {args.n / best[method]:>10.1f} {reference / best[method]:>15.2f}x "
               f"{accuracy[method]:>9.3f}")
 
 
