@@ -94,3 +94,17 @@ def test_two_workers_share_a_study_with_the_results_of_one(tmp_path):
                  "--threads", "2"]) == 0
     assert _same(_results(one), _results(two))
     assert (two / "report.html").is_file() and (two / "RESULTS.md").is_file()
+
+
+def test_a_study_refuses_a_directory_that_is_not_a_studys_and_changes_nothing(tmp_path,
+                                                                               capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "RESULTS.md").write_text("my own results\n")
+    plan = _tiny_plan(tmp_path, out)
+    assert main(["study", str(plan), "--stages", "none"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "is not a study's directory" in error or "are not a study's directory" in error
+    assert "\n" not in error
+    assert (out / "RESULTS.md").read_text() == "my own results\n"
+    assert sorted(p.name for p in out.iterdir()) == ["RESULTS.md"]

@@ -87,6 +87,38 @@ def _is_eval_md(path: Path) -> bool:
         _json_format(path.with_suffix(".json")) == "specrobust-eval"
 
 
+def _is_study(path: Path) -> bool:
+    """Everything in it is what a study writes: its tables (RESULTS.md only beside the
+    summary.json it is written with), its report, ``runs/`` holding run directories (or, as the
+    demo laid them out before studies, the run directories themselves)."""
+    entries = {entry.name: entry for entry in path.iterdir()}
+    if any(entry.is_symlink() for entry in entries.values()):
+        return False
+    if "summary.json" in entries:
+        try:
+            summary = json.loads(entries["summary.json"].read_text())
+        except (OSError, ValueError):
+            return False
+        if not (isinstance(summary, dict) and {"plan", "methods"} <= set(summary)):
+            return False
+    elif "RESULTS.md" in entries:
+        return False
+    for name, entry in entries.items():
+        if name in ("summary.json", "RESULTS.md") or (name.startswith(".") and
+                                                      name.endswith(".lock")):
+            continue
+        if name == "report.html":
+            if not REPORT.recognise(entry):
+                return False
+        elif name == "runs" and entry.is_dir():
+            if not all(run.is_dir() and not run.is_symlink() and
+                       (_is_run(run) or not any(run.iterdir())) for run in entry.iterdir()):
+                return False
+        elif not (entry.is_dir() and _is_run(entry)):
+            return False
+    return True
+
+
 RUN = Kind("a run directory", _is_run)
 ANALYSIS = Kind("an analysis directory", _is_analysis)
 EVAL = Kind("an evaluation record (eval.json)", lambda p: _json_format(p) == "specrobust-eval")
@@ -95,6 +127,7 @@ EVAL_MD = Kind("an evaluation table (eval.md)", _is_eval_md)
 _LEGACY_REPORT = " by specrobust. Accuracies in %.</p>"
 REPORT = Kind("a specrobust report", lambda p: _starts_with(p, REPORT_MARKER)
               or _starts_with(p, _LEGACY_REPORT, 8192))
+STUDY = Kind("a study's directory (runs/, RESULTS.md, summary.json, report.html)", _is_study)
 
 
 def _refuse_link(path: Path, role: str) -> None:

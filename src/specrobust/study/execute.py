@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from specrobust import locks
+from specrobust import locks, outputs
 from specrobust.locks import InUseError
 from specrobust.study.plan import STAGES, Method, Plan, Run
 from specrobust.study.stages import analyze_method, evaluate_method, log, train_run
@@ -40,6 +40,8 @@ class Options:
 
 def execute(plan: Plan, options: Options) -> Path | None:
     """Run (or finish) ``plan``; returns the report's path when one was written."""
+    outputs.check_directory(plan.out, outputs.STUDY,
+                            how="choose another --out (or the plan's out)")
     seeds = options.seeds or plan.seeds
     # --seeds picks the work, not the table: processes on different seeds all write the whole
     # table.
