@@ -66,11 +66,7 @@ def load_dataset(name: str, data_root: str | Path | None = None) -> Dataset:
         return Dataset(info, train, test, f"generated: {spec.as_dict()}", names)
     if options:
         raise SpecRobustError(f"dataset {base} takes no options, got {', '.join(options)}")
-    root = store.resolve_data_root(data_root)
-    found = store.find_layout(info, root)
-    if found is None:
-        raise SpecRobustError(store.missing_data_message(info, root))
-    layout, directory = found
+    layout, directory = store.locate(info, data_root)
     train, test = layout.reader(directory)
     names = info.class_names or _read_class_names(info, directory)
     return Dataset(info, train, test, str(directory), names)
@@ -94,11 +90,7 @@ def verify_dataset(name: str, data_root: str | Path | None = None) -> store.Veri
     info = get_dataset_info(parse_dataset_name(name)[0])
     if info.generated:
         raise SpecRobustError(f"{info.name} is generated on the fly; there are no files to verify")
-    root = store.resolve_data_root(data_root)
-    found = store.find_layout(info, root)
-    if found is None:
-        raise SpecRobustError(store.missing_data_message(info, root))
-    layout, directory = found
+    layout, directory = store.locate(info, data_root)
     report = store.VerifyReport(info.name, directory, layout.name,
                                 expected_train=info.train_size, expected_test=info.test_size)
     report.files = store.check_files(layout, directory)

@@ -38,6 +38,16 @@ def _file_path(directory: Path, layout: Layout, name: str) -> Path | None:
     return formats.existing_variant(path) if layout.gzip_ok else (path if path.is_file() else None)
 
 
+def locate(info: DatasetInfo, data_root: str | Path | None) -> tuple[Layout, Path]:
+    """The layout of ``info``'s files under the data root, with its directory; a one-line
+    error saying where they were looked for and how to get them when they are not there."""
+    root = resolve_data_root(data_root)
+    found = find_layout(info, root)
+    if found is None:
+        raise SpecRobustError(missing_data_message(info, root))
+    return found
+
+
 def find_layout(info: DatasetInfo, root: Path) -> tuple[Layout, Path] | None:
     """The first layout whose files are all present, with its directory; None if none is."""
     for layout in info.layouts:

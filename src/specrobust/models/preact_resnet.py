@@ -5,6 +5,8 @@ from __future__ import annotations
 from torch import nn
 from torch.nn import functional as F
 
+from specrobust.models.resnet import stages
+
 
 class PreActBlock(nn.Module):
     def __init__(self, in_planes: int, planes: int, stride: int = 1):
@@ -30,16 +32,8 @@ class PreActResNet(nn.Module):
     def __init__(self, blocks_per_stage=(2, 2, 2, 2), num_classes: int = 10, in_channels: int = 3):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
-        stages, in_planes = [], 64
-        widths = (64, 128, 256, 512)
-        for index, (planes, blocks) in enumerate(zip(widths, blocks_per_stage, strict=True)):
-            layers = []
-            for block in range(blocks):
-                stride = 2 if index > 0 and block == 0 else 1
-                layers.append(PreActBlock(in_planes, planes, stride))
-                in_planes = planes
-            stages.append(nn.Sequential(*layers))
-        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages(PreActBlock,
+                                                                    blocks_per_stage, 1)
         self.bn = nn.BatchNorm2d(512)
         self.linear = nn.Linear(512, num_classes)
 

@@ -53,22 +53,29 @@ class Bottleneck(nn.Module):
         return F.relu(self.bn3(self.conv3(out)) + self.shortcut(x))
 
 
+def stages(block, blocks_per_stage, expansion: int | None = None) -> list[nn.Sequential]:
+    """The four stages of a CIFAR ResNet (widths 64 to 512, stride 2 from the second on), each
+    a sequence of ``block(in_planes, planes, stride)``; a block's output width is
+    ``expansion * planes`` (``block.expansion`` unless given)."""
+    expansion = block.expansion if expansion is None else expansion
+    built, in_planes = [], 64
+    for index, (planes, blocks) in enumerate(zip((64, 128, 256, 512), blocks_per_stage,
+                                                 strict=True)):
+        layers = []
+        for position in range(blocks):
+            layers.append(block(in_planes, planes, 2 if index > 0 and position == 0 else 1))
+            in_planes = planes * expansion
+        built.append(nn.Sequential(*layers))
+    return built
+
+
 class ResNet(nn.Module):
     def __init__(self, blocks_per_stage=(2, 2, 2, 2), num_classes: int = 10, in_channels: int = 3,
                  block: type[nn.Module] = BasicBlock):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
-        stages, in_planes = [], 64
-        widths = (64, 128, 256, 512)
-        for index, (planes, blocks) in enumerate(zip(widths, blocks_per_stage, strict=True)):
-            layers = []
-            for position in range(blocks):
-                stride = 2 if index > 0 and position == 0 else 1
-                layers.append(block(in_planes, planes, stride))
-                in_planes = planes * block.expansion
-            stages.append(nn.Sequential(*layers))
-        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages(block, blocks_per_stage)
         self.linear = nn.Linear(512 * block.expansion, num_classes)
 
     def forward(self, x):
