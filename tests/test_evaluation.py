@@ -274,3 +274,25 @@ def test_mean_interval_over_seeds_uses_students_t():
     assert (low, high) == (pytest.approx(-0.010429, abs=1e-6), pytest.approx(0.041762, abs=1e-6))
     assert mean_interval([0.01]) is None
     assert mean_interval([0.02, 0.02]) == (0.02, 0.02, 0.02)
+
+
+def test_bf16_attacks_are_their_own_evaluation_and_agree_closely_with_fp32(natural_low,
+                                                                           tmp_path):
+    from specrobust.evaluation.record import EvalRecord
+
+    model, x, y = natural_low
+    attacks = parse_attacks("clean,fgsm,pgd:steps=5")
+    path = tmp_path / "eval.json"
+    fp32 = evaluate(model, x, y, attacks, EPS, checks=False, path=path)
+    progress = []
+    bf16 = evaluate(model, x, y, attacks, EPS, checks=False, path=path, precision="bf16",
+                    progress=lambda label, done, total: progress.append(done))
+    assert progress[0] == 0  # an fp32 record is not resumed in bf16: everything is redone
+    record = EvalRecord.load(path)
+    assert record.fingerprint["precision"] == "bf16"
+    assert "precision" not in fp32.record.fingerprint  # fp32 records stay as they were
+    assert torch.equal(bf16.attacks[0].correct, fp32.attacks[0].correct)  # judged in fp32
+    for mine, theirs in zip(bf16.attacks[1:], fp32.attacks[1:], strict=True):
+        assert (mine.correct != theirs.correct).float().mean() <= 0.05
+    with pytest.raises(SpecRobustError, match="precision must be one of fp32, bf16"):
+        evaluate(model, x, y, attacks, EPS, checks=False, precision="fp16")

@@ -250,6 +250,11 @@ def _add_eval(commands) -> None:
                          help="skip the gradient-masking self-checks")
     command.add_argument("--check-n", type=_whole("--check-n", 1), default=200,
                          help="examples for the self-checks' extra attacks (default 200)")
+    command.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                         help="arithmetic of FGSM, PGD and C&W: bf16 autocast is faster where "
+                         "the CPU or GPU has bf16 units and attacks slightly differently; "
+                         "outcomes are judged in fp32, AutoAttack and the self-checks run in "
+                         "fp32 (default fp32)")
 
 
 def _add_analyze(commands) -> None:
@@ -461,7 +466,7 @@ def _eval(args) -> int:
     job = EvalJob(source=_model_source(args, args.source), attacks=args.attacks, n=args.n,
                   eps=args.eps, norm=args.norm, out=args.out, data_root=args.data_root,
                   seed=args.seed, batch_size=args.batch_size, device=args.device,
-                  checks=args.checks, check_n=args.check_n)
+                  checks=args.checks, check_n=args.check_n, precision=args.precision)
     summary, path = run_eval_job(job)
     if summary is None:  # a process of a torchrun evaluation other than the main one
         return 0

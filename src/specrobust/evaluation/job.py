@@ -82,6 +82,7 @@ class EvalJob:
     n: int = 1000
     eps: str | None = None  # default: the budget the model was trained at, else the dataset's
     norm: str = "linf"  # the threat model: linf or l2
+    precision: str = "fp32"  # of the gradient attacks: fp32 or bf16 (runner.PRECISIONS)
     out: str | None = None
     data_root: str | None = None
     seed: int = 0
@@ -130,7 +131,7 @@ def run_eval_job(job: EvalJob, *, skip_current: bool = False,
     if skip_current:
         record = EvalRecord.load(path)
         full = fingerprint_of(fingerprint, eps=target.eps, n=len(target.images), seed=job.seed,
-                              batch_size=job.batch_size, norm=job.norm)
+                              batch_size=job.batch_size, norm=job.norm, precision=job.precision)
         if record is not None and record.is_current(full) and \
                 record.has_finished(["clean", *(a.label for a in attacks)]):
             return (record.as_dict() if shard.main else None), path
@@ -138,13 +139,14 @@ def run_eval_job(job: EvalJob, *, skip_current: bool = False,
         on_start()
     meta = {"weights": str(loaded.path), "model": loaded.model.spec.as_dict(),
             "dataset": loaded.dataset, "split": "test", "first_n": len(target.images),
-            "eps_text": target.eps_text, "norm": job.norm, "device": str(target.device)}
+            "eps_text": target.eps_text, "norm": job.norm, "device": str(target.device),
+            **({"precision": job.precision} if job.precision != "fp32" else {})}
     progress = progress_bars(job.progress and shard.main, unit="img")
     result = evaluate(target.model, target.images, target.labels, attacks, target.eps,
                       seed=job.seed,
                       batch_size=job.batch_size, checks=job.checks, check_n=job.check_n,
                       path=path, fingerprint=fingerprint, meta=meta, progress=progress,
-                      norm=job.norm, shard=shard)
+                      norm=job.norm, shard=shard, precision=job.precision)
     if not shard.main:
         return None, path
     summary = result.as_dict()
