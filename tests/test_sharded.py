@@ -91,8 +91,8 @@ def test_a_killed_process_then_a_rerun_completes_with_the_same_results(tmp_path,
         deadline = time.time() + 120
         while time.time() < deadline:  # until the evaluation is part-way through an attack
             record = json.loads(sharded.read_text()) if sharded.is_file() else {}
-            if any(0 < entry["done"] for label, entry in record.get("partial", {}).items()
-                   if label != "clean"):
+            if any(0 < entry["done"] < entry["attacked"] for entry in record.get("attacks", [])
+                   if entry["label"] != "clean"):
                 break
             time.sleep(0.05)
         worker = _worker(runner.pid, 1)

@@ -140,11 +140,14 @@ class RunDir:
                 branch: tuple[Path, int] | None = None) -> dict | None:
         """Check the directory, write config.yaml; return the resume state (or, for a new run
         with ``branch`` = (run, epoch), the state it branches from: ``_branch_state``) or None."""
-        outputs.check_directory(self.path, outputs.RUN)
+        # The checks are the writer's: the other processes of a DDP run write nothing, and
+        # would find the directory as the first is writing it.
+        if write:
+            outputs.check_directory(self.path, outputs.RUN)
         if write and self.path.is_dir():
             self._lock()  # before reading its state: another process may be writing it
         has_run = self.last.is_file() or self.config_file.is_file()
-        if has_run and not resume:
+        if has_run and not resume and write:
             raise SpecRobustError(f"{self.path} already holds a run; continue it with --resume "
                                   "or choose another --out")
         state, branched = None, False
