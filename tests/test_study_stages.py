@@ -157,6 +157,10 @@ def test_the_shipped_plans_load_and_their_recipes_are_valid():
     ("name: p\neps: '0.1'\nseeds: [-1]\nruns: {a: {recipe: x.yaml}}\nmethods: {}",
      "seeds must be a list"),
     ("[1, 2]", "must hold a mapping"),
+    ("name: p\neps: '0.1'\nattacks: clean,pgd21x\nruns: {a: {recipe: x.yaml}}\nmethods: {}",
+     "pgd21x"),
+    ("name: p\neps: '0.1'\nanalysis: filter,spectrum\nruns: {a: {recipe: x.yaml}}\n"
+     "methods: {}", "unknown analysis part spectrum"),
 ])
 def test_a_bad_plan_is_refused_in_one_line(tmp_path, text, message, capsys):
     from specrobust.cli import main

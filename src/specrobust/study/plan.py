@@ -191,7 +191,22 @@ def _build(data: dict, path: Path, extra: dict[str, list[str]]) -> Plan:
     if reference_methods and reference_root is None:
         raise SpecRobustError(f"{path}: reference.methods needs reference.root, the directory "
                               "of the study those runs belong to")
+    _check_work(plan, path)
     return plan
+
+
+def _check_work(plan: Plan, path: Path) -> None:
+    """The attacks and analysis parts, parsed now: a typo should not wait for hours of
+    training."""
+    from specrobust.analysis.job import parse_parts
+    from specrobust.evaluation.suite import parse_attacks
+
+    try:
+        parse_attacks(",".join(a for a in (plan.attacks, plan.late_attacks) if a))
+        if plan.analysis:
+            parse_parts(plan.analysis)
+    except SpecRobustError as error:
+        raise SpecRobustError(f"{path}: {error}") from None
 
 
 def _methods(data, path: Path, key: str, runs: set[str] | None) -> list[Method]:
