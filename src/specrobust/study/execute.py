@@ -131,22 +131,22 @@ def _train(plan: Plan, run: Run, seed: int, options: Options) -> bool:
         overrides.append(f"data.data_root={options.data_root}")
     config = load_config(run.recipe, overrides)
     directory = RunDir(plan.run_dir(run.name, seed))
-    if run.branch_from and not directory.metrics_file.is_file():
-        source = RunDir(plan.run_dir(run.branch_from, seed, plan.branch_root))
-        if not (source.snapshot_dir(config.sar_start) / "last.pt").is_file() and \
-                source.finished_epochs() < config.sar_start:
-            # Its source has not reached the branch yet: wait for its snapshot rather than
-            # train the shared epochs again.
-            log(f"{run.name} seed {seed}: waiting for {source.path}'s snapshot after epoch "
-                f"{config.sar_start}")
-            if locks.in_use(source.path):
-                return True  # another process is training it: come back to this one
-            if plan.branch_root is not None:
-                return False  # another study's run, not started: run this study again later
+    source = RunDir(plan.run_dir(run.branch_from, seed, plan.branch_root)) \
+        if run.branch_from else None
+    if source is not None and not directory.metrics_file.is_file() and \
+            not source.has_snapshot(config.sar_start) and \
+            source.finished_epochs() < config.sar_start:
+        # Its source has not reached the branch yet: wait for its snapshot rather than train
+        # the shared epochs again.
+        log(f"{run.name} seed {seed}: waiting for {source.path}'s snapshot after epoch "
+            f"{config.sar_start}")
+        if locks.in_use(source.path):
+            return True  # another process is training it: come back to this one
+        if plan.branch_root is not None:
+            return False  # another study's run, not started: run this study again later
     try:
         train_run(config, directory.path, f"{run.name} seed {seed}",
-                  plan.run_dir(run.branch_from, seed, plan.branch_root)
-                  if run.branch_from else None)
+                  source.path if source is not None else None)
     except InUseError as error:  # another process is on it: go on
         log(f"{run.name} seed {seed}: {error}; skipped")
         return True
@@ -155,35 +155,31 @@ def _train(plan: Plan, run: Run, seed: int, options: Options) -> bool:
 
 def _evaluate(plan: Plan, method: Method, seed: int, options: Options, late=False) -> bool:
     """The late pass adds its attacks to the same record, re-using the finished ones."""
-    directory = plan.run_dir(method.run, seed)
-    if locks.in_use(directory):  # still training elsewhere: its checkpoints will change
-        return True
-    if not RunDir(directory).checkpoint(method.which).is_file():
-        return False
     attacks = ",".join(a for a in (plan.attacks, plan.late_attacks if late else "") if a)
-    try:
-        evaluate_method(Method(f"{method.label} seed {seed}", method.run, method.which),
-                        directory, attacks=attacks, n=plan.n, eps=plan.eps,
-                        data_root=options.data_root, device=options.device,
-                        check_n=plan.check_n, progress=plan.progress)
-    except InUseError as error:  # another process is evaluating it: take the next one
-        log(f"{method.label} seed {seed}: {error}; skipped")
-        return True
-    return False
+    return _on_checkpoint(plan, method, seed, lambda labelled, directory: evaluate_method(
+        labelled, directory, attacks=attacks, n=plan.n, eps=plan.eps,
+        data_root=options.data_root, device=options.device, check_n=plan.check_n,
+        progress=plan.progress))
 
 
 def _analyze(plan: Plan, method: Method, seed: int, options: Options) -> bool:
+    return _on_checkpoint(plan, method, seed, lambda labelled, directory: analyze_method(
+        labelled, directory, parts=plan.analysis, n=plan.n, eps=plan.eps,
+        data_root=options.data_root, device=options.device, progress=plan.progress))
+
+
+def _on_checkpoint(plan: Plan, method: Method, seed: int, work) -> bool:
+    """``work(method labelled with its seed, run directory)`` on the method's checkpoint, when
+    it is there; True when another process holds the run (still training: its checkpoints will
+    change) or the work's output."""
     directory = plan.run_dir(method.run, seed)
     if locks.in_use(directory):
         return True
     if not RunDir(directory).checkpoint(method.which).is_file():
         return False
     try:
-        analyze_method(Method(f"{method.label} seed {seed}", method.run, method.which),
-                       directory, parts=plan.analysis, n=plan.n, eps=plan.eps,
-                       data_root=options.data_root, device=options.device,
-                       progress=plan.progress)
-    except InUseError as error:
+        work(Method(f"{method.label} seed {seed}", method.run, method.which), directory)
+    except InUseError as error:  # another process is on it: take the next one
         log(f"{method.label} seed {seed}: {error}; skipped")
         return True
     return False

@@ -42,7 +42,7 @@ def train_run(config: Config, directory: Path, label: str, branch_from: Path | N
     branch = None
     if branch_from is not None and not run.last.is_file():
         epoch = config.sar_start
-        if (RunDir(branch_from).snapshot_dir(epoch) / "last.pt").is_file():
+        if RunDir(branch_from).has_snapshot(epoch):
             branch = (branch_from, epoch)
             log(f"train {label} -> {directory}, its first {epoch} epochs from {branch_from}")
         else:

@@ -89,6 +89,10 @@ class RunDir:
     def snapshot_dir(self, epoch: int) -> Path:
         return self.checkpoints / f"epoch{epoch}"
 
+    def has_snapshot(self, epoch: int) -> bool:
+        """Whether the whole state after ``epoch`` was kept, for another run to branch from."""
+        return (self.snapshot_dir(epoch) / "last.pt").is_file()
+
     def results(self) -> list[tuple[str, str]]:
         """(which, label suffix) of every checkpoint with an evaluation or analysis here, in
         name order: ``("auto", "")``, ``("best", " (best)")`` ..."""
@@ -237,7 +241,7 @@ class RunDir:
         the weights come out identical).
         """
         snapshot = RunDir(source).snapshot_dir(epoch)
-        if not (snapshot / "last.pt").is_file():
+        if not RunDir(source).has_snapshot(epoch):
             raise SpecRobustError(f"{source} has no snapshot after epoch {epoch} (it needs "
                                   f"run.snapshot_epochs=[{epoch}] while training)")
         payload = read_checkpoint(snapshot / "last.pt")
