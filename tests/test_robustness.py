@@ -737,6 +737,27 @@ def test_a_read_only_place_is_one_line_and_loses_nothing(tmp_path, capsys, check
         tried("filesystem", intact_checked=True)
 
 
+def test_a_study_on_a_read_only_place_is_one_line_and_loses_nothing(tmp_path, capsys,
+                                                                       monkeypatch):
+    """The study's own files (its tables, its report) on a place that refuses writes."""
+    from tests_support import tiny_recipe
+
+    recipe = tiny_recipe(tmp_path / "recipe")
+    with small_filesystem(tmp_path / "fs", 1024) as fs:
+        out = (fs or tmp_path / "fs") / "study"
+        plan = tmp_path / "plan.yaml"
+        plan.write_text(f"name: p\neps: 8/255\nout: {out}\nattacks: clean\n"
+                        f"runs: {{at: {{recipe: {recipe}}}}}\nmethods: {{AT: [at, best]}}\n")
+        assert main(["study", str(plan), "--stages", "none"]) == 0  # an empty study's tables
+        remounted = fs is not None and subprocess.run(
+            ["mount", "-o", "remount,ro", str(fs)], capture_output=True).returncode == 0
+        if not remounted:
+            _read_only_below(monkeypatch, out)
+        with intact(out):
+            assert "EROFS" in refused(capsys, ["study", plan, "--stages", "none"])
+    tried("filesystem", intact_checked=True)
+
+
 def test_paths_of_the_wrong_kind(tmp_path, capsys, checkpoint):
     from tests_support import tiny_recipe
 
