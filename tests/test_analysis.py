@@ -61,6 +61,17 @@ def test_the_perturbation_goes_where_the_signal_is(contexts):
     assert high["perturbation_band_shares"]["high"] > high["perturbation_band_shares"]["low"]
 
 
+def test_bf16_analysis_attacks_where_fp32_does(contexts):
+    fp32 = contexts["low"]
+    bf16 = AnalysisContext(fp32.model, fp32.images, fp32.labels, EPS, precision="bf16")
+    ours, theirs = spectra(bf16), spectra(fp32)
+    for band, share in theirs["perturbation_band_shares"].items():
+        assert ours["perturbation_band_shares"][band] == pytest.approx(share, abs=0.03)
+    assert not torch.equal(bf16.adversarial, fp32.adversarial)  # bf16 did run
+    assert (bf16.predict(bf16.adversarial) != fp32.predict(fp32.adversarial)).float().mean() \
+        <= 0.05
+
+
 def test_band_limited_attacks_hurt_most_in_the_signal_band(contexts):
     low, high = band_attacks(contexts["low"]), band_attacks(contexts["high"])
     assert low["bands"]["low"] < low["bands"]["high"]

@@ -75,6 +75,22 @@ def test_a_second_analyze_reuses_finished_parts(analysed_run, capsys):
     assert (directory / "filter.json").stat().st_mtime_ns == before["filter.json"]
 
 
+def test_a_bf16_analysis_is_its_own_analysis(analysed_run, tmp_path):
+    fp32 = json.loads((analysed_run / "analysis" / "filter.json").read_text())
+    out = tmp_path / "bf16"
+    assert main(["analyze", str(analysed_run), "--n", "40", "--suite", "filter",
+                 "--precision", "bf16", "--out", str(out)]) == 0
+    bf16 = json.loads((out / "filter.json").read_text())
+    assert bf16["fingerprint"]["precision"] == "bf16"
+    assert "precision" not in fp32["fingerprint"]  # fp32 analyses stay as they were
+    assert {k: v for k, v in bf16["fingerprint"].items() if k != "precision"} == \
+        fp32["fingerprint"]
+    # judged in fp32: the clean columns are the same; the attacked ones close
+    assert bf16["lowpass"]["clean"] == fp32["lowpass"]["clean"]
+    for mine, theirs in zip(bf16["lowpass"]["pgd20"], fp32["lowpass"]["pgd20"], strict=True):
+        assert abs(mine - theirs) <= 0.1
+
+
 class _Collector(HTMLParser):
     def __init__(self):
         super().__init__()

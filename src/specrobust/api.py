@@ -23,6 +23,7 @@ from torch import nn
 from specrobust.analysis import REGISTRY
 from specrobust.analysis.job import AnalysisJob, parse_parts
 from specrobust.attacks.norms import largest_budget
+from specrobust.attacks.precision import check_precision
 from specrobust.evaluation.runner import EvalResult
 from specrobust.evaluation.runner import evaluate as _evaluate
 from specrobust.evaluation.suite import AttackSpec, parse_attacks
@@ -38,34 +39,38 @@ def _budget(eps: float | str, norm: str, images: torch.Tensor) -> float:
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
              attacks: str | Sequence[AttackSpec] = "clean,fgsm,pgd20,cw30",
              eps: float | str = 8 / 255, *, norm: str = "linf", seed: int = 0,
-             batch_size: int = 256, checks: bool = True, check_n: int = 200) -> EvalResult:
+             batch_size: int = 256, checks: bool = True, check_n: int = 200,
+             precision: str = "fp32") -> EvalResult:
     """Robust accuracy of ``model`` under each attack within the ``norm`` ball (``linf`` or
     ``l2``) of radius ``eps`` (the names of `specrobust eval
     --attacks`, e.g. ``"clean,pgd20,cw30,aa"`` or ``"pgd:steps=100,restarts=5"``), with the
-    gradient-masking self-checks. Returns an :class:`EvalResult`: ``accuracy(label)``,
-    ``worst_case`` (per example), ``as_dict()`` (the fields of ``eval.json``)."""
+    gradient-masking self-checks. ``precision="bf16"`` runs FGSM, PGD and C&W under bf16
+    autocast (`specrobust eval --precision`). Returns an :class:`EvalResult`:
+    ``accuracy(label)``, ``worst_case`` (per example), ``as_dict()`` (the fields of
+    ``eval.json``)."""
     specs = parse_attacks(attacks) if isinstance(attacks, str) else list(attacks)
     budget = _budget(eps, norm, images)
     model.eval()
     return _evaluate(model, images, labels, specs, budget, seed=seed, batch_size=batch_size,
-                     checks=checks, check_n=check_n, norm=norm)
+                     checks=checks, check_n=check_n, norm=norm, precision=precision)
 
 
 def analyze(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
             parts: str = "filter,spectra,kernels,logits", eps: float | str = 8 / 255, *,
             norm: str = "linf", seed: int = 0, batch_size: int = 256,
             heatmap_norm: float | None = None, heatmap_n: int = 200,
-            heatmap_stride: int = 1) -> dict[str, dict]:
+            heatmap_stride: int = 1, precision: str = "fp32") -> dict[str, dict]:
     """The spectral analyses of `specrobust analyze` (parts: filter, spectra, bands, heatmap,
-    kernels, logits). Returns ``{part: result}``, each with the fields of that part's JSON file
-    (documented in ``specrobust/analysis/<part>.py``)."""
+    kernels, logits); ``precision="bf16"`` runs their PGD under bf16 autocast. Returns
+    ``{part: result}``, each with the fields of that part's JSON file (documented in
+    ``specrobust/analysis/<part>.py``)."""
     from specrobust.analysis.context import AnalysisContext
 
     chosen = parse_parts(parts)
     budget = _budget(eps, norm, images)
     model.eval()
     context = AnalysisContext(model, images, labels, budget, seed=seed, batch_size=batch_size,
-                              norm=norm)
+                              norm=norm, precision=check_precision(precision))
     settings = AnalysisJob("", heatmap_norm=heatmap_norm, heatmap_n=heatmap_n,
                            heatmap_stride=heatmap_stride)
     return {part: REGISTRY[part].compute(context, **REGISTRY[part].options(settings))

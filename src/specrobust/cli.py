@@ -216,6 +216,8 @@ def _model_source(args, path: str | None):
 def _add_test_job(command) -> None:
     """What `eval` and `analyze` share: the model, the test images, the threat model, the
     seed and the machine."""
+    from specrobust.defaults import PRECISIONS
+
     command.add_argument("--n", "--num-images", dest="n", type=_whole("--n", 1), default=1000,
                          help="first n test images (default 1000; spell it --num-images "
                          "under torchrun, whose own options --n would abbreviate)")
@@ -225,6 +227,11 @@ def _add_test_job(command) -> None:
     command.add_argument("--seed", type=_whole("--seed", 0, _MAX_SEED), default=0)
     command.add_argument("--batch-size", type=_whole("--batch-size", 1, _MAX_BATCH), default=256)
     command.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    command.add_argument("--precision", choices=PRECISIONS, default=PRECISIONS[0],
+                         help="arithmetic of the gradient attacks (FGSM, PGD, C&W): bf16 autocast "
+                         "is faster where the CPU or GPU has bf16 units and attacks slightly "
+                         "differently; outcomes are judged in fp32, and AutoAttack and the "
+                         "self-checks always run in fp32 (default fp32)")
 
 
 def _add_eval(commands) -> None:
@@ -250,11 +257,6 @@ def _add_eval(commands) -> None:
                          help="skip the gradient-masking self-checks")
     command.add_argument("--check-n", type=_whole("--check-n", 1), default=200,
                          help="examples for the self-checks' extra attacks (default 200)")
-    command.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                         help="arithmetic of FGSM, PGD and C&W: bf16 autocast is faster where "
-                         "the CPU or GPU has bf16 units and attacks slightly differently; "
-                         "outcomes are judged in fp32, AutoAttack and the self-checks run in "
-                         "fp32 (default fp32)")
 
 
 def _add_analyze(commands) -> None:
@@ -493,7 +495,7 @@ def _analyze(args) -> int:
             norm=args.norm, out=args.out, data_root=args.data_root,
             seed=args.seed, batch_size=args.batch_size, device=args.device,
             heatmap_norm=args.heatmap_norm, heatmap_n=args.heatmap_n,
-            heatmap_stride=args.heatmap_stride))
+            heatmap_stride=args.heatmap_stride, precision=args.precision))
         if _main_process():
             print(f"wrote {directory}/ (JSON and PNG per part, summary.json)")
     return 0

@@ -13,6 +13,7 @@ from torch import nn
 
 from specrobust import seeds
 from specrobust.attacks import folded_for_attack, pgd
+from specrobust.attacks.precision import attack_arithmetic
 from specrobust.distributed import SINGLE, Distributed
 
 PGD_STEPS = 20  # the paper's evaluation attack; alpha = eps / 4, as `specrobust eval`'s pgd20
@@ -29,6 +30,7 @@ class AnalysisContext:
     progress: Callable[[str, int, int], None] | None = None
     norm: str = "linf"  # the threat model of every PGD here
     shard: Distributed = SINGLE
+    precision: str = "fp32"  # every PGD's arithmetic (attacks.precision); judged in fp32
     _attacked: nn.Module | None = field(default=None, repr=False)
     _adversarial: torch.Tensor | None = field(default=None, repr=False)
 
@@ -80,8 +82,9 @@ class AnalysisContext:
             x = self.images[start:start + self.batch_size]
             y = self.labels[start:start + self.batch_size]
             generator = seeds.generator(seeds.batch(self.seed, label, start), x.device)
-            adversarial = pgd(self.attacked, x, y, self.eps, self.eps / 4, PGD_STEPS, mask=mask,
-                              norm=self.norm, generator=generator)
+            with attack_arithmetic(self.precision, x.device):
+                adversarial = pgd(self.attacked, x, y, self.eps, self.eps / 4, PGD_STEPS,
+                                  mask=mask, norm=self.norm, generator=generator)
             if self.progress:
                 self.progress(label, start + len(x), len(self.images))
             return adversarial.cpu()

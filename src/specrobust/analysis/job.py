@@ -16,6 +16,7 @@ from specrobust import atomic, locks, outputs
 from specrobust.analysis import PARTS, REGISTRY
 from specrobust.analysis.context import AnalysisContext
 from specrobust.analysis.heatmap import DEFAULT_IMAGES as DEFAULT_HEATMAP_IMAGES
+from specrobust.attacks.precision import check_precision, precision_fingerprint
 from specrobust.distributed import Distributed, init_distributed
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.job import load_test_target
@@ -44,6 +45,7 @@ class AnalysisJob:
     heatmap_norm: float | None = None  # default: heatmap.default_norm of the image shape
     heatmap_n: int = DEFAULT_HEATMAP_IMAGES
     heatmap_stride: int = 1
+    precision: str = "fp32"  # of every PGD: fp32 or bf16 (attacks.precision)
 
     def part_options(self, part: str) -> dict:
         """Options that change a part's result (they join its fingerprint)."""
@@ -75,6 +77,7 @@ def run_analysis_job(job: AnalysisJob) -> Path:
     """Run the parts; returns the analysis directory."""
 
     parts = parse_parts(job.suites)  # first: a typo should not wait for a model to load
+    check_precision(job.precision)
     check_range(job.heatmap_n, "--heatmap-n", 1)
     check_range(job.heatmap_stride, "--heatmap-stride", 1)
     check_range(job.batch_size, "--batch-size", 1)
@@ -108,12 +111,13 @@ def _run_parts(job: AnalysisJob, parts: list[str], target, directory: Path, prog
     loaded = target.loaded
     ctx = AnalysisContext(target.model, target.images, target.labels, target.eps,
                           seed=job.seed, batch_size=job.batch_size, progress=progress,
-                          norm=job.norm, shard=shard)
+                          norm=job.norm, shard=shard, precision=job.precision)
     fingerprint = {"weights_sha256": loaded.sha256, "dataset": loaded.dataset,
                    "n": len(target.images), "eps": target.eps, "seed": job.seed,
                    "method_version": METHOD_VERSION,
                    # L-inf analyses written before L2 existed carry no norm: keep them current
-                   **({"norm": job.norm} if job.norm != "linf" else {})}
+                   **({"norm": job.norm} if job.norm != "linf" else {}),
+                   **precision_fingerprint(job.precision)}
     label = _label(loaded, as_source(job.source).which)
     for part in parts:
         path = directory / f"{part}.json"

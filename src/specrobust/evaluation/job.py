@@ -10,6 +10,7 @@ import torch
 
 from specrobust import atomic, outputs
 from specrobust.attacks.norms import NORMS, check_norm, largest_budget
+from specrobust.attacks.precision import precision_fingerprint
 from specrobust.checkpoint import LoadedModel
 from specrobust.defaults import DEFAULT_ATTACKS
 from specrobust.devices import resolve_device
@@ -82,7 +83,7 @@ class EvalJob:
     n: int = 1000
     eps: str | None = None  # default: the budget the model was trained at, else the dataset's
     norm: str = "linf"  # the threat model: linf or l2
-    precision: str = "fp32"  # of the gradient attacks: fp32 or bf16 (runner.PRECISIONS)
+    precision: str = "fp32"  # of the gradient attacks: fp32 or bf16 (attacks.precision)
     out: str | None = None
     data_root: str | None = None
     seed: int = 0
@@ -140,7 +141,7 @@ def run_eval_job(job: EvalJob, *, skip_current: bool = False,
     meta = {"weights": str(loaded.path), "model": loaded.model.spec.as_dict(),
             "dataset": loaded.dataset, "split": "test", "first_n": len(target.images),
             "eps_text": target.eps_text, "norm": job.norm, "device": str(target.device),
-            **({"precision": job.precision} if job.precision != "fp32" else {})}
+            **precision_fingerprint(job.precision)}
     progress = progress_bars(job.progress and shard.main, unit="img")
     result = evaluate(target.model, target.images, target.labels, attacks, target.eps,
                       seed=job.seed,

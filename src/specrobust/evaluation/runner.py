@@ -24,6 +24,7 @@ from torch import nn
 from specrobust import locks
 from specrobust.attacks.folded import folded_for_attack
 from specrobust.attacks.norms import check_norm
+from specrobust.attacks.precision import attack_arithmetic, check_precision, precision_fingerprint
 from specrobust.distributed import SINGLE, Distributed
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.batched import attack_batches, clean_correct
@@ -70,27 +71,17 @@ class EvalResult:
         return self.record.as_dict()
 
 
-# The arithmetic of the gradient attacks (FGSM, PGD, C&W): fp32, or bf16 autocast, which the
-# CPU's AMX and AVX-512 units run at about twice the speed on ResNet-18 (benchmarks/RESULTS.md)
-# and which attacks slightly differently. Whether an attacked image still fools the model is
-# always judged in fp32; AutoAttack and the self-checks always run in fp32.
-PRECISIONS = ("fp32", "bf16")
-
-
 def fingerprint_of(model: dict, *, eps: float, n: int, seed: int, batch_size: int,
                    norm: str, precision: str = "fp32") -> dict:
     """Everything that changes which examples are attacked with which random numbers: the
     model's own part (``model``: its weights and data) and the evaluation's settings."""
     return {**model, "eps": eps, "n": n, "seed": seed, "batch_size": batch_size,
-            # Records written before L2 or bf16 existed carry neither: keep them current
-            **({"norm": norm} if norm != "linf" else {}),
-            **({"precision": precision} if precision != "fp32" else {})}
+            # Records written before L2 existed carry no norm: keep them current
+            **({"norm": norm} if norm != "linf" else {}), **precision_fingerprint(precision)}
 
 
 def _attack_precision(precision: str, spec: AttackSpec, device: torch.device):
-    if precision == "fp32" or spec.kind == "aa":
-        return nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
+    return attack_arithmetic("fp32" if spec.kind == "aa" else precision, device)
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
@@ -112,9 +103,7 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
         raise SpecRobustError(f"eps must be >= 0, got {eps}")
     if batch_size < 1:
         raise SpecRobustError(f"batch size must be >= 1, got {batch_size}")
-    if precision not in PRECISIONS:
-        raise SpecRobustError(f"precision must be one of {', '.join(PRECISIONS)}, got "
-                              f"{precision!r}")
+    check_precision(precision)
     fingerprint = fingerprint_of(fingerprint or {}, eps=eps, n=len(images), seed=seed,
                                  batch_size=batch_size, norm=norm, precision=precision)
     meta = {**(meta or {}), "fingerprint": fingerprint, "seed": seed, "batch_size": batch_size,
