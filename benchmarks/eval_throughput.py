@@ -8,12 +8,18 @@ pyautoattack's APGD-CE, on the same model, images, batch size and device, in one
     python benchmarks/eval_throughput.py --model preact_resnet18 --dataset cifar10 --untrained \
         --n 128 --batch-size 64 --cpu-variants            # PreAct ResNet-18, speed only
 
+    python benchmarks/eval_throughput.py --checkpoint autoattack-natural-resnet18 --n 128 \
+        --eps 1/255 --steps 10 --batch-sizes 16,32,64,128   # what the batch size changes
+
 SOURCE is anything `specrobust eval` takes (a run, a checkpoint, a pretrained name). Without
 one it trains a model (--model, cnn_small by default) naturally on Fashion-MNIST for one epoch
 and attacks it at a small eps (0.02 by default) where accuracies are neither 0 nor 100%, so
 agreement means something; `--untrained` keeps its random weights (speed only: the accuracies
 of a random model say nothing). `--cpu-variants` adds what might pay on a CPU, each on the
 copy `specrobust eval` attacks: bf16 autocast, and `torch.compile` of the model.
+
+`--batch-sizes` times only what `specrobust eval` attacks (the folded copy, in fp32 and under
+bf16 autocast) at each batch size, the sizes taking turns on every slice of images.
 
 Every method takes the same number of gradient steps (APGD-CE's n_iter = steps, one
 restart). Methods take turns on every batch and each batch's time is its best of --repeats, so
@@ -35,6 +41,7 @@ import torch
 from torch.nn import functional as F
 
 from specrobust.attacks import folded_for_attack, pgd
+from specrobust.attacks.precision import attack_arithmetic
 from specrobust.data import DeviceLoader, load_dataset
 from specrobust.models import create_model
 from specrobust.numbers import parse_fraction
@@ -128,6 +135,7 @@ def main() -> None:
     parser.add_argument("--untrained", action="store_true",
                         help="attack the quick model with its random weights (speed only)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument("--batch-sizes", help="comma list: time the evaluation path at each")
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -152,6 +160,11 @@ def main() -> None:
     x, y = test.as_float().to(device), test.labels.to(device)
     synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
+    if args.batch_sizes:
+        batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+        batch_size_sweep(model, x, y, eps, alpha, args.steps, batch_sizes, args.repeats,
+                         synchronize, f"{args.n} images of {dataset.info.name}")
+        return
     attacks = methods(model, eps, alpha, args.steps, args.keep_best_too, args.cpu_variants)
     if args.cpu_variants:  # torch.compile compiles on first use: not in the timings
         for attack in attacks.values():
@@ -173,6 +186,50 @@ def main() -> None:
     for method in attacks:
         print(f"{method:<42} {args.n / best[method]:>10.1f} {reference / best[method]:>15.2f}x "
               f"{accuracy[method]:>9.3f}")
+
+
+def batch_size_sweep(model, x, y, eps, alpha, steps, batch_sizes, repeats, synchronize, what):
+    """Images/s of the evaluation path at each batch size, fp32 and bf16. The sizes take turns
+    on every slice of max(batch_sizes) images, so that load from elsewhere hits them alike."""
+    folded = folded_for_attack(model)
+
+    def attack(precision):
+        def run(xb, yb):
+            with attack_arithmetic(precision, xb.device):
+                return pgd(folded, xb, yb, eps, alpha, steps)
+        return run
+
+    slice_size = max(batch_sizes)
+    best: dict = {}
+    for precision in ("fp32", "bf16"):
+        for size in batch_sizes:
+            best[(precision, size)] = [float("inf")] * len(range(0, len(x), slice_size))
+    keys = list(best)
+    for key in keys:  # warm-up: the allocator, oneDNN's kernels for each shape
+        attack(key[0])(x[:key[1]], y[:key[1]])
+    for repeat in range(repeats):
+        for index, start in enumerate(range(0, len(x), slice_size)):
+            shift = (repeat + index) % len(keys)
+            for precision, size in keys[shift:] + keys[:shift]:
+                run = attack(precision)
+                synchronize()
+                began = time.perf_counter()
+                for first in range(start, min(start + slice_size, len(x)), size):
+                    run(x[first:first + size], y[first:first + size])
+                synchronize()
+                seconds = time.perf_counter() - began
+                best[(precision, size)][index] = min(best[(precision, size)][index], seconds)
+    device = x.device
+    name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu"
+    print(f"device {device} ({name}), torch {torch.__version__}, threads "
+          f"{torch.get_num_threads()}; {what}, PGD-{steps} on the folded copy `specrobust eval` "
+          f"attacks; per slice of {slice_size} images the best of {repeats}, sizes taking turns")
+    reference = sum(best[("fp32", batch_sizes[0])])
+    print(f"{'precision':<10} {'batch':>6} {'images/s':>10} "
+          f"{'vs fp32 batch ' + str(batch_sizes[0]):>20}")
+    for precision, size in keys:
+        seconds = sum(best[(precision, size)])
+        print(f"{precision:<10} {size:>6} {len(x) / seconds:>10.1f} {reference / seconds:>19.2f}x")
 
 
 if __name__ == "__main__":
