@@ -45,10 +45,23 @@ def test_overrides_and_defaults():
     ("optim.milestones=[90,75]", "optim.milestones"),
     ("averaging.kind=mean", "averaging.kind"),
     ("optim=3", "optim"),
+    ("run.precision=fp16", "run.precision"),
+    ("run.bf16=maybe", "run.bf16"),
 ])
 def test_invalid_configs_name_the_key(override, key):
     with pytest.raises(SpecRobustError, match=key.replace(".", r"\.")):
         load_config(None, [override])
+
+
+def test_the_earlier_run_bf16_key_reads_as_run_precision():
+    # run.bf16 (autocast on CUDA only) is what every run trained before run.precision recorded
+    assert load_config(None, ["run.bf16=true"]).run.precision == "auto"
+    assert load_config(None, ["run.bf16=false"]).run.precision == "fp32"
+    assert config_from_dict({"run": {"bf16": False}}).run.precision == "fp32"
+    assert "bf16" not in load_config(None, ["run.bf16=false"]).to_yaml()
+    assert Config().run.precision == "auto"
+    with pytest.raises(SpecRobustError, match="give only run.precision"):
+        load_config(None, ["run.bf16=true", "run.precision=bf16"])
 
 
 def test_train_command_errors_are_one_line(tmp_path, capsys):

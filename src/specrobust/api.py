@@ -23,11 +23,11 @@ from torch import nn
 from specrobust.analysis import REGISTRY
 from specrobust.analysis.job import AnalysisJob, parse_parts
 from specrobust.attacks.norms import largest_budget
-from specrobust.attacks.precision import check_precision
 from specrobust.evaluation.runner import EvalResult
 from specrobust.evaluation.runner import evaluate as _evaluate
 from specrobust.evaluation.suite import AttackSpec, parse_attacks
 from specrobust.numbers import check_range, parse_fraction
+from specrobust.precision import check_precision
 from specrobust.sar import sar_loss
 
 

@@ -28,6 +28,7 @@ from specrobust.yamlfile import read_mapping
 # Closed choices: a value outside them is refused while the config is read, naming them.
 ObjectiveName = Literal["natural", "pgd_at", "trades", "mart"]
 AveragingKind = Literal["none", "swa", "ema"]
+TrainingPrecision = Literal["auto", "fp32", "bf16"]
 Schedule = Literal["multistep", "cosine"]
 ModelMode = Literal["eval", "train"]
 Norm = Literal["linf", "l2"]
@@ -128,7 +129,9 @@ class ValidationConfig:
 @dataclass
 class RunConfig:
     device: str = "auto"
-    bf16: bool = True  # autocast on CUDA only
+    # The step's arithmetic (specrobust.precision): bf16 autocast or fp32; auto is bf16 on CUDA
+    # and fp32 on a CPU, where bf16 is faster only on some processors and is asked for.
+    precision: TrainingPrecision = "auto"
     channels_last: bool = True  # CUDA only
     compile: bool = False
     tensorboard: bool = False
@@ -188,9 +191,27 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     data = _read_yaml(Path(path)) if path is not None else {}
     for override in overrides or []:
         _apply_override(data, override)
-    config = _build(Config, data, "")
+    config = _build(Config, _upgraded(data), "")
     validate(config)
     return config
+
+
+def _upgraded(data: dict) -> dict:
+    """Keys of earlier versions in today's terms: ``run.bf16`` (autocast on CUDA, or not) is
+    ``run.precision`` auto or fp32, so that the runs it configured resume as they were."""
+    run = data.get("run")
+    if not isinstance(run, dict) or "bf16" not in run:
+        return data
+    run = dict(run)
+    bf16 = run.pop("bf16")
+    if "precision" in run:
+        raise SpecRobustError("run.bf16 is the earlier spelling of run.precision; give only "
+                              "run.precision")
+    if not isinstance(bf16, bool):
+        raise SpecRobustError(f"run.bf16 must be true or false, got {quoted(bf16)} (today: "
+                              "run.precision auto, fp32 or bf16)")
+    run["precision"] = "auto" if bf16 else "fp32"
+    return {**data, "run": run}
 
 
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
@@ -218,7 +239,7 @@ def _merge(base: dict, changes: dict) -> dict:
 
 
 def config_from_dict(data: dict) -> Config:
-    config = _build(Config, data, "")
+    config = _build(Config, _upgraded(data), "")
     validate(config)
     return config
 

@@ -10,5 +10,5 @@ CHECKPOINTS = ("best_averaged", "best", "averaged", "last")
 # What ``specrobust eval`` runs when --attacks is not given.
 DEFAULT_ATTACKS = "clean,fgsm,pgd20,cw30,aa"
 
-# The arithmetic of the gradient attacks (specrobust.attacks.precision); fp32 is the default.
+# The arithmetic of the gradient attacks (specrobust.precision); fp32 is the default.
 PRECISIONS = ("fp32", "bf16")

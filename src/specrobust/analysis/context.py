@@ -13,8 +13,8 @@ from torch import nn
 
 from specrobust import seeds
 from specrobust.attacks import folded_for_attack, pgd
-from specrobust.attacks.precision import attack_arithmetic
 from specrobust.distributed import SINGLE, Distributed
+from specrobust.precision import autocast
 
 PGD_STEPS = 20  # the paper's evaluation attack; alpha = eps / 4, as `specrobust eval`'s pgd20
 
@@ -30,7 +30,7 @@ class AnalysisContext:
     progress: Callable[[str, int, int], None] | None = None
     norm: str = "linf"  # the threat model of every PGD here
     shard: Distributed = SINGLE
-    precision: str = "fp32"  # every PGD's arithmetic (attacks.precision); judged in fp32
+    precision: str = "fp32"  # every PGD's arithmetic (specrobust.precision); judged in fp32
     _attacked: nn.Module | None = field(default=None, repr=False)
     _adversarial: torch.Tensor | None = field(default=None, repr=False)
 
@@ -82,7 +82,7 @@ class AnalysisContext:
             x = self.images[start:start + self.batch_size]
             y = self.labels[start:start + self.batch_size]
             generator = seeds.generator(seeds.batch(self.seed, label, start), x.device)
-            with attack_arithmetic(self.precision, x.device):
+            with autocast(self.precision, x.device):
                 adversarial = pgd(self.attacked, x, y, self.eps, self.eps / 4, PGD_STEPS,
                                   mask=mask, norm=self.norm, generator=generator)
             if self.progress:

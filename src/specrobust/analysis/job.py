@@ -16,12 +16,12 @@ from specrobust import atomic, locks, outputs
 from specrobust.analysis import PARTS, REGISTRY
 from specrobust.analysis.context import AnalysisContext
 from specrobust.analysis.heatmap import DEFAULT_IMAGES as DEFAULT_HEATMAP_IMAGES
-from specrobust.attacks.precision import check_precision, precision_fingerprint
 from specrobust.distributed import Distributed, init_distributed
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.job import load_test_target
 from specrobust.models.sources import ModelSource, as_source
 from specrobust.numbers import check_range
+from specrobust.precision import check_precision, precision_fingerprint
 from specrobust.progress import progress_bars
 from specrobust.training.rundir import RunDir
 
@@ -45,7 +45,7 @@ class AnalysisJob:
     heatmap_norm: float | None = None  # default: heatmap.default_norm of the image shape
     heatmap_n: int = DEFAULT_HEATMAP_IMAGES
     heatmap_stride: int = 1
-    precision: str = "fp32"  # of every PGD: fp32 or bf16 (attacks.precision)
+    precision: str = "fp32"  # of every PGD: fp32 or bf16 (specrobust.precision)
 
     def part_options(self, part: str) -> dict:
         """Options that change a part's result (they join its fingerprint)."""

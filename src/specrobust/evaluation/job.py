@@ -10,7 +10,6 @@ import torch
 
 from specrobust import atomic, outputs
 from specrobust.attacks.norms import NORMS, check_norm, largest_budget
-from specrobust.attacks.precision import precision_fingerprint
 from specrobust.checkpoint import LoadedModel
 from specrobust.defaults import DEFAULT_ATTACKS
 from specrobust.devices import resolve_device
@@ -22,6 +21,7 @@ from specrobust.evaluation.suite import parse_attacks
 from specrobust.evaluation.table import markdown
 from specrobust.models.sources import ModelSource, as_source, resolve
 from specrobust.numbers import check_range, parse_fraction
+from specrobust.precision import precision_fingerprint
 from specrobust.progress import progress_bars
 from specrobust.training.rundir import RunDir
 
@@ -83,7 +83,7 @@ class EvalJob:
     n: int = 1000
     eps: str | None = None  # default: the budget the model was trained at, else the dataset's
     norm: str = "linf"  # the threat model: linf or l2
-    precision: str = "fp32"  # of the gradient attacks: fp32 or bf16 (attacks.precision)
+    precision: str = "fp32"  # of the gradient attacks: fp32 or bf16 (specrobust.precision)
     out: str | None = None
     data_root: str | None = None
     seed: int = 0

@@ -24,13 +24,13 @@ from torch import nn
 from specrobust import locks
 from specrobust.attacks.folded import folded_for_attack
 from specrobust.attacks.norms import check_norm
-from specrobust.attacks.precision import attack_arithmetic, check_precision, precision_fingerprint
 from specrobust.distributed import SINGLE, Distributed
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.batched import attack_batches, clean_correct
 from specrobust.evaluation.checks import Check, self_checks
 from specrobust.evaluation.record import AttackEntry, EvalRecord, stage_table
 from specrobust.evaluation.suite import AttackSpec, parse_attack
+from specrobust.precision import autocast, check_precision, precision_fingerprint
 from specrobust.progress import Progress
 
 
@@ -81,7 +81,7 @@ def fingerprint_of(model: dict, *, eps: float, n: int, seed: int, batch_size: in
 
 
 def _attack_precision(precision: str, spec: AttackSpec, device: torch.device):
-    return attack_arithmetic("fp32" if spec.kind == "aa" else precision, device)
+    return autocast("fp32" if spec.kind == "aa" else precision, device)
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,

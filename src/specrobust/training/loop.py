@@ -16,7 +16,7 @@ of an uninterrupted one.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import math
 import time
 from pathlib import Path
@@ -38,6 +38,8 @@ from specrobust.distributed import init_distributed
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.batched import clean_correct
 from specrobust.models import create_model
+from specrobust.precision import autocast as precision_autocast
+from specrobust.precision import training_precision
 from specrobust.training import rundir
 from specrobust.training.averaging import WeightAveraging
 from specrobust.training.objectives import LossTerms, StepContext, build_objective
@@ -134,8 +136,8 @@ def _train(config: Config, run: rundir.RunDir, state: dict | None, dist, device)
     if dist.world_size > 1:
         trained = torch.nn.parallel.DistributedDataParallel(model)
     forward = torch.compile(trained) if config.run.compile else trained
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) \
-        if cuda and config.run.bf16 else contextlib.nullcontext
+    precision = training_precision(config.run.precision, device)
+    autocast = functools.partial(precision_autocast, precision, device)  # a fresh one per step
     writer = run.tensorboard() if config.run.tensorboard and dist.main else None
 
     metrics: dict = {}
