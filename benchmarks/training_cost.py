@@ -24,8 +24,8 @@ steps, methods interleaved so that machine noise hits all of them alike.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
+import functools
 import platform
 import statistics
 import time
@@ -34,6 +34,7 @@ import torch
 from torch.nn import functional as F
 
 from specrobust.models import create_model
+from specrobust.precision import autocast as precision_autocast
 from specrobust.training.loop import _train_step
 from specrobust.training.objectives import PGDAT, TRADES, StepContext
 from specrobust.training.regularizers import SAR
@@ -73,8 +74,7 @@ def main() -> None:
     if cuda:
         x = x.contiguous(memory_format=torch.channels_last)
     bf16 = cuda and not args.no_bf16
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if bf16 \
-        else contextlib.nullcontext
+    autocast = functools.partial(precision_autocast, "bf16" if bf16 else "fp32", device)
     ctx = StepContext(epoch=1, eps=8 / 255, alpha=2 / 255, steps=args.steps,
                       generator=torch.Generator(device=device).manual_seed(0))
     sar = SAR(lam=0.1, start_epoch=0)
@@ -149,10 +149,6 @@ def variants(args) -> None:
     y = torch.randint(0, 10, (args.batch_size,), device=device)
     sar = SAR(lam=0.1, start_epoch=0)
 
-    def autocast_of(precision):
-        if precision == "fp32":
-            return contextlib.nullcontext
-        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
 
     kinds = {"eager": None, "torch.compile": "default"}
     if cuda:
@@ -166,7 +162,8 @@ def variants(args) -> None:
                                         weight_decay=5e-4)
             for method, regularizer in (("AT", None), ("AT+SAR", sar)):
                 steps[(method, kind, precision)] = (model, forward, optimizer, regularizer,
-                                                    autocast_of(precision))
+                                                    functools.partial(precision_autocast,
+                                                                      precision, device))
 
     def context(seed):
         return StepContext(epoch=1, eps=8 / 255, alpha=2 / 255, steps=args.steps,
