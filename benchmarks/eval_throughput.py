@@ -16,7 +16,7 @@ one it trains a model (--model, cnn_small by default) naturally on Fashion-MNIST
 and attacks it at a small eps (0.02 by default) where accuracies are neither 0 nor 100%, so
 agreement means something; `--untrained` keeps its random weights (speed only: the accuracies
 of a random model say nothing). `--cpu-variants` adds what might pay on a CPU, each on the
-copy `specrobust eval` attacks: bf16 autocast, and `torch.compile` of the model.
+copy `specrobust eval` attacks: bf16 autocast, `torch.compile` of the model, and both.
 
 `--batch-sizes` times only what `specrobust eval` attacks (the folded copy, in fp32 and under
 bf16 autocast) at each batch size, the sizes taking turns on every slice of images.
@@ -41,10 +41,10 @@ import torch
 from torch.nn import functional as F
 
 from specrobust.attacks import folded_for_attack, pgd
-from specrobust.attacks.precision import attack_arithmetic
 from specrobust.data import DeviceLoader, load_dataset
 from specrobust.models import create_model
 from specrobust.numbers import parse_fraction
+from specrobust.precision import autocast
 
 
 def quick_natural_model(dataset, device, name):
@@ -84,10 +84,15 @@ def methods(model, eps, alpha, steps, keep_best_too, cpu_variants=False):
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 return pgd(folded, x, y, eps, alpha, steps)
 
+        def compiled_bf16(x, y):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return pgd(compiled, x, y, eps, alpha, steps)
+
         compiled = torch.compile(folded)
         found["specrobust pgd, BN folded, bf16 autocast"] = bf16
         found["specrobust pgd, BN folded, torch.compile"] = \
             lambda x, y: pgd(compiled, x, y, eps, alpha, steps)
+        found["specrobust pgd, BN folded, torch.compile, bf16"] = compiled_bf16
     return found
 
 
@@ -182,9 +187,9 @@ def main() -> None:
           f"{args.batch_size}, eps {args.eps}, {args.steps} gradient steps; per batch the "
           f"best of {args.repeats}, methods taking turns; clean accuracy {clean:.3f}")
     reference = best["torchattacks PGD"]
-    print(f"{'method':<42} {'images/s':>10} {'vs torchattacks':>16} {'accuracy':>9}")
+    print(f"{'method':<48} {'images/s':>10} {'vs torchattacks':>16} {'accuracy':>9}")
     for method in attacks:
-        print(f"{method:<42} {args.n / best[method]:>10.1f} {reference / best[method]:>15.2f}x "
+        print(f"{method:<48} {args.n / best[method]:>10.1f} {reference / best[method]:>15.2f}x "
               f"{accuracy[method]:>9.3f}")
 
 
@@ -195,7 +200,7 @@ def batch_size_sweep(model, x, y, eps, alpha, steps, batch_sizes, repeats, synch
 
     def attack(precision):
         def run(xb, yb):
-            with attack_arithmetic(precision, xb.device):
+            with autocast(precision, xb.device):
                 return pgd(folded, xb, yb, eps, alpha, steps)
         return run
 

@@ -96,6 +96,19 @@ def test_bf16_training_on_a_cpu_is_asked_for_and_runs_of_the_earlier_key_resume(
         train(config("run.precision=fp32"), tmp_path / "fp32", resume=True)
 
 
+@pytest.mark.slow
+def test_a_compiled_run_trains_like_an_eager_one(tmp_path):
+    # run.compile compiles the attack's passes as well as the update's; close, not bit-equal
+    def config(*changes):
+        return load_config(_write_config(tmp_path), ["optim.epochs=1", "optim.milestones=[]",
+                                                     "sar.enabled=false", *changes])
+
+    eager = train(config(), tmp_path / "eager")
+    compiled = train(config("run.compile=true"), tmp_path / "compiled")
+    assert abs(compiled["train_loss"] - eager["train_loss"]) < 1e-3 * abs(eager["train_loss"])
+    assert abs(compiled["val_robust"] - eager["val_robust"]) <= 0.04
+
+
 @pytest.mark.parametrize("bn_inputs", ["clean", "adversarial"])
 def test_weight_averaging_leaves_the_raw_models_training_unchanged(tmp_path, bn_inputs):
     """The replication reads AT+SAR and AT+SAR+WA from one run (raw and averaged checkpoints);

@@ -135,7 +135,10 @@ def _train(config: Config, run: rundir.RunDir, state: dict | None, dist, device)
     trained = model
     if dist.world_size > 1:
         trained = torch.nn.parallel.DistributedDataParallel(model)
+    # Compiled, the attack's passes too: they are nine in ten of a PGD-10 step's
+    # (benchmarks/training_cost.py --variants).
     forward = torch.compile(trained) if config.run.compile else trained
+    attacked = torch.compile(model) if config.run.compile else model
     precision = training_precision(config.run.precision, device)
     autocast = functools.partial(precision_autocast, precision, device)  # a fresh one per step
     writer = run.tensorboard() if config.run.tensorboard and dist.main else None
@@ -157,7 +160,7 @@ def _train(config: Config, run: rundir.RunDir, state: dict | None, dist, device)
                               config.objective.beta, _step_generator(device, config.seed, epoch,
                                                                      step),
                               norm=config.attack.norm)
-            terms = _train_step(model, forward, objective, sar, awp if
+            terms = _train_step(attacked, forward, objective, sar, awp if
                                 epoch >= config.awp.warmup else None, optimizer, x, y, ctx,
                                 autocast)
             if terms is None:
@@ -217,7 +220,8 @@ def _train_step(model, forward, objective, sar, awp, optimizer, x, y, ctx,
                 autocast) -> LossTerms | None:
     """One update; None (and the weights untouched) when the loss is not finite."""
     with autocast():
-        # The attack runs on the bare model: DDP's gradient hooks are for the update only.
+        # The attack runs on the model without DDP (compiled or not): DDP's gradient hooks
+        # are for the update only.
         x_adv = objective.adversarial(model, x, y, ctx)
         diff = None
         if awp is not None:
