@@ -149,7 +149,6 @@ def variants(args) -> None:
     y = torch.randint(0, 10, (args.batch_size,), device=device)
     sar = SAR(lam=0.1, start_epoch=0)
 
-
     kinds = {"eager": None, "torch.compile": "default"}
     if cuda:
         kinds["compile, CUDA graphs"] = "reduce-overhead"
@@ -171,7 +170,7 @@ def variants(args) -> None:
 
     def run(key, seed=0):
         model, forward, optimizer, regularizer, autocast = steps[key]
-        # The compiled module attacks too: in the loop the attack is nine in ten passes.
+        # The compiled module attacks too, as in the loop: ten of a PGD-10 step's 11 passes.
         return _train_step(forward, forward, PGDAT(), regularizer, None, optimizer, x, y,
                            context(seed), autocast)
 

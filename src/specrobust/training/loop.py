@@ -135,7 +135,7 @@ def _train(config: Config, run: rundir.RunDir, state: dict | None, dist, device)
     trained = model
     if dist.world_size > 1:
         trained = torch.nn.parallel.DistributedDataParallel(model)
-    # Compiled, the attack's passes too: they are nine in ten of a PGD-10 step's
+    # Compiled, the attack's passes too: ten of a PGD-10 step's eleven
     # (benchmarks/training_cost.py --variants).
     forward = torch.compile(trained) if config.run.compile else trained
     attacked = torch.compile(model) if config.run.compile else model
