@@ -86,6 +86,22 @@ def test_a_study_runs_every_stage_and_a_second_run_redoes_nothing(tmp_path, caps
                if p.name != "summary.json")  # nothing redone (an analysis re-sums its parts)
 
 
+def test_a_bf16_study_evaluates_and_analyses_in_bf16_and_says_so(tmp_path):
+    out = tmp_path / "study"
+    path = _tiny_plan(tmp_path, out)
+    plan = yaml.safe_load(path.read_text())
+    plan.update(precision="bf16", seeds=[0], attacks="clean,pgd:steps=3", analysis="logits",
+                methods={"AT": ["at", "best"]}, comparisons=[], report={})
+    plan["runs"].pop("at_sar")
+    path.write_text(yaml.safe_dump(plan))
+    assert main(["study", str(path)]) == 0
+    run = RunDir(out / "runs" / "at-seed0")
+    assert EvalRecord.load(run.eval_path("best")).fingerprint["precision"] == "bf16"
+    logits = json.loads((run.analysis_dir("best") / "logits.json").read_text())
+    assert logits["fingerprint"]["precision"] == "bf16"
+    assert "under bf16 autocast" in (out / "RESULTS.md").read_text()
+
+
 @pytest.mark.slow
 def test_two_workers_share_a_study_with_the_results_of_one(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"

@@ -161,6 +161,8 @@ def test_the_shipped_plans_load_and_their_recipes_are_valid():
      "pgd21x"),
     ("name: p\neps: '0.1'\nanalysis: filter,spectrum\nruns: {a: {recipe: x.yaml}}\n"
      "methods: {}", "unknown analysis part spectrum"),
+    ("name: p\neps: '0.1'\nprecision: fp16\nruns: {a: {recipe: x.yaml}}\nmethods: {}",
+     "precision must be one of fp32, bf16"),
 ])
 def test_a_bad_plan_is_refused_in_one_line(tmp_path, text, message, capsys):
     from specrobust.cli import main

@@ -159,13 +159,14 @@ def _evaluate(plan: Plan, method: Method, seed: int, options: Options, late=Fals
     return _on_checkpoint(plan, method, seed, lambda labelled, directory: evaluate_method(
         labelled, directory, attacks=attacks, n=plan.n, eps=plan.eps,
         data_root=options.data_root, device=options.device, check_n=plan.check_n,
-        progress=plan.progress))
+        precision=plan.precision, progress=plan.progress))
 
 
 def _analyze(plan: Plan, method: Method, seed: int, options: Options) -> bool:
     return _on_checkpoint(plan, method, seed, lambda labelled, directory: analyze_method(
         labelled, directory, parts=plan.analysis, n=plan.n, eps=plan.eps,
-        data_root=options.data_root, device=options.device, progress=plan.progress))
+        data_root=options.data_root, device=options.device, precision=plan.precision,
+        progress=plan.progress))
 
 
 def _on_checkpoint(plan: Plan, method: Method, seed: int, work) -> bool:

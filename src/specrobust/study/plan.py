@@ -10,6 +10,7 @@ evaluate and analyse, and which pairs of methods to compare. Plain data, read fr
     attacks: clean,fgsm,pgd20,cw30
     late_attacks: aa                        # its own stage, after every seed's other results
     analysis: filter,spectra,kernels,logits
+    precision: fp32                         # of the gradient attacks: fp32 (default) or bf16
     runs:                                   # recipes relative to this file
       at: {recipe: ../replication/cifar10_cnn_at.yaml}
       at_sar: {recipe: ../replication/cifar10_cnn_at_sar.yaml, branch_from: at}
@@ -72,6 +73,7 @@ class Plan:
     late_attacks: str = ""
     analysis: str = "filter,spectra,kernels,logits"
     check_n: int = 200
+    precision: str = "fp32"  # of evaluation's and analysis' gradient attacks (`--precision`)
     progress: bool = True  # progress bars (off for studies run in the background, into a log)
     comparisons: list[tuple[str, str]] = field(default_factory=list)
     reference_root: Path | None = None  # where reference methods' runs are
@@ -111,8 +113,8 @@ def demo_plan() -> Path:
 
 
 _KEYS = {"name", "title", "out", "branch_root", "seeds", "eps", "n", "attacks", "late_attacks",
-         "analysis", "check_n", "progress", "runs", "methods", "comparisons", "reference", "report",
-         "notes", "quick"}
+         "analysis", "check_n", "precision", "progress", "runs", "methods", "comparisons",
+         "reference", "report", "notes", "quick"}
 
 
 def load_plan(path: str | Path, *, quick: bool = False) -> Plan:
@@ -184,6 +186,7 @@ def _build(data: dict, path: Path, extra: dict[str, list[str]]) -> Plan:
         late_attacks=str(data.get("late_attacks") or ""),
         analysis=str(data.get("analysis") or ""),
         check_n=_whole(data.get("check_n", Plan.check_n), path, "check_n"),
+        precision=_precision(data.get("precision", Plan.precision), path),
         progress=bool(data.get("progress", True)),
         comparisons=comparisons, reference_root=reference_root, branch_root=branch_root,
         reference_methods=reference_methods, report_reference=report.get("reference"),
@@ -193,6 +196,15 @@ def _build(data: dict, path: Path, extra: dict[str, list[str]]) -> Plan:
                               "of the study those runs belong to")
     _check_work(plan, path)
     return plan
+
+
+def _precision(value, path: Path) -> str:
+    from specrobust.defaults import PRECISIONS
+
+    if value not in PRECISIONS:
+        raise SpecRobustError(f"{path}: precision must be one of {', '.join(PRECISIONS)}, got "
+                              f"{quoted(value)}")
+    return value
 
 
 def _check_work(plan: Plan, path: Path) -> None:

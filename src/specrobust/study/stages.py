@@ -55,7 +55,8 @@ def train_run(config: Config, directory: Path, label: str, branch_from: Path | N
 
 def evaluate_method(method: Method, directory: Path, *, attacks: str, n: int, eps: str,
                     data_root: str | None = None, device: str = "auto",
-                    batch_size: int = 256, check_n: int = 200, progress: bool = True) -> None:
+                    batch_size: int = 256, check_n: int = 200, precision: str = "fp32",
+                    progress: bool = True) -> None:
     """Evaluate into the run's record for ``method.which``; a record that is current (same
     weights, data and budget: ``EvalRecord.is_current``) and has every attack is left alone,
     attacks finished in a current one are re-used."""
@@ -64,14 +65,14 @@ def evaluate_method(method: Method, directory: Path, *, attacks: str, n: int, ep
 
     job = EvalJob(ModelSource(str(directory), which=method.which), attacks=attacks, n=n,
                   eps=eps, data_root=data_root, device=device, batch_size=batch_size,
-                  check_n=check_n, progress=progress)
+                  check_n=check_n, precision=precision, progress=progress)
     run_eval_job(job, skip_current=True,
                  on_start=lambda: log(f"eval {method.label} ({attacks}; first {n} test images)"))
 
 
 def analyze_method(method: Method, directory: Path, *, parts: str, n: int, eps: str,
                    data_root: str | None = None, device: str = "auto",
-                   progress: bool = True) -> None:
+                   precision: str = "fp32", progress: bool = True) -> None:
     """Analyse into the run's analysis directory for ``method.which``; finished parts are not
     run again."""
     from specrobust.analysis.job import AnalysisJob, run_analysis_job
@@ -80,4 +81,4 @@ def analyze_method(method: Method, directory: Path, *, parts: str, n: int, eps: 
     log(f"analyze {method.label} ({parts}; first {n} test images)")
     run_analysis_job(AnalysisJob(ModelSource(str(directory), which=method.which), suites=parts,
                                  n=n, eps=eps, data_root=data_root, device=device,
-                                 progress=progress))
+                                 precision=precision, progress=progress))

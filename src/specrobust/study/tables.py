@@ -21,6 +21,11 @@ from specrobust.training.rundir import RunDir
 RAW_NUMBERS = {"logit-spectrum gap"}  # not fractions: shown as they are, not in %
 
 
+# How a table made with bf16 attacks says so (`specrobust eval --precision`).
+_PRECISION_NOTE = (" (FGSM, PGD, C&W and the analyses' PGD under bf16 autocast, judged in fp32; "
+                   "AutoAttack in fp32)")
+
+
 def _accuracies(path: Path) -> dict[str, float]:
     record = EvalRecord.load(path)
     summary = record.summary() if record is not None else None
@@ -82,7 +87,8 @@ def write_summary(plan: Plan, seeds: list[int]) -> None:
     stages = [m for m in analysis_columns if " after " in m]
     others = [m for m in analysis_columns if m not in lowpass + stages]
     lines = [f"# {plan.title}", "", *([*plan.notes, ""] if plan.notes else []),
-             f"Accuracy in % on the first {plan.n} test images, eps {plan.eps}: mean ± standard "
+             f"Accuracy in % on the first {plan.n} test images, eps {plan.eps}"
+             f"{_PRECISION_NOTE if plan.precision == 'bf16' else ''}: mean ± standard "
              f"deviation over the finished seeds of {', '.join(map(str, seeds))} (the seeds "
              "column; a cell with fewer says so).", ""]
     lines += _table(rows, attack_columns, seeds)
