@@ -81,11 +81,11 @@ def methods(model, eps, alpha, steps, keep_best_too, cpu_variants=False):
                                                                      keep_best=False)
     if cpu_variants:
         def bf16(x, y):
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with autocast("bf16", x.device):
                 return pgd(folded, x, y, eps, alpha, steps)
 
         def compiled_bf16(x, y):
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with autocast("bf16", x.device):
                 return pgd(compiled, x, y, eps, alpha, steps)
 
         compiled = torch.compile(folded)

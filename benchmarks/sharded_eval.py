@@ -2,7 +2,7 @@
 
     python benchmarks/sharded_eval.py [--n 500] [--attacks clean,pgd20] [--processes 2]
     python benchmarks/sharded_eval.py --source autoattack-natural-resnet18 --eps 1/255 \
-        --n 128 --batch-size 32 --single-threads 2          # thread layout, ResNet-18
+        --n 256 --batch-size 64 --single-threads 2          # thread layout, ResNet-18
 
 Evaluates a model (default: a Fashion-MNIST AT checkpoint of the replication, cnn_small) on the
 first n test images: once in one process with --single-threads threads (default 1), once under
