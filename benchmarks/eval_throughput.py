@@ -80,20 +80,26 @@ def methods(model, eps, alpha, steps, keep_best_too, cpu_variants=False):
         found["specrobust pgd (keep_best=False)"] = lambda x, y: pgd(model, x, y, eps, alpha, steps,
                                                                      keep_best=False)
     if cpu_variants:
-        def bf16(x, y):
-            with autocast("bf16", x.device):
-                return pgd(folded, x, y, eps, alpha, steps)
-
-        def compiled_bf16(x, y):
-            with autocast("bf16", x.device):
-                return pgd(compiled, x, y, eps, alpha, steps)
-
         compiled = torch.compile(folded)
-        found["specrobust pgd, BN folded, bf16 autocast"] = bf16
+        found["specrobust pgd, BN folded, bf16 autocast"] = \
+            _pgd_in("bf16", folded, eps, alpha, steps)
         found["specrobust pgd, BN folded, torch.compile"] = \
-            lambda x, y: pgd(compiled, x, y, eps, alpha, steps)
-        found["specrobust pgd, BN folded, torch.compile, bf16"] = compiled_bf16
+            _pgd_in("fp32", compiled, eps, alpha, steps)
+        found["specrobust pgd, BN folded, torch.compile, bf16"] = \
+            _pgd_in("bf16", compiled, eps, alpha, steps)
     return found
+
+
+def _pgd_in(precision, model, eps, alpha, steps):
+    """``pgd`` on ``model`` with its passes in ``precision`` (specrobust.precision)."""
+    def attack(x, y):
+        with autocast(precision, x.device):
+            return pgd(model, x, y, eps, alpha, steps)
+    return attack
+
+
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu"
 
 
 def timed(attack, x, y, synchronize):
@@ -181,8 +187,7 @@ def main() -> None:
     with torch.no_grad():
         clean = (model(x).argmax(1) == y).float().mean().item()
 
-    name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu"
-    print(f"device {device} ({name}), torch {torch.__version__}, threads "
+    print(f"device {device} ({_device_name(device)}), torch {torch.__version__}, threads "
           f"{torch.get_num_threads()}; {args.n} images of {dataset.info.name}, batch "
           f"{args.batch_size}, eps {args.eps}, {args.steps} gradient steps; per batch the "
           f"best of {args.repeats}, methods taking turns; clean accuracy {clean:.3f}")
@@ -197,26 +202,19 @@ def batch_size_sweep(model, x, y, eps, alpha, steps, batch_sizes, repeats, synch
     """Images/s of the evaluation path at each batch size, fp32 and bf16. The sizes take turns
     on every slice of max(batch_sizes) images, so that load from elsewhere hits them alike."""
     folded = folded_for_attack(model)
-
-    def attack(precision):
-        def run(xb, yb):
-            with autocast(precision, xb.device):
-                return pgd(folded, xb, yb, eps, alpha, steps)
-        return run
-
     slice_size = max(batch_sizes)
     best: dict = {}
     for precision in ("fp32", "bf16"):
         for size in batch_sizes:
             best[(precision, size)] = [float("inf")] * len(range(0, len(x), slice_size))
     keys = list(best)
-    for key in keys:  # warm-up: the allocator, oneDNN's kernels for each shape
-        attack(key[0])(x[:key[1]], y[:key[1]])
+    for precision, size in keys:  # warm-up: the allocator, oneDNN's kernels for each shape
+        _pgd_in(precision, folded, eps, alpha, steps)(x[:size], y[:size])
     for repeat in range(repeats):
         for index, start in enumerate(range(0, len(x), slice_size)):
             shift = (repeat + index) % len(keys)
             for precision, size in keys[shift:] + keys[:shift]:
-                run = attack(precision)
+                run = _pgd_in(precision, folded, eps, alpha, steps)
                 synchronize()
                 began = time.perf_counter()
                 for first in range(start, min(start + slice_size, len(x)), size):
@@ -225,8 +223,7 @@ def batch_size_sweep(model, x, y, eps, alpha, steps, batch_sizes, repeats, synch
                 seconds = time.perf_counter() - began
                 best[(precision, size)][index] = min(best[(precision, size)][index], seconds)
     device = x.device
-    name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu"
-    print(f"device {device} ({name}), torch {torch.__version__}, threads "
+    print(f"device {device} ({_device_name(device)}), torch {torch.__version__}, threads "
           f"{torch.get_num_threads()}; {what}, PGD-{steps} on the folded copy `specrobust eval` "
           f"attacks; per slice of {slice_size} images the best of {repeats}, sizes taking turns")
     reference = sum(best[("fp32", batch_sizes[0])])

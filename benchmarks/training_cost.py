@@ -112,7 +112,7 @@ def main() -> None:
             times[name].append((time.perf_counter() - start) / args.iters)
     step = {name: statistics.median(values) for name, values in times.items()}
 
-    where = torch.cuda.get_device_name() if cuda else (platform.processor() or "cpu")
+    where = _where(device)
     print(f"{args.model}, images {shape}, batch {args.batch_size}, PGD-{args.steps} training "
           f"attack, device {device} ({where}), bf16 {bf16}, torch {torch.__version__}, threads "
           f"{torch.get_num_threads()}; median of {args.repeats} x {args.iters} steps")

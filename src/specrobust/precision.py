@@ -10,11 +10,14 @@ it by default on CUDA only (``run.precision: auto``).
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
-
-import torch
+from typing import TYPE_CHECKING
 
 from specrobust.defaults import PRECISIONS
 from specrobust.errors import SpecRobustError
+
+if TYPE_CHECKING:
+    import torch
+# torch is imported where it is used: a study plan's reader checks a precision without it.
 
 
 def check_precision(precision: str) -> str:
@@ -28,12 +31,16 @@ def autocast(precision: str, device: torch.device | str) -> AbstractContextManag
     """Run the model's passes inside this (what is judged stays outside it)."""
     if check_precision(precision) == "fp32":
         return nullcontext()
+    import torch
+
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
 
 
 def training_precision(setting: str, device: torch.device | str) -> str:
     """``run.precision`` on a device: ``auto`` is bf16 on CUDA and fp32 elsewhere."""
     if setting == "auto":
+        import torch
+
         return "bf16" if torch.device(device).type == "cuda" else "fp32"
     return check_precision(setting)
 

@@ -199,12 +199,12 @@ def _build(data: dict, path: Path, extra: dict[str, list[str]]) -> Plan:
 
 
 def _precision(value, path: Path) -> str:
-    from specrobust.defaults import PRECISIONS
+    from specrobust.precision import check_precision
 
-    if value not in PRECISIONS:
-        raise SpecRobustError(f"{path}: precision must be one of {', '.join(PRECISIONS)}, got "
-                              f"{quoted(value)}")
-    return value
+    try:
+        return check_precision(value)
+    except SpecRobustError as error:
+        raise SpecRobustError(f"{path}: {error}") from None
 
 
 def _check_work(plan: Plan, path: Path) -> None:
