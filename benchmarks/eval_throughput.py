@@ -155,7 +155,7 @@ def main() -> None:
     eps = parse_fraction(args.eps, "eps")
     alpha = eps / 4
     if args.checkpoint:
-        from specrobust.models.sources import resolve
+        from specrobust.loading import resolve
 
         loaded = resolve(args.checkpoint)
         model, dataset = loaded.model.to(device).eval(), load_dataset(loaded.dataset)

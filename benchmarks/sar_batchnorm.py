@@ -17,8 +17,8 @@ import time
 
 import torch
 
-from specrobust.checkpoint import load_model
 from specrobust.data import load_dataset
+from specrobust.loading import load_model
 from swa_batchnorm import accuracy, measurement_arguments, pgd5_images, recompute_statistics
 
 

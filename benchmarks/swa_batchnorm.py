@@ -24,8 +24,8 @@ import time
 import torch
 
 from specrobust.attacks import pgd
-from specrobust.checkpoint import load_model
 from specrobust.data import load_dataset
+from specrobust.loading import load_model
 
 
 def accuracy(model, x, y, eps):

@@ -21,7 +21,7 @@ import torch
 from specrobust import fourier
 from specrobust.analysis.job import AnalysisJob, run_analysis_job
 from specrobust.data import load_dataset
-from specrobust.models.sources import resolve
+from specrobust.loading import resolve
 
 NAME = "autoattack-natural-resnet18"
 PAPER = {  # Table 1 of the paper, natural ResNet-18 (%), bandwidths 32, 28, 24, 20, 16

@@ -4,9 +4,10 @@ import json
 import pytest
 import torch
 
-from specrobust.checkpoint import export_safetensors, load_model, save_checkpoint
+from specrobust.checkpoint import export_safetensors, save_checkpoint
 from specrobust.cli import main
 from specrobust.errors import SpecRobustError
+from specrobust.loading import load_model
 from specrobust.models import create_model
 from trained_models import dataset_name
 

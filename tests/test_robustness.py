@@ -25,6 +25,7 @@ import errno
 import json
 import os
 import pickle
+import re
 import string
 import subprocess
 import sys
@@ -39,10 +40,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from specrobust import locks
-from specrobust.checkpoint import load_model, save_checkpoint
+from specrobust.checkpoint import save_checkpoint
 from specrobust.cli import _build_parser, main
 from specrobust.config import Config, load_config
 from specrobust.errors import SpecRobustError
+from specrobust.loading import load_model
 from specrobust.models import create_model
 from specrobust.numbers import parse_fraction
 
@@ -874,3 +876,169 @@ def test_a_dollar_in_a_label_is_drawn_as_text(tmp_path, checkpoint, capsys):
     draw("kernels", [("a$b", record), ("$x", record)], tmp_path / "k.png")
     assert matplotlib.rcParams["text.parse_math"]
     tried("report")
+
+
+# ---- model files: no code runs from any file that is not named as code --------------------------
+
+def _payload_tensor(marker: str, value: torch.Tensor) -> torch.Tensor:
+    """What a crafted pickle runs: it leaves a mark, then returns a valid value, so a loader
+    that ran it would carry on as if nothing happened."""
+    Path(marker).touch()
+    return value
+
+
+class _TensorPayload:
+    def __init__(self, marker: Path, value: torch.Tensor):
+        self.marker, self.value = str(marker), value
+
+    def __reduce__(self):
+        return (_payload_tensor, (self.marker, self.value))
+
+
+class _Exported(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(3 * 32 * 32, 10)
+        self.register_buffer("offset", torch.arange(10.0), persistent=False)  # a constant
+
+    def forward(self, x):
+        return self.linear(x.flatten(1)) + self.offset
+
+
+def _exported_archive(path: Path):
+    """(the members of a real exported program's archive, its weights and constants)."""
+    program = torch.export.export(_Exported().eval(), (torch.rand(2, 3, 32, 32),),
+                                  dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
+    torch.export.save(program, path)
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    return members, {**program.state_dict, **program.constants}
+
+
+def _write_archive(path: Path, members: dict[str, bytes]) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def _pickled_member(members: dict, config_name: str, marker: Path, values: dict) -> dict:
+    """Every payload of a weights or constants config pickled, and its pickle running code."""
+    import io
+
+    root = next(iter(members)).split("/")[0]
+    config_key = f"{root}/{config_name}"
+    config = json.loads(members[config_key])
+    for fqn, meta in config["config"].items():
+        meta["use_pickle"] = True
+        buffer = io.BytesIO()
+        torch.save(_TensorPayload(marker, values[fqn]), buffer)
+        members[f"{root}/{config_name.rsplit('/', 1)[0]}/{meta['path_name']}"] = buffer.getvalue()
+    members[config_key] = json.dumps(config).encode()
+    return members
+
+
+def _crafted_exports(directory: Path, marker: Path) -> dict[str, dict[str, bytes]]:
+    """Archives that each carry one way in for code, with a payload that returns a valid
+    value; the rest of each archive is a real exported program."""
+    import io
+
+    clean, values = _exported_archive(directory / "clean.pt2")
+    root = next(iter(clean)).split("/")[0]
+    variants = {}
+    variants["weights"] = _pickled_member(dict(clean), "data/weights/model_weights_config.json",
+                                          marker, values)
+    variants["constants"] = _pickled_member(dict(clean),
+                                            "data/constants/model_constants_config.json",
+                                            marker, values)
+    buffer = io.BytesIO()
+    torch.save(((_TensorPayload(marker, torch.rand(2, 3, 32, 32)),), {}), buffer)
+    variants["sample inputs"] = {**clean, f"{root}/data/sample_inputs/model.pt":
+                                 buffer.getvalue()}
+    opaque = dict(clean)
+    config = json.loads(opaque[f"{root}/data/constants/model_constants_config.json"])
+    for meta in config["config"].values():
+        meta["path_name"] = "opaque_obj_0"
+    opaque[f"{root}/data/constants/model_constants_config.json"] = json.dumps(config).encode()
+    opaque[f"{root}/data/constants/opaque_obj_0"] = pickle.dumps(
+        _TensorPayload(marker, values["offset"]))
+    variants["opaque object"] = opaque
+    program = json.loads(clean[f"{root}/models/model.json"])
+    guarded = json.loads(json.dumps(program))
+    guarded["guards_code"] = [f"__import__('pathlib').Path({str(marker)!r}).touch()"]
+    variants["guard code"] = {**clean, f"{root}/models/model.json": json.dumps(guarded).encode()}
+    text = clean[f"{root}/models/model.json"].decode()
+    variants["node target"] = {**clean, f"{root}/models/model.json": text.replace(
+        '"torch.ops.aten.linear.default"', '"torch.os.system"', 1).encode()}
+    variants["shape expression"] = {**clean, f"{root}/models/model.json": re.sub(
+        r'"expr_str": "[^"]*"', '"expr_str": "__import__(\'os\').getcwd()"', text,
+        count=1).encode()}
+    variants["compiled code"] = {**clean, f"{root}/data/aotinductor/model/x.so": b"\x7fELF"}
+    for name, members in variants.items():
+        assert members != clean, name
+    return variants
+
+
+@pytest.mark.parametrize("variant", ["weights", "constants", "sample inputs"])
+def test_exported_payloads_would_run_in_torch_itself(tmp_path, variant):
+    """The crafted archives are live: torch.export.load runs their payloads, so the refusals
+    below are specrobust's doing. (Guard code runs only where torch's configuration turns the
+    guards on, and the other ways in fail later in torch; specrobust refuses them all.)"""
+    marker = tmp_path / "ran"
+    _write_archive(tmp_path / "evil.pt2", _crafted_exports(tmp_path, marker)[variant])
+    import logging
+
+    logging.disable(logging.CRITICAL)  # torch's fallback warning is a broken format string
+    try:
+        torch.export.load(tmp_path / "evil.pt2").module()
+    finally:
+        logging.disable(logging.NOTSET)
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("variant", ["weights", "constants", "sample inputs", "opaque object",
+                                     "guard code", "node target", "shape expression",
+                                     "compiled code"])
+def test_crafted_export_archives_run_no_code_however_named(tmp_path, capsys, monkeypatch,
+                                                           variant):
+    marker = tmp_path / "code-ran"
+    members = _crafted_exports(tmp_path, marker)[variant]
+    models = tmp_path / "models"
+    monkeypatch.setenv("SPECROBUST_MODELS", str(models))
+    _write_archive(tmp_path / "evil.pt2", members)
+    _write_archive(tmp_path / "weights.pth", members)
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    _write_archive(run / "checkpoints" / "best.pt", members)
+    models.mkdir()
+    _write_archive(models / "Carmon2019Unlabeled.pt", members)
+    common = ["--attacks", "clean", "--n", "4", "--no-checks"]
+    for argv in (["eval", str(tmp_path / "evil.pt2"), "--dataset", DATA, *common],
+                 ["eval", str(tmp_path / "weights.pth"), "--model", "cnn_small", "--dataset",
+                  DATA, *common],
+                 ["eval", str(run), *common],
+                 ["eval", "Carmon2019Unlabeled", *common],
+                 ["fetch-model", "Carmon2019Unlabeled"],
+                 ["analyze", str(tmp_path / "evil.pt2"), "--dataset", DATA, "--suite",
+                  "kernels"]):
+        before = snapshot(tmp_path)
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and not marker.exists(), (argv, err)
+        assert snapshot(tmp_path) == before
+        tried("model files", intact_checked=True)
+
+
+def test_a_clean_export_still_loads_after_the_checks(tmp_path):
+    from specrobust.loading import ModelSource, resolve
+
+    _exported_archive(tmp_path / "clean.pt2")[0]
+    loaded = resolve(ModelSource(str(tmp_path / "clean.pt2"), dataset=DATA))
+    x = torch.rand(3, 3, 32, 32)
+    reference = torch.export.load(tmp_path / "clean.pt2").module()
+    with torch.no_grad():
+        assert torch.equal(loaded.model(x), reference(x))
+    tried("model files")

@@ -17,7 +17,7 @@ from specrobust.data import load_dataset
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.runner import evaluate
 from specrobust.evaluation.suite import parse_attacks
-from specrobust.models.sources import ModelSource, resolve
+from specrobust.loading import ModelSource, resolve
 
 DATA = "synthetic:band=low,n_train=40,n_test=24,seed=3"
 ATTACKS = "clean,pgd:steps=3"
@@ -69,7 +69,7 @@ def arch(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def network(arch):
     """The user's architecture with fixed random weights, built in Python."""
-    from specrobust.models.sources import load_factory
+    from specrobust.loading.usercode import load_factory
 
     torch.manual_seed(11)
     net = load_factory(f"{arch}:tiny")(width=6).eval()
@@ -147,7 +147,7 @@ def test_every_source_evaluates_like_the_model_in_python(tmp_path, capsys, arch,
 
 
 def test_user_code_that_returns_its_own_weights(tmp_path, capsys, arch, test_images):
-    from specrobust.models.sources import load_factory
+    from specrobust.loading.usercode import load_factory
 
     reference = load_factory(f"{arch}:trained")().eval()
     outcomes = _cli_outcomes(capsys, tmp_path, f"--model={arch}:trained", "--dataset", DATA)

@@ -10,10 +10,11 @@ import pytest
 import torch
 import yaml
 
-from specrobust.checkpoint import load_model, read_checkpoint
+from specrobust.checkpoint import read_checkpoint
 from specrobust.cli import main
 from specrobust.config import load_config
 from specrobust.errors import SpecRobustError
+from specrobust.loading import load_model
 from specrobust.training import objectives
 from specrobust.training.loop import train
 

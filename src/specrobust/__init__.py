@@ -19,7 +19,7 @@ _LAZY = {
     "evaluate": "specrobust.api", "analyze": "specrobust.api", "SARLoss": "specrobust.api",
     "pgd": "specrobust.attacks.pgd", "fgsm": "specrobust.attacks.pgd",
     "autoattack": "specrobust.attacks.autoattack",
-    "resolve": "specrobust.models.sources", "ModelSource": "specrobust.models.sources",
+    "resolve": "specrobust.loading", "ModelSource": "specrobust.loading",
     "create_model": "specrobust.models",
 }
 __all__ = ["SpecRobustError", "__version__", *_LAZY]

@@ -1,7 +1,9 @@
 """Writes that matter are atomic: a temporary file in the same directory, then a rename, so an
 interrupted run (or a full disk) leaves either the old file or the new one, never half of one,
-and no temporary file behind. A target that is a symbolic link, or lies in a linked directory,
-is refused rather than followed (``specrobust.outputs`` states the rule)."""
+and no temporary file behind. A kill -9 cannot run the clean-up, so the temporary file is named
+for what it is (``layout.temporary_prefix``) and the next command that owns the directory
+removes it (``layout.remove_leftovers``). A target that is a symbolic link, or lies in a linked
+directory, is refused rather than followed (``specrobust.outputs`` states the rule)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import IO
 
 from specrobust.errors import SpecRobustError
+from specrobust.layout import temporary_prefix
 
 
 @contextlib.contextmanager
@@ -25,7 +28,7 @@ def replacing(target: str | os.PathLike) -> Iterator[str]:
             raise SpecRobustError(f"{path} is a symbolic link; specrobust does not write "
                                   "through links")
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=temporary_prefix(target))
     os.close(handle)
     # mkstemp makes the file private (0600); give it the permissions a plain open() would.
     umask = os.umask(0)

@@ -184,9 +184,9 @@ def _floats(option: str):
 
 
 def _add_model_source(command) -> None:
-    """The options that say where a model comes from (``specrobust.models.sources``): declared
+    """The options that say where a model comes from (``specrobust.loading``): declared
     here once for every command that takes a model, read back by :func:`_model_source`."""
-    from specrobust.defaults import CHECKPOINTS
+    from specrobust.layout import CHECKPOINTS
 
     group = command.add_argument_group("model source")
     group.add_argument("--model", help="architecture for a weights file: a zoo name "
@@ -207,7 +207,7 @@ def _add_model_source(command) -> None:
 
 
 def _model_source(args, path: str | None):
-    from specrobust.models.sources import ModelSource, parse_model_args
+    from specrobust.loading import ModelSource, parse_model_args
 
     return ModelSource(path=path, model=args.model, model_args=parse_model_args(args.model_args),
                        dataset=args.dataset, mean=args.mean, std=args.std, which=args.which)
@@ -396,7 +396,7 @@ def _models(args) -> int:
     from specrobust.models import MODELS, count_parameters
 
     if args.pretrained:
-        from specrobust.models.pretrained import PRETRAINED
+        from specrobust.loading.pretrained import PRETRAINED
 
         print(f"{'name':<32} {'architecture':<19} {'dataset':<8} {'threat':<12} "
               f"{'clean':>6} {'AA':>6}  present")
@@ -420,7 +420,7 @@ def _percent(value: float | None) -> str:
 
 
 def _pretrained_present(entry) -> bool:
-    from specrobust.models.pretrained import local_file
+    from specrobust.loading.pretrained import local_file
 
     try:
         local_file(entry)
@@ -430,7 +430,7 @@ def _pretrained_present(entry) -> bool:
 
 
 def _fetch_model(args) -> int:
-    from specrobust.models.pretrained import fetch
+    from specrobust.loading.pretrained import fetch
 
     path = fetch(args.name)
     print(f"{args.name}: present in {path}")

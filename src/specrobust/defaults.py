@@ -4,9 +4,6 @@ Kept in a module that imports nothing, so that building the parser does not impo
 takes about 2 s on these machines): ``specrobust --help`` answers at once.
 """
 
-# A run directory's checkpoints, in the order ``--checkpoint auto`` tries them.
-CHECKPOINTS = ("best_averaged", "best", "averaged", "last")
-
 # What ``specrobust eval`` runs when --attacks is not given.
 DEFAULT_ATTACKS = "clean,fgsm,pgd20,cw30,aa"
 

@@ -17,19 +17,19 @@ by their content (a format tag, a marker), never by their names alone.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
+import re
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from specrobust import layout
+from specrobust.bounded import read_json, read_yaml
 from specrobust.errors import SpecRobustError
+from specrobust.layout import EVAL_MD_MARKER, REPORT_MARKER
 
-# The first bytes of every HTML report, so a later report may replace it and nothing else.
-REPORT_MARKER = '<meta name="generator" content="specrobust report">'
-# The first line of every eval.md, for the same reason.
-EVAL_MD_MARKER = "<!-- specrobust eval -->"
+__all__ = ["EVAL_MD_MARKER", "REPORT_MARKER"]  # re-exported for the writers
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,8 @@ class Kind:
 
 def _json_format(path: Path) -> str | None:
     try:
-        with open(path, "rb") as handle:
-            data = json.loads(handle.read(64 << 20))
-    except (OSError, ValueError):
+        data = read_json(path)
+    except (OSError, ValueError, SpecRobustError):  # unreadable, not JSON, too large or deep
         return None
     return data.get("format") if isinstance(data, dict) else None
 
@@ -61,13 +60,13 @@ def _starts_with(path: Path, marker: str, span: int = 4096) -> bool:
 def _is_run(path: Path) -> bool:
     """A run has its resume state, or at least the full config training writes first (a
     config.yaml of someone else's project does not have all these sections)."""
-    if (path / "checkpoints" / "last.pt").is_file():
+    if layout.checkpoint_file(path, "last").is_file():
         return True
     try:
         import yaml
 
-        config = yaml.safe_load((path / "config.yaml").read_text())
-    except (OSError, ValueError, yaml.YAMLError):
+        config = read_yaml(path / layout.CONFIG, "config file")
+    except (OSError, ValueError, yaml.YAMLError, SpecRobustError):
         return False
     return isinstance(config, dict) and _RUN_SECTIONS <= set(config)
 
@@ -77,27 +76,39 @@ _RUN_SECTIONS = {"seed", "data", "model", "optim", "attack", "objective", "sar",
 
 
 def _is_analysis(path: Path) -> bool:
-    return any((_json_format(p) or "").startswith("specrobust-analysis")
+    return any((_json_format(p) or "").startswith(layout.ANALYSIS_FORMAT)
                for p in path.glob("*.json") if p.is_file())
 
 
+_LEGACY_EVAL_TITLE = re.compile(r"# \S.* on \S+ \(first \d+ test images\), (L-inf|L2) eps \S+$")
+
+
 def _is_eval_md(path: Path) -> bool:
-    # Written before the marker existed: an eval.md is ours when its evaluation record is.
-    return _starts_with(path, EVAL_MD_MARKER, 64) or \
-        _json_format(path.with_suffix(".json")) == "specrobust-eval"
+    """Ours by its content: every eval.md specrobust writes starts with the marker; one written
+    before the marker existed starts with the title it wrote then, beside its record. A user's
+    NAME.md beside an evaluation record NAME.json is the user's."""
+    if _starts_with(path, EVAL_MD_MARKER, 64):
+        return True
+    try:
+        with open(path, "rb") as handle:
+            first = handle.read(512).split(b"\n", 1)[0].decode("utf-8", "replace")
+    except OSError:
+        return False
+    return bool(_LEGACY_EVAL_TITLE.match(first)) and \
+        _json_format(layout.record_beside(path)) == layout.EVAL_FORMAT
 
 
 def _is_study(path: Path) -> bool:
     """Everything in it is what a study writes: its tables (RESULTS.md only beside the
     summary.json it is written with), its report, ``runs/`` holding run directories (or, as the
     demo laid them out before studies, the run directories themselves)."""
-    entries = {entry.name: entry for entry in path.iterdir()}
+    entries = {entry.name: entry for entry in path.iterdir() if not layout.is_leftover(entry)}
     if any(entry.is_symlink() for entry in entries.values()):
         return False
     if "summary.json" in entries:
         try:
-            summary = json.loads(entries["summary.json"].read_text())
-        except (OSError, ValueError):
+            summary = read_json(entries["summary.json"], "study summary")
+        except (OSError, ValueError, SpecRobustError):
             return False
         if not (isinstance(summary, dict) and {"plan", "methods"} <= set(summary)):
             return False
@@ -121,7 +132,8 @@ def _is_study(path: Path) -> bool:
 
 RUN = Kind("a run directory", _is_run)
 ANALYSIS = Kind("an analysis directory", _is_analysis)
-EVAL = Kind("an evaluation record (eval.json)", lambda p: _json_format(p) == "specrobust-eval")
+EVAL = Kind("an evaluation record (eval.json)",
+            lambda p: _json_format(p) == layout.EVAL_FORMAT)
 EVAL_MD = Kind("an evaluation table (eval.md)", _is_eval_md)
 # Reports written before the marker existed carry this line after their inline style sheet.
 _LEGACY_REPORT = " by specrobust. Accuracies in %.</p>"
@@ -167,7 +179,8 @@ def check_directory(path: str | os.PathLike, kind: Kind, *,
     _refuse_link(path, "output directory")
     if path.exists() and not path.is_dir():
         raise SpecRobustError(f"output directory {path} is a file; {how}")
-    if path.is_dir() and any(path.iterdir()) and not kind.recognise(path):
+    if path.is_dir() and any(not layout.is_leftover(entry) for entry in path.iterdir()) and \
+            not kind.recognise(path):
         raise SpecRobustError(f"{path} holds files that are not {kind.name}; {how} (or empty "
                               "that directory)")
     return path

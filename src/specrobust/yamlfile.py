@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from specrobust.bounded import read_yaml
 from specrobust.errors import SpecRobustError, quoted
 
 
@@ -15,13 +16,15 @@ def read_mapping(path: Path, *, kind: str, what: str, holds: str) -> dict:
     is what such a file is ("a recipe"), ``holds`` what its mapping holds ("config
     sections")."""
     try:
-        exists = path.is_file()
+        exists, directory = path.is_file(), path.is_dir()
     except OSError as error:  # a name too long, a loop of links
         raise SpecRobustError(f"{kind} {quoted(str(path))}: {error.strerror}") from None
+    if directory:
+        raise SpecRobustError(f"{kind} {path} is a directory; {what} is a YAML file")
     if not exists:
         raise SpecRobustError(f"{kind} {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = read_yaml(path, kind)
     except yaml.YAMLError as error:
         raise SpecRobustError(f"{path} is not valid YAML ({str(error).splitlines()[0]})") \
             from None

@@ -19,7 +19,7 @@ from specrobust.analysis.heatmap import DEFAULT_IMAGES as DEFAULT_HEATMAP_IMAGES
 from specrobust.distributed import Distributed, init_distributed
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.job import load_test_target
-from specrobust.models.sources import ModelSource, as_source
+from specrobust.loading import ModelSource, as_source
 from specrobust.numbers import check_range
 from specrobust.precision import check_precision, precision_fingerprint
 from specrobust.progress import progress_bars

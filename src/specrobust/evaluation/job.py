@@ -10,7 +10,6 @@ import torch
 
 from specrobust import atomic, outputs
 from specrobust.attacks.norms import NORMS, check_norm, largest_budget
-from specrobust.checkpoint import LoadedModel
 from specrobust.defaults import DEFAULT_ATTACKS
 from specrobust.devices import resolve_device
 from specrobust.distributed import init_distributed
@@ -19,7 +18,7 @@ from specrobust.evaluation.record import EvalRecord
 from specrobust.evaluation.runner import evaluate, fingerprint_of
 from specrobust.evaluation.suite import parse_attacks
 from specrobust.evaluation.table import markdown
-from specrobust.models.sources import ModelSource, as_source, resolve
+from specrobust.loading import LoadedModel, ModelSource, as_source, resolve
 from specrobust.numbers import check_range, parse_fraction
 from specrobust.precision import precision_fingerprint
 from specrobust.progress import progress_bars
@@ -42,7 +41,7 @@ class TestTarget:
 def load_test_target(source: ModelSource | str, *, data_root: str | None = None,
                      eps: str | None = None, n: int = 1000, device: str = "auto",
                      norm: str = "linf") -> TestTarget:
-    """Resolve a model source (``specrobust.models.sources``) and load the first ``n`` test
+    """Resolve a model source (``specrobust.loading``) and load the first ``n`` test
     images of its dataset (as RobustBench does: comparable across tools and papers); ``eps``
     defaults to the training budget (when the model was trained in the same ``norm``), else
     the dataset's usual one in that norm. Shared by `eval` and `analyze`."""

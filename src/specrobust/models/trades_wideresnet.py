@@ -5,7 +5,7 @@ pre-activation block of the adversarial-training literature), so those checkpoin
 RobustBench: ``specrobust eval CKPT --model rb_wrn28_10 --dataset cifar10``.
 
 TRADES' class also builds an unused ``sub_block1`` group (never called in its forward), and
-many published checkpoints carry its weights; ``specrobust.models.sources`` drops those keys
+many published checkpoints carry its weights; ``specrobust.loading`` drops those keys
 when loading into this layout, which has no such group.
 """
 

@@ -61,7 +61,7 @@ def evaluate_method(method: Method, directory: Path, *, attacks: str, n: int, ep
     weights, data and budget: ``EvalRecord.is_current``) and has every attack is left alone,
     attacks finished in a current one are re-used."""
     from specrobust.evaluation.job import EvalJob, run_eval_job
-    from specrobust.models.sources import ModelSource
+    from specrobust.loading import ModelSource
 
     job = EvalJob(ModelSource(str(directory), which=method.which), attacks=attacks, n=n,
                   eps=eps, data_root=data_root, device=device, batch_size=batch_size,
@@ -76,7 +76,7 @@ def analyze_method(method: Method, directory: Path, *, parts: str, n: int, eps: 
     """Analyse into the run's analysis directory for ``method.which``; finished parts are not
     run again."""
     from specrobust.analysis.job import AnalysisJob, run_analysis_job
-    from specrobust.models.sources import ModelSource
+    from specrobust.loading import ModelSource
 
     log(f"analyze {method.label} ({parts}; first {n} test images)")
     run_analysis_job(AnalysisJob(ModelSource(str(directory), which=method.which), suites=parts,

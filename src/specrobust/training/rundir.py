@@ -30,14 +30,8 @@ from pathlib import Path
 
 import torch
 
-from specrobust import atomic, locks, outputs
-from specrobust.checkpoint import (
-    CHECKPOINT_DIR,
-    WEIGHTS_DIR,
-    export_safetensors,
-    read_checkpoint,
-    save_checkpoint,
-)
+from specrobust import atomic, layout, locks, outputs
+from specrobust.checkpoint import export_safetensors, read_checkpoint, read_own, save_checkpoint
 from specrobust.config import Config, config_from_dict
 from specrobust.errors import SpecRobustError
 
@@ -66,25 +60,25 @@ def _comparable(config_dict: dict) -> dict:
 class RunDir:
     def __init__(self, path: str | Path):
         self.path = path = Path(path)
-        self.checkpoints = path / CHECKPOINT_DIR
-        self.last = self.checkpoints / "last.pt"
-        self.metrics_file = path / "metrics.jsonl"
-        self.config_file = path / "config.yaml"
+        self.checkpoints = path / layout.CHECKPOINT_DIR
+        self.last = layout.checkpoint_file(path, "last")
+        self.metrics_file = path / layout.METRICS
+        self.config_file = path / layout.CONFIG
         self.metrics: list[dict] = []
         self._claim: int | None = None  # descriptor holding the directory's lock while training
 
-    # ---- layout -------------------------------------------------------------------------------
-    # "auto" is the run's default checkpoint (``checkpoint.find_weights``); its results have
+    # ---- layout (specrobust.layout names every file) ------------------------------------------
+    # "auto" is the run's default checkpoint (``layout.find_checkpoint``); its results have
     # unsuffixed names.
 
     def checkpoint(self, which: str) -> Path:
-        return self.checkpoints / f"{which}.pt"
+        return layout.checkpoint_file(self.path, which)
 
     def eval_path(self, which: str = "auto") -> Path:
-        return self.path / ("eval.json" if which == "auto" else f"eval-{which}.json")
+        return layout.eval_record(self.path, which)
 
     def analysis_dir(self, which: str = "auto") -> Path:
-        return self.path / ("analysis" if which == "auto" else f"analysis-{which}")
+        return layout.analysis_dir(self.path, which)
 
     def snapshot_dir(self, epoch: int) -> Path:
         return self.checkpoints / f"epoch{epoch}"
@@ -96,8 +90,8 @@ class RunDir:
     def results(self) -> list[tuple[str, str]]:
         """(which, label suffix) of every checkpoint with an evaluation or analysis here, in
         name order: ``("auto", "")``, ``("best", " (best)")`` ..."""
-        found = {_which(path.stem, "eval") for path in self.path.glob("eval*.json")}
-        found |= {_which(path.name, "analysis") for path in self.path.glob("analysis*")
+        found = {layout.which_of(path.stem, "eval") for path in self.path.glob("eval*.json")}
+        found |= {layout.which_of(path.name, "analysis") for path in self.path.glob("analysis*")
                   if path.is_dir() and not path.is_symlink()}
         found.discard(None)
         return [(w, "" if w == "auto" else f" ({w})") for w in sorted(found, key=_result_order)]
@@ -150,6 +144,7 @@ class RunDir:
             outputs.check_directory(self.path, outputs.RUN)
         if write and self.path.is_dir():
             self._lock()  # before reading its state: another process may be writing it
+            self._remove_leftovers()
         has_run = self.last.is_file() or self.config_file.is_file()
         if has_run and not resume and write:
             raise SpecRobustError(f"{self.path} already holds a run; continue it with --resume "
@@ -158,8 +153,7 @@ class RunDir:
         if resume and self.last.is_file():
             payload = read_checkpoint(self.last)
             state = payload.get("training")
-            if not isinstance(state, dict) or not _RESUME_KEYS <= set(state) or \
-                    not isinstance(state["config"], dict):
+            if not _is_resume_state(state):
                 raise SpecRobustError(f"{self.last} holds no training state to resume from; it "
                                       "is not the last.pt training wrote, or it is damaged")
             if _comparable(state["config"]) != _comparable(config.as_dict()) and not force:
@@ -178,6 +172,14 @@ class RunDir:
             if branched:
                 self._record_branch(*branch)
         return state
+
+    def _remove_leftovers(self) -> None:
+        """What a killed training left half-written (it holds the run's lock, so no live write
+        of this run is among them)."""
+        for directory in (self.path, self.checkpoints, self.path / layout.WEIGHTS_DIR,
+                          *self.checkpoints.glob("epoch*")):
+            layout.remove_leftovers(directory, None if directory != self.path else (
+                layout.CONFIG, layout.METRICS, layout.CURVES, layout.BRANCHED_FROM))
 
     def _lock(self) -> None:
         """Refuse a second process training the same run: both would write its checkpoints in
@@ -199,11 +201,11 @@ class RunDir:
         eps, norm = config.attack.eps, config.attack.norm
         if metrics.get("val_robust", -1) > best["val_robust"]:
             best["val_robust"], best["epoch"] = metrics["val_robust"], epoch + 1
-            save_checkpoint(self.checkpoints / "best.pt", model, dataset=dataset_name, eps=eps,
+            save_checkpoint(self.checkpoint("best"), model, dataset=dataset_name, eps=eps,
                             norm=norm)
         if averaging is not None and metrics.get("val_robust_avg", -1) > best["val_robust_avg"]:
             best["val_robust_avg"], best["epoch_avg"] = metrics["val_robust_avg"], epoch + 1
-            save_checkpoint(self.checkpoints / "best_averaged.pt", averaging.model,
+            save_checkpoint(self.checkpoint("best_averaged"), averaging.model,
                             dataset=dataset_name, eps=eps, norm=norm)
         metrics["best_epoch"] = best.get("epoch")
         if best.get("epoch_avg") is not None:  # once the averaged model has been validated
@@ -227,7 +229,7 @@ class RunDir:
                           "".join(json.dumps(m) + "\n" for m in self.metrics))
         from specrobust.report.curves import plot_training_curves
 
-        plot_training_curves(self.metrics, self.path / "curves.png",
+        plot_training_curves(self.metrics, self.path / layout.CURVES,
                              title=f"{config.model.name} on {dataset_name}, "
                                    f"{_method_name(config)}")
 
@@ -271,21 +273,19 @@ class RunDir:
     def _record_branch(self, source: Path, epoch: int) -> None:
         """The best checkpoints as they were at the branch, and where it came from."""
         _copy_best(RunDir(source).snapshot_dir(epoch), self.checkpoints)
-        atomic.write_text(self.path / "branched_from.json",
+        atomic.write_text(self.path / layout.BRANCHED_FROM,
                           json.dumps({"run": str(source), "epoch": epoch}) + "\n")
 
     def finish(self, config: Config, model, averaging) -> None:
         """The final averaged checkpoint and safetensors exports of every checkpoint."""
         dataset, eps, norm = config.data.dataset, config.attack.eps, config.attack.norm
         if averaging is not None and averaging.snapshots > 0:
-            save_checkpoint(self.checkpoints / "averaged.pt", averaging.model, dataset=dataset,
+            save_checkpoint(self.checkpoint("averaged"), averaging.model, dataset=dataset,
                             eps=eps, norm=norm)
-        from specrobust.checkpoint import load_model
-
         for checkpoint in sorted(self.checkpoints.glob("*.pt")):
-            loaded = load_model(checkpoint)
-            export_safetensors(self.path / WEIGHTS_DIR / f"{checkpoint.stem}.safetensors",
-                               loaded.model, dataset=dataset, eps=eps, norm=norm)
+            model = read_own(checkpoint).build(checkpoint)
+            export_safetensors(self.path / layout.WEIGHTS_DIR / f"{checkpoint.stem}.safetensors",
+                               model, dataset=dataset, eps=eps, norm=norm)
 
     def tensorboard(self):
         try:
@@ -296,15 +296,23 @@ class RunDir:
         return SummaryWriter(str(self.path / "tensorboard"))
 
 
-def _which(name: str, kind: str) -> str | None:
-    """The checkpoint a result file or directory is named after (see RunDir's layout)."""
-    if name == kind:
-        return "auto"
-    return name[len(kind) + 1:] if name.startswith(kind + "-") else None
-
-
 def _result_order(which: str) -> tuple[int, str]:
     return (0 if which == "auto" else 1, which)
+
+
+def _is_resume_state(state) -> bool:
+    """Whether ``state`` has what a resume reads, of the types it reads them as."""
+    return (isinstance(state, dict) and _RESUME_KEYS <= set(state)
+            and isinstance(state["config"], dict) and isinstance(state["epoch"], int)
+            and not isinstance(state["epoch"], bool) and state["epoch"] >= 0
+            and isinstance(state["best"], dict)
+            and all(isinstance(v, (int, float, type(None))) for v in state["best"].values())
+            and isinstance(state["optimizer"], dict) and isinstance(state["scheduler"], dict)
+            and isinstance(state["rng"], dict)
+            and isinstance(state["rng"].get("torch"), torch.Tensor)
+            and isinstance(state.get("metrics", []), list)
+            and all(isinstance(m, dict) for m in state.get("metrics", []))
+            and isinstance(state.get("averaged"), (dict, type(None))))
 
 
 def _copy_best(source: Path, target: Path) -> None:

@@ -3,7 +3,7 @@
 Each entry says what the model is (architecture in the zoo, dataset, threat model, the
 accuracies its authors published) and where its weights come from: a file that ships inside an
 installed package, or a download checked against its SHA-256. Loading goes through the
-resolver (``specrobust.models.sources``), so a pretrained name works wherever a model source
+resolver (``specrobust.loading``), so a pretrained name works wherever a model source
 does: ``specrobust analyze autoattack-natural-resnet18``.
 """
 
@@ -104,7 +104,7 @@ def fetch(name: str) -> Path:
     """Make the entry's file present: found, or downloaded; then checked against its SHA-256,
     or, where none was published, by loading it into its architecture."""
     from specrobust import atomic
-    from specrobust.checkpoint import sha256_of
+    from specrobust.loading.files import sha256_of
 
     entry = get(name)
     if entry.package_file is not None or (models_root() / f"{entry.name}.pt").is_file():
@@ -129,7 +129,7 @@ def fetch(name: str) -> Path:
     if entry.sha256 is None:
         # No checksum was published for it: the file must at least be these weights, key for
         # key and shape for shape, of the architecture the entry names.
-        from specrobust.models.sources import ModelSource, resolve
+        from specrobust.loading.resolver import ModelSource, resolve
 
         resolve(ModelSource(str(path), model=entry.architecture, dataset=entry.dataset))
     elif actual != entry.sha256:
