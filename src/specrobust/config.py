@@ -186,6 +186,10 @@ class Config:
         return yaml.safe_dump(self.as_dict(), sort_keys=False)
 
 
+# torch's generators take seeds below 2**64; derived seeds add to them, so stay below 2**63.
+MAX_SEED = 2**63 - 1
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """A Config from a YAML file (or the defaults) with ``key=value`` overrides applied."""
     data = _read_yaml(Path(path)) if path is not None else {}
@@ -362,6 +366,8 @@ def validate(config: Config) -> None:
 
         require(dataset_name == "synthetic", "data.dataset", "takes options only for synthetic")
         SyntheticSpec.from_options(options)
+    require(0 <= config.seed <= MAX_SEED, "seed", f"must lie in [0, 2**63 - 1], got "
+            f"{quoted(config.seed)}")
     choice(config.model.name, tuple(MODELS), "model.name")
     require(0 < config.data.val_fraction < 1, "data.val_fraction", "must lie in (0, 1)")
     require(config.data.train_subset is None or config.data.train_subset >= 1,

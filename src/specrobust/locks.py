@@ -29,9 +29,19 @@ def claim(target: Path, error: InUseError, *, create: bool = False) -> int | Non
         import fcntl
     except ImportError:
         return None
-    flags = os.O_RDWR | os.O_CREAT if create else os.O_RDONLY
-    # The real path: two names of one place (a link and its target) must meet at one lock.
-    descriptor = os.open(os.path.realpath(target), flags, 0o644)
+    if create:
+        # A lock file is created, never followed: a link in its place (dangling or not) would
+        # make specrobust create or open whatever it points to.
+        try:
+            descriptor = os.open(target, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as failure:
+            if os.path.islink(target):
+                raise SpecRobustError(f"lock file {target} is a symbolic link; specrobust does "
+                                      "not follow links it writes: remove it") from None
+            raise failure
+    else:
+        # The real path: two names of one place (a link and its target) meet at one lock.
+        descriptor = os.open(os.path.realpath(target), os.O_RDONLY)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

@@ -12,10 +12,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from specrobust import atomic, locks, outputs
+from specrobust import atomic, layout, locks, outputs
 from specrobust.analysis import PARTS, REGISTRY
 from specrobust.analysis.context import AnalysisContext
 from specrobust.analysis.heatmap import DEFAULT_IMAGES as DEFAULT_HEATMAP_IMAGES
+from specrobust.bounded import read_json
 from specrobust.distributed import Distributed, init_distributed
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.job import load_test_target
@@ -25,7 +26,7 @@ from specrobust.precision import check_precision, precision_fingerprint
 from specrobust.progress import progress_bars
 from specrobust.training.rundir import RunDir
 
-FORMAT = "specrobust-analysis"
+FORMAT = layout.ANALYSIS_FORMAT
 # Part of every fingerprint: bump it when a part's method changes, so old results are redone.
 METHOD_VERSION = 1
 
@@ -66,7 +67,7 @@ def output_dir(job: AnalysisJob, loaded) -> Path:
         return Path(job.out)
     if loaded.run_dir is not None:
         return RunDir(loaded.run_dir).analysis_dir(as_source(job.source).which)
-    return loaded.home.with_name(f"{loaded.home.stem}-analysis")
+    return layout.beside(loaded.home, "analysis")
 
 
 class AnalysisInUseError(locks.InUseError):
@@ -98,6 +99,7 @@ def run_analysis_job(job: AnalysisJob) -> Path:
         with locks.held(directory, AnalysisInUseError(
                 f"{directory} is being written by another analysis; wait for it to finish or "
                 "stop it first")):
+            layout.remove_leftovers(directory)  # what a killed analysis left half-written
             _run_parts(job, parts, target, directory, progress, shard)
     return directory
 
@@ -123,7 +125,7 @@ def _run_parts(job: AnalysisJob, parts: list[str], target, directory: Path, prog
         path = directory / f"{part}.json"
         options = job.part_options(part)
         part_fingerprint = {**fingerprint, **({"options": options} if options else {})}
-        if _finished(path, part_fingerprint):
+        if _finished(path, part_fingerprint, directory / f"{part}.png"):
             continue
         started = time.perf_counter()
         if job.progress and shard.main:
@@ -136,8 +138,9 @@ def _run_parts(job: AnalysisJob, parts: list[str], target, directory: Path, prog
                   "eps_text": target.eps_text, "norm": job.norm,
                   "fingerprint": part_fingerprint,
                   "seconds": round(time.perf_counter() - started, 2), **result}
-        atomic.write_text(path, json.dumps(record) + "\n")
+        # The figure first: the JSON says the part is done, and a part is done with its figure.
         draw(part, [(label, record)], directory / f"{part}.png")
+        atomic.write_text(path, json.dumps(record) + "\n")
     if shard.main:
         write_summary(directory)
 
@@ -147,10 +150,12 @@ def _label(loaded, which: str) -> str:
     return name if which == "auto" else f"{name} ({which})"
 
 
-def _finished(path: Path, fingerprint: dict) -> bool:
+def _finished(path: Path, fingerprint: dict, figure: Path) -> bool:
+    if not figure.is_file():  # killed between the two writes of an earlier version
+        return False
     try:
-        record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        record = read_json(path, "analysis record")
+    except (OSError, ValueError, SpecRobustError):
         return False
     return record.get("format") == FORMAT and record.get("fingerprint") == fingerprint
 
@@ -166,8 +171,8 @@ def read_parts(directory: Path, root: Path | None = None) -> dict[str, dict]:
         if path is None:
             continue
         try:
-            record = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            record = read_json(path, "analysis record")
+        except (OSError, ValueError, SpecRobustError):
             continue
         if isinstance(record, dict) and record.get("format") == FORMAT and \
                 record.get("part") == part:
@@ -186,6 +191,6 @@ def headline_numbers(parts: dict[str, dict]) -> dict[str, float]:
 
 def write_summary(directory: Path) -> None:
     parts = read_parts(directory)
-    summary = {"format": FORMAT + "-summary", "parts": sorted(parts),
+    summary = {"format": layout.ANALYSIS_SUMMARY_FORMAT, "parts": sorted(parts),
                "numbers": headline_numbers(parts)}
     atomic.write_text(directory / "summary.json", json.dumps(summary, indent=1) + "\n")

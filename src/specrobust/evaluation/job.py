@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from specrobust import atomic, outputs
+from specrobust import atomic, layout, outputs
 from specrobust.attacks.norms import NORMS, check_norm, largest_budget
 from specrobust.defaults import DEFAULT_ATTACKS
 from specrobust.devices import resolve_device
@@ -104,9 +104,9 @@ def output_path(job: EvalJob, loaded) -> Path:
     elif loaded.run_dir is not None:
         path = RunDir(loaded.run_dir).eval_path(as_source(job.source).which)
     else:
-        path = loaded.home.with_name(f"{loaded.home.stem}-eval.json")
+        path = layout.beside(loaded.home, "eval.json")
     outputs.output_file(path, outputs.EVAL)
-    outputs.output_file(path.with_suffix(".md"), outputs.EVAL_MD)
+    outputs.output_file(layout.table_beside(path), outputs.EVAL_MD)
     return path
 
 
@@ -150,7 +150,7 @@ def run_eval_job(job: EvalJob, *, skip_current: bool = False,
     if not shard.main:
         return None, path
     summary = result.as_dict()
-    atomic.write_text(path.with_suffix(".md"),
+    atomic.write_text(layout.table_beside(path),
                       outputs.EVAL_MD_MARKER + "\n" + _title(summary) + markdown(summary))
     return summary, path
 

@@ -32,9 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from specrobust import atomic
+from specrobust.bounded import read_json
+from specrobust.errors import SpecRobustError
 from specrobust.evaluation.stats import wilson_interval
+from specrobust.layout import EVAL_FORMAT
 
-FORMAT = "specrobust-eval"
+FORMAT = EVAL_FORMAT
 FORMAT_VERSION = 2
 
 
@@ -185,8 +188,8 @@ class EvalRecord:
         """The record at ``path``; None when there is none, or the file is not an evaluation
         record this version can read (a damaged file is not ours to trust)."""
         try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            data = read_json(Path(path), "evaluation record")
+        except (OSError, ValueError, SpecRobustError):  # absent, not JSON, too large or deep
             return None
         if not isinstance(data, dict) or data.get("format", FORMAT) != FORMAT:
             return None

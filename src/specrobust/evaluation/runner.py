@@ -14,14 +14,14 @@ would have drawn without the interruption; a different fingerprint starts afresh
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from specrobust import locks
+from specrobust import layout, locks
 from specrobust.attacks.folded import folded_for_attack
 from specrobust.attacks.norms import check_norm
 from specrobust.distributed import SINGLE, Distributed
@@ -199,17 +199,22 @@ def _add_stages(stages: dict | None, batch: dict | None) -> None:
         total["seconds"] += stage["seconds"]
 
 
+@contextmanager
 def _output_lock(path: str | Path | None):
     """Two processes evaluating into one file would each resume from the other's partial
     results and overwrite them; the second is refused. The lock is on a hidden file beside
-    the output (the output itself is replaced, not rewritten, so it cannot hold one)."""
+    the output (the output itself is replaced, not rewritten, so it cannot hold one). Holding
+    it, what a killed evaluation of this output left half-written is removed."""
     if path is None:
-        return nullcontext()
+        yield
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return locks.held(locks.beside(path), EvalInUseError(
-        f"{path} is being written by another evaluation; wait for it to finish or stop it "
-        "first"), create=True)
+    with locks.held(locks.beside(path), EvalInUseError(
+            f"{path} is being written by another evaluation; wait for it to finish or stop it "
+            "first"), create=True):
+        layout.remove_leftovers(path.parent, (path.name, layout.table_beside(path).name))
+        yield
 
 
 def _stage_counter(stages: dict, batch: int):

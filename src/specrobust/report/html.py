@@ -14,7 +14,6 @@ it claims ends the command with one line instead of a half-written page.
 from __future__ import annotations
 
 import base64
-import json
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -24,10 +23,14 @@ from specrobust import atomic, outputs
 from specrobust.analysis import REGISTRY
 from specrobust.analysis.job import headline_numbers, read_parts
 from specrobust.attacks.norms import NORMS
+from specrobust.bounded import read_json
 from specrobust.errors import SpecRobustError
 from specrobust.report.markup import Markup, html, join
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Larger than any figure specrobust draws by far; a larger "curves.png" is not one of them.
+MAX_PNG_BYTES = 16 << 20
+MAX_CONFIG_BYTES = 1 << 20
 # What a damaged or hand-edited record raises when a reader walks it.
 _MALFORMED = (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError)
 
@@ -52,8 +55,8 @@ def _read_json(path: Path | None) -> dict | None:
     if path is None:
         return None
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        data = read_json(path, "record")
+    except (OSError, ValueError, SpecRobustError):
         return None
     return data if isinstance(data, dict) else None
 
@@ -79,14 +82,20 @@ def _read_eval(path: Path | None) -> dict | None:
 
 
 def _png(path: Path | None) -> bytes | None:
-    """The file's bytes if it is a PNG image, else None (a report embeds nothing else)."""
+    """The file's bytes if it is a PNG image of a size specrobust draws, else None (a report
+    embeds nothing else). The header and the size are checked before the file is read."""
     if path is None:
         return None
     try:
-        data = path.read_bytes()
+        if path.stat().st_size > MAX_PNG_BYTES:
+            return None
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+            if not (head.startswith(_PNG_SIGNATURE) and head[12:16] == b"IHDR"):
+                return None
+            return head + handle.read(MAX_PNG_BYTES)
     except OSError:
         return None
-    return data if data.startswith(_PNG_SIGNATURE) and data[12:16] == b"IHDR" else None
 
 
 def _models_of_run(run: Path) -> list[Model]:
@@ -134,9 +143,13 @@ def _read_text(path: Path | None) -> str | None:
     if path is None:
         return None
     try:
-        return path.read_text(errors="replace")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError:
         return None
+    if len(data) > MAX_CONFIG_BYTES:
+        return None  # not a config specrobust wrote
+    return data.decode("utf-8", errors="replace")
 
 
 # ---- rendering ---------------------------------------------------------------------------------

@@ -30,14 +30,17 @@ applies to every run and ``runs: {name: [overrides]}`` to one.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from specrobust.errors import SpecRobustError, quoted
+from specrobust.layout import CHECKPOINTS_IN_TRAINING_ORDER as CHECKPOINTS
 from specrobust.yamlfile import read_mapping
 
 STAGES = ("train", "eval", "analyze", "aa", "report")
-CHECKPOINTS = ("last", "best", "best_averaged", "averaged")
+# A run's name becomes a directory name (OUT/runs/<run>-seed<k>): one path component.
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,79}")
 
 
 @dataclass(frozen=True)
@@ -145,11 +148,22 @@ def _build(data: dict, path: Path, extra: dict[str, list[str]]) -> Plan:
     name = _text(data.get("name"), path, "name")
     runs = []
     for run_name, spec in _mapping(data.get("runs"), path, "runs").items():
+        run_name = _run_name(run_name, path)
         spec = _mapping(spec, path, f"runs.{run_name}")
+        unknown = sorted(set(map(str, spec)) - {"recipe", "set", "branch_from"})
+        if unknown:
+            raise SpecRobustError(f"{path}: runs.{run_name}: unknown key {quoted(unknown[0])}; "
+                                  "known: branch_from, recipe, set")
         recipe = here / _text(spec.get("recipe"), path, f"runs.{run_name}.recipe")
         overrides = _strings(spec.get("set", []), path, f"runs.{run_name}.set")
-        runs.append(Run(str(run_name), recipe, tuple(overrides + extra.get(run_name, [])),
-                        spec.get("branch_from")))
+        branch_from = spec.get("branch_from")
+        if branch_from is not None:
+            branch_from = _run_name(branch_from, path, f"runs.{run_name}.branch_from")
+        if any(r.name == run_name for r in runs):
+            raise SpecRobustError(f"{path}: two runs are named {run_name!r}; each run needs its "
+                                  "own name (it names the run's directory)")
+        runs.append(Run(run_name, recipe, tuple(overrides + extra.get(run_name, [])),
+                        branch_from))
     if not runs:
         raise SpecRobustError(f"{path}: runs is empty; a study trains at least one run")
     names = {r.name for r in runs}
@@ -161,41 +175,89 @@ def _build(data: dict, path: Path, extra: dict[str, list[str]]) -> Plan:
                                   f"which is not a run of the plan ({', '.join(names)})")
     methods = _methods(data.get("methods"), path, "methods", names)
     reference = _mapping(data.get("reference", {}), path, "reference")
-    reference_root = Path(reference["root"]) if "root" in reference else None
+    reference_root = Path(_text(reference["root"], path, "reference.root")) \
+        if "root" in reference else None
     reference_methods = _methods(reference.get("methods", {}), path, "reference.methods", None)
-    labels = {m.label for m in methods + reference_methods}
+    labels = [m.label for m in methods + reference_methods]
+    if len(set(labels)) < len(labels):
+        twice = next(label for label in labels if labels.count(label) > 1)
+        raise SpecRobustError(f"{path}: two methods are labelled {twice!r}; each table row "
+                              "needs its own label")
+    labels = set(labels)
     comparisons = []
-    for pair in data.get("comparisons") or []:
+    pairs = data.get("comparisons") or []
+    if not isinstance(pairs, list):
+        raise SpecRobustError(f"{path}: comparisons must be a list of [label, label] pairs, got "
+                              f"{quoted(pairs)}")
+    for pair in pairs:
         if not (isinstance(pair, list) and len(pair) == 2 and set(map(str, pair)) <= labels):
             raise SpecRobustError(f"{path}: a comparison is a pair of method labels, got "
                                   f"{quoted(pair)}; labels: {', '.join(sorted(labels))}")
         comparisons.append((str(pair[0]), str(pair[1])))
     seeds = data.get("seeds", [0])
+    from specrobust.config import MAX_SEED
+
     if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not
-                                                      isinstance(s, bool) and s >= 0
+                                                      isinstance(s, bool) and 0 <= s <= MAX_SEED
                                                       for s in seeds)):
-        raise SpecRobustError(f"{path}: seeds must be a list of whole numbers >= 0, got "
-                              f"{quoted(seeds)}")
+        raise SpecRobustError(f"{path}: seeds must be a list of whole numbers in [0, 2**63 - 1], "
+                              f"got {quoted(seeds)}")
+    if len(set(seeds)) < len(seeds):
+        raise SpecRobustError(f"{path}: seeds lists a seed twice ({quoted(seeds)})")
     report = _mapping(data.get("report", {}), path, "report")
+    report_reference = report.get("reference")
+    if report_reference is not None and report_reference not in labels:
+        raise SpecRobustError(f"{path}: report.reference must be a method label "
+                              f"({', '.join(sorted(labels))}), got {quoted(report_reference)}")
     plan = Plan(
         name=name, title=str(data.get("title", name)),
         out=Path(_text(data.get("out", f"runs/{name}"), path, "out")),
-        runs=runs, methods=methods, seeds=seeds, eps=str(_text(data.get("eps"), path, "eps")),
+        runs=runs, methods=methods, seeds=seeds, eps=_eps(data.get("eps"), path),
         n=_whole(data.get("n", 1000), path, "n"),
         attacks=_text(data.get("attacks", Plan.attacks), path, "attacks"),
-        late_attacks=str(data.get("late_attacks") or ""),
-        analysis=str(data.get("analysis") or ""),
+        late_attacks=_optional_text(data.get("late_attacks"), path, "late_attacks"),
+        analysis=_optional_text(data.get("analysis"), path, "analysis"),
         check_n=_whole(data.get("check_n", Plan.check_n), path, "check_n"),
         precision=_precision(data.get("precision", Plan.precision), path),
-        progress=bool(data.get("progress", True)),
+        progress=_flag(data.get("progress", True), path, "progress"),
         comparisons=comparisons, reference_root=reference_root, branch_root=branch_root,
-        reference_methods=reference_methods, report_reference=report.get("reference"),
+        reference_methods=reference_methods, report_reference=report_reference,
         notes=_strings(data.get("notes", []), path, "notes"))
     if reference_methods and reference_root is None:
         raise SpecRobustError(f"{path}: reference.methods needs reference.root, the directory "
                               "of the study those runs belong to")
     _check_work(plan, path)
     return plan
+
+
+def _run_name(value, path: Path, key: str = "runs") -> str:
+    if not isinstance(value, str) or not _RUN_NAME.fullmatch(value) or value in (".", ".."):
+        raise SpecRobustError(f"{path}: {key}: a run's name names its directory, so it is one "
+                              "path component of letters, digits and _ . + - (no / or ..), at "
+                              f"most 80 characters; got {quoted(value)}")
+    return value
+
+
+def _eps(value, path: Path) -> str:
+    """The budget, parsed now (L-inf, in [0, 1]): a typo should not wait for the training."""
+    from specrobust.numbers import check_range, parse_fraction
+
+    text = str(_text(value, path, "eps"))
+    try:
+        check_range(parse_fraction(text, "eps"), "eps", 0, 1)
+    except SpecRobustError as error:
+        raise SpecRobustError(f"{path}: {error}") from None
+    return text
+
+
+def _optional_text(value, path: Path, key: str) -> str:
+    return "" if value is None or value == "" else _text(value, path, key)
+
+
+def _flag(value, path: Path, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise SpecRobustError(f"{path}: {key} must be true or false, got {quoted(value)}")
+    return value
 
 
 def _precision(value, path: Path) -> str:
@@ -224,8 +286,12 @@ def _check_work(plan: Plan, path: Path) -> None:
 def _methods(data, path: Path, key: str, runs: set[str] | None) -> list[Method]:
     methods = []
     for label, spec in _mapping(data, path, key).items():
-        if not (isinstance(spec, list) and len(spec) == 2 and spec[1] in CHECKPOINTS
-                and (runs is None or spec[0] in runs)):
+        if not isinstance(label, str | int) or isinstance(label, bool) or not str(label).strip() \
+                or any(c in str(label) for c in "/\\\n\r\t"):
+            raise SpecRobustError(f"{path}: {key}: a method label is text without / \\ or "
+                                  f"line breaks, got {quoted(label)}")
+        if not (isinstance(spec, list) and len(spec) == 2 and isinstance(spec[0], str)
+                and spec[1] in CHECKPOINTS and (runs is None or spec[0] in runs)):
             raise SpecRobustError(f"{path}: {key}.{label} must be [run, checkpoint] with a run "
                                   f"of the plan and a checkpoint of {', '.join(CHECKPOINTS)}; "
                                   f"got {quoted(spec)}")

@@ -13,6 +13,8 @@ import statistics
 from pathlib import Path
 
 from specrobust import atomic
+from specrobust.bounded import read_json
+from specrobust.errors import SpecRobustError
 from specrobust.evaluation.record import EvalRecord
 from specrobust.study.plan import Plan
 from specrobust.study.stages import log
@@ -41,8 +43,19 @@ def _accuracies(path: Path) -> dict[str, float]:
 
 
 def _analysis_numbers(directory: Path) -> dict[str, float]:
+    """The headline numbers of an analysis directory; one line for a summary that is not one
+    specrobust wrote."""
     summary = directory / "summary.json"
-    return json.loads(summary.read_text()).get("numbers", {}) if summary.is_file() else {}
+    if not summary.is_file():
+        return {}
+    try:
+        numbers = read_json(summary, "analysis summary").get("numbers", {})
+    except (ValueError, AttributeError):
+        raise SpecRobustError(f"{summary} is not an analysis summary; analyse again") from None
+    if not (isinstance(numbers, dict) and all(isinstance(v, int | float) and
+                                              not isinstance(v, bool) for v in numbers.values())):
+        raise SpecRobustError(f"{summary} is not an analysis summary; analyse again")
+    return numbers
 
 
 def _mean_std(values: list[float], scale: float = 100, digits: int = 1,

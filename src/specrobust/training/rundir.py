@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 from specrobust import atomic, layout, locks, outputs
+from specrobust.bounded import MAX_JSON_BYTES, check_size, loads_json
 from specrobust.checkpoint import export_safetensors, read_checkpoint, read_own, save_checkpoint
 from specrobust.config import Config, config_from_dict
 from specrobust.errors import SpecRobustError
@@ -102,8 +103,18 @@ class RunDir:
     def read_metrics(self) -> list[dict]:
         if not self.metrics_file.is_file():
             return []
-        return [json.loads(line) for line in self.metrics_file.read_text().splitlines()
-                if line.strip()]
+        check_size(self.metrics_file, MAX_JSON_BYTES, "metrics file")
+        try:
+            epochs = [loads_json(line, f"{self.metrics_file}")
+                      for line in self.metrics_file.read_text().splitlines() if line.strip()]
+        except ValueError:
+            raise SpecRobustError(f"{self.metrics_file} is damaged (a line is not JSON); it is "
+                                  "rewritten whole by training, so delete the run or restore "
+                                  "the file") from None
+        if not all(isinstance(m, dict) and isinstance(m.get("epoch"), int) for m in epochs):
+            raise SpecRobustError(f"{self.metrics_file} is damaged (a line is not an epoch's "
+                                  "metrics)")
+        return epochs
 
     def checkpoint_epoch(self, which: str) -> int | None:
         """The epoch (1-based, as in metrics.jsonl) whose weights checkpoint ``which`` holds:
