@@ -59,7 +59,7 @@ def main() -> None:
     clean = clean_sweep(loaded.model, test.images, test.labels)
     clean_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    directory = run_analysis_job(AnalysisJob(NAME, suites="filter", n=args.pgd_n,
+    directory = run_analysis_job(AnalysisJob(source=NAME, parts="filter", n=args.pgd_n,
                                              out=args.out, progress=False))
     pgd_seconds = time.perf_counter() - started
     import json

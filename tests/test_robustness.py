@@ -1042,3 +1042,302 @@ def test_a_clean_export_still_loads_after_the_checks(tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded.model(x), reference(x))
     tried("model files")
+
+
+def test_programs_and_pickles_given_as_weights_are_refused(tmp_path, capsys):
+    """A file's kind comes from its content and must agree with how it was named."""
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10)).eval()
+    torch.jit.save(torch.jit.script(net), tmp_path / "scripted.pth")
+    (tmp_path / "plain.pkl").write_bytes(pickle.dumps({"w": [1.0]}, protocol=4))
+    common = ["--dataset", DATA, "--attacks", "clean", "--n", "4"]
+    with intact(tmp_path):
+        assert "TorchScript program, not a weights file" in refused(
+            capsys, ["eval", tmp_path / "scripted.pth", "--model", "cnn_small", *common])
+        assert "plain Python pickle" in refused(
+            capsys, ["eval", tmp_path / "plain.pkl", "--model", "cnn_small", *common])
+    tried("model files", intact_checked=True)
+    tried("model files", intact_checked=True)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda sd: sd["net.classifier.1.weight"].fill_(float("nan")), "NaN or infinite"),
+    (lambda sd: sd.__setitem__("net.classifier.1.bias",
+                               sd["net.classifier.1.bias"].to(torch.complex64)), "complex"),
+    (lambda sd: sd["normalize.std"].fill_(float("nan")), "NaN or infinite"),
+])
+def test_weights_a_model_cannot_compute_with_are_refused(tmp_path, capsys, damage, message):
+    state = create_model("cnn_small", 10, mean=(0.5,) * 3, std=(0.2,) * 3).state_dict()
+    damage(state)
+    torch.save(state, tmp_path / "w.pt")
+    with intact(tmp_path):
+        assert message in refused(capsys, ["eval", tmp_path / "w.pt", "--model", "cnn_small",
+                                           "--dataset", DATA, "--attacks", "clean", "--n", "4"])
+    tried("model files", intact_checked=True)
+
+
+USER_CODE = '''
+import sys
+import torch
+
+
+class IntegerLogits(torch.nn.Module):
+    def forward(self, x):
+        return torch.zeros(len(x), 10, dtype=torch.long)
+
+
+def integer_logits():
+    return IntegerLogits()
+
+
+def exits():
+    sys.exit(0)
+
+
+def base_exception():
+    raise BaseException("not an Exception")
+'''
+
+
+@pytest.mark.parametrize("factory, message", [
+    ("integer_logits", "torch.int64 logits"),
+    ("exits", "raised SystemExit"),
+    ("base_exception", "raised BaseException: not an Exception"),
+])
+def test_user_code_that_misbehaves_is_one_line(tmp_path, capsys, factory, message):
+    (tmp_path / "arch.py").write_text(USER_CODE)
+    with intact(tmp_path):
+        assert message in refused(capsys, ["eval", f"--model={tmp_path}/arch.py:{factory}",
+                                           "--dataset", DATA, "--attacks", "clean", "--n", "4"])
+    tried("model files", intact_checked=True)
+
+
+# ---- names that become paths, and plans -----------------------------------------------------
+
+
+def _plan(tmp_path: Path, body: str) -> Path:
+    from tests_support import tiny_recipe
+
+    recipe = tiny_recipe(tmp_path / "recipe")
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(f"name: p\neps: 8/255\nout: {tmp_path / 'study'}\nattacks: clean\n"
+                    + body.replace("RECIPE", str(recipe)))
+    return plan
+
+
+@pytest.mark.parametrize("body, message", [
+    ("runs: {'../..': {recipe: RECIPE}}\nmethods: {AT: ['../..', best]}\n", "one path"),
+    ("runs: {/tmp/elsewhere: {recipe: RECIPE}}\nmethods: {AT: [/tmp/elsewhere, best]}\n",
+     "one path"),
+    ("runs: {a/b: {recipe: RECIPE}}\nmethods: {AT: [a/b, best]}\n", "one path"),
+    ("runs: {'..': {recipe: RECIPE}}\nmethods: {AT: ['..', best]}\n", "one path"),
+    ("runs: {at: {recipe: RECIPE}, at: {recipe: RECIPE}}\nmethods: {AT: [at, best]}\n",
+     "appears twice"),
+    ("runs: {1: {recipe: RECIPE}, '1': {recipe: RECIPE}}\nmethods: {AT: ['1', best]}\n",
+     "one path"),
+    ("runs: {at: {recipe: RECIPE}}\nmethods: {AT: [at, best], AT: [at, last]}\n",
+     "appears twice"),
+    ("runs: {at: {recipe: RECIPE}}\nmethods: {AT: [at, best]}\nreference: {root: x, methods: "
+     "{AT: [at, best]}}\n", "labelled 'AT'"),
+    ("runs: {at: {recipe: RECIPE}}\nmethods: {a/b: [at, best]}\n", "method label"),
+    ("runs: {at: {recipe: RECIPE, branch_from: 3}}\nmethods: {AT: [at, best]}\n", "one path"),
+    ("runs: {at: {recipe: RECIPE}}\nmethods: {AT: [at, best]}\ncomparisons: AT\n",
+     "comparisons must be a list"),
+    ("runs: {at: {recipe: RECIPE}}\nmethods: {AT: [at, best]}\nreference: [1]\n",
+     "reference must be a mapping"),
+    ("runs: {at: {recipe: RECIPE}}\nmethods: {AT: [at, best]}\nreport: {reference: BT}\n",
+     "report.reference"),
+    ("runs: {at: {recipe: RECIPE}}\nmethods: {AT: [at, best]}\nseeds: [18446744073709551616]\n",
+     "2**63"),
+    ("runs: {at: {recipe: RECIPE, sett: []}}\nmethods: {AT: [at, best]}\n", "unknown key"),
+    ("runs: {at: {recipe: RECIPE}}\nmethods: {AT: [at, best]}\nprogress: maybe\n",
+     "true or false"),
+])
+def test_plans_are_checked_whole_before_any_work(tmp_path, capsys, body, message):
+    plan = _plan(tmp_path, body)
+    plan.write_text(plan.read_text().replace("eps: 8/255\n", "eps: 8/255\n", 1))
+    with intact(tmp_path, Path("/tmp/elsewhere")):
+        assert message in refused(capsys, ["study", plan])
+    assert not (tmp_path / "study").exists()
+    tried("plans", intact_checked=True)
+
+
+def test_a_plans_budget_is_read_with_the_plan(tmp_path, capsys):
+    plan = _plan(tmp_path, "runs: {at: {recipe: RECIPE}}\nmethods: {AT: [at, best]}\n")
+    plan.write_text(plan.read_text().replace("eps: 8/255", "eps: abc"))
+    with intact(tmp_path):
+        err = refused(capsys, ["study", plan])
+    assert "plan.yaml: " in err and "eps" in err and "--eps" not in err
+    tried("plans", intact_checked=True)
+
+
+def test_directories_given_as_plans_or_recipes(tmp_path, capsys):
+    (tmp_path / "plan.yaml").mkdir()
+    with intact(tmp_path):
+        assert "is a directory" in refused(capsys, ["study", tmp_path / "plan.yaml"])
+        assert "is a directory" in refused(capsys, ["train", tmp_path / "plan.yaml", "--out",
+                                                    tmp_path / "r"])
+    tried("plans", intact_checked=True)
+    tried("plans", intact_checked=True)
+
+
+def test_branching_from_a_run_that_does_not_exist(tmp_path, capsys):
+    from tests_support import tiny_recipe
+
+    recipe = tiny_recipe(tmp_path / "recipe")
+    err = refused(capsys, ["train", recipe, "--out", tmp_path / "r", "--branch-from",
+                           tmp_path / "nothing", "--branch-epoch", "1"])
+    assert "not a run directory" in err
+    tried("plans")
+
+
+# ---- bounded work on hostile input ------------------------------------------------------------
+
+_DEEP_JSON = "[" * 5000 + "]" * 5000
+_DEEP_YAML = "a: " + "[" * 5000 + "]" * 5000 + "\n"
+
+
+def test_deeply_nested_records_are_one_line(tmp_path, capsys, checkpoint):
+    run = fresh_run(checkpoint, tmp_path)
+    (run / "eval.json").write_text('{"format": "specrobust-eval", "x": ' + _DEEP_JSON + "}")
+    (run / "analysis").mkdir()
+    (run / "analysis" / "kernels.json").write_text(_DEEP_JSON)
+    (run / "analysis" / "summary.json").write_text(_DEEP_JSON)
+    with intact(run):
+        refused(capsys, ["report", run, "-o", tmp_path / "r.html"])
+        refused(capsys, ["eval", run, "--attacks", "clean", "--n", "4"])
+    assert "nested" in refused(capsys, ["eval", run, "--model-args", _DEEP_JSON])
+    for _ in range(3):
+        tried("bounded input", intact_checked=True)
+
+
+def test_deeply_nested_and_self_multiplying_yaml_is_one_line(tmp_path, capsys):
+    (tmp_path / "deep.yaml").write_text(_DEEP_YAML)
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+        f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+        f"*{chr(97 + i)}, *{chr(97 + i)}]\n" for i in range(8))
+    (tmp_path / "bomb.yaml").write_text(bomb)
+    with intact(tmp_path):
+        for name in ("deep.yaml", "bomb.yaml"):
+            refused(capsys, ["study", tmp_path / name])
+            refused(capsys, ["train", tmp_path / name, "--out", tmp_path / "r"])
+            tried("bounded input", intact_checked=True)
+            tried("bounded input", intact_checked=True)
+    assert "nested" in refused(capsys, ["train", tmp_path / "deep.yaml", "--out", tmp_path / "r",
+                                        "--set", "seed=" + "[" * 5000 + "]" * 5000])
+
+
+def test_a_huge_file_posing_as_a_figure_is_not_read(tmp_path, capsys, checkpoint):
+    """A 2 GB sparse file with a real PNG header, named curves.png: the report neither embeds
+    nor reads it (its size is checked first)."""
+    run = fresh_run(checkpoint, tmp_path)
+    assert main(["analyze", str(run), "--suite", "kernels", "--n", "4"]) == 0
+    with open(run / "curves.png", "wb") as out:
+        out.write(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+        out.truncate(2 << 30)
+    assert main(["report", str(run), "-o", str(tmp_path / "r.html")]) == 0
+    assert (tmp_path / "r.html").stat().st_size < 10 << 20
+    tried("bounded input")
+
+
+# ---- outputs: locks, tables, leftovers ---------------------------------------------------------
+
+
+def test_a_dangling_lock_link_is_not_followed(tmp_path, capsys, checkpoint):
+    run = fresh_run(checkpoint, tmp_path)
+    (run / ".eval.json.lock").symlink_to(tmp_path / "created-elsewhere")
+    with intact(tmp_path):
+        assert "symbolic link" in refused(capsys, ["eval", run, "--attacks", "clean", "--n",
+                                                   "4"])
+    assert not (tmp_path / "created-elsewhere").exists()
+    tried("outputs", intact_checked=True)
+
+
+def test_a_users_own_markdown_beside_a_record_is_kept(tmp_path, capsys, checkpoint):
+    run = fresh_run(checkpoint, tmp_path)
+    assert main(["eval", str(run), "--attacks", "clean", "--n", "4", "--no-checks"]) == 0
+    (run / "eval.md").write_text("# my notes about this run\n")
+    with intact(tmp_path):
+        assert "not an evaluation table" in refused(
+            capsys, ["eval", run, "--attacks", "clean,fgsm", "--n", "4", "--no-checks"])
+    tried("outputs", intact_checked=True)
+
+
+def test_leftovers_of_killed_writes_never_block_the_next_command(tmp_path, capsys, checkpoint):
+    """What a kill -9 leaves between a temporary file and its rename: the next command that
+    owns the place goes on, and removes the leftovers it owns."""
+    from tests_support import tiny_recipe
+
+    recipe = tiny_recipe(tmp_path / "recipe")
+    train_run = tmp_path / "trained"
+    assert main(["train", str(recipe), "--out", str(train_run), "--set", "optim.epochs=2",
+                 "--set", "optim.epochs=1"]) == 0
+    leftovers = [train_run / ".config.yaml.specrobust-partial-x1",
+                 train_run / "checkpoints" / ".last.pt.specrobust-partial-x2"]
+    for leftover in leftovers:
+        leftover.write_bytes(b"half")
+    assert main(["train", str(recipe), "--out", str(train_run), "--resume", "--set",
+                 "optim.epochs=1"]) == 0
+    assert not any(p.exists() for p in leftovers)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / ".config.yaml.specrobust-partial-x3").write_bytes(b"half")
+    assert main(["train", str(recipe), "--out", str(fresh)]) == 0
+    run = fresh_run(checkpoint, tmp_path)
+    (run / ".eval.json.specrobust-partial-x4").write_bytes(b"half")
+    (run / "analysis").mkdir()
+    (run / "analysis" / ".kernels.json.specrobust-partial-x5").write_bytes(b"half")
+    assert main(["eval", str(run), "--attacks", "clean", "--n", "4", "--no-checks"]) == 0
+    assert main(["analyze", str(run), "--suite", "kernels", "--n", "4"]) == 0
+    assert not list(run.rglob("*specrobust-partial*"))
+    for _ in range(3):
+        tried("kills")
+
+
+# ---- faults of the environment, and damaged data -----------------------------------------------
+
+
+def test_training_onto_a_full_disk_is_one_line(tmp_path, capsys):
+    from tests_support import tiny_recipe
+
+    recipe = tiny_recipe(tmp_path / "recipe")
+    with small_filesystem(tmp_path / "fs", 300) as fs:
+        if fs is None:
+            pytest.skip("needs a small tmpfs (root on Linux)")
+        assert "ENOSPC" in refused(capsys, ["train", recipe, "--out", fs / "run"])
+    tried("filesystem")
+
+
+def test_labels_outside_the_classes_name_the_data(tmp_path):
+    from formats_on_disk import random_images, write_idx_dataset
+    from specrobust.data import load_dataset
+
+    images = random_images(6, (1, 28, 28))
+    labels = np.array([0, 1, 2, 12, 3, 4], dtype=np.uint8)
+    write_idx_dataset(tmp_path / "fm/FashionMNIST/raw", {"train": (images, labels),
+                                                          "t10k": (images, labels)},
+                      compress=False)
+    with pytest.raises(SpecRobustError, match="labels hold 12, outside .* classes 0-9"):
+        load_dataset("fashion-mnist", tmp_path / "fm")
+    tried("formats")
+
+
+def test_a_tiny_imagenet_cache_with_a_damaged_header_is_rebuilt(tmp_path):
+    pytest.importorskip("PIL")
+    from formats_on_disk import write_tiny_imagenet
+    from specrobust.data.formats import read_tiny_imagenet
+
+    colours = np.random.default_rng(0).integers(0, 256, size=(6, 3, 1, 1), dtype=np.uint8)
+    images = np.broadcast_to(colours, (6, 3, 64, 64)).copy()
+    labels = np.arange(6) % 2
+    root = write_tiny_imagenet(tmp_path, (images[:4], labels[:4]), (images[4:], labels[4:]),
+                               ["n01443537", "n01629819"])
+    train, _ = read_tiny_imagenet(root)
+    cache = next(root.glob(".specrobust-train-*.npy"))
+    data = bytearray(cache.read_bytes())
+    header_end = data.index(b"\n") + 1
+    header = data[:header_end].replace(b"(", b"(99999999999, ", 1)
+    cache.write_bytes(bytes(header[:header_end]) + bytes(data[header_end:]))
+    again, _ = read_tiny_imagenet(root)
+    assert torch.equal(again.images, train.images)
+    tried("formats")

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from specrobust.analysis import REGISTRY
-from specrobust.analysis.job import AnalysisJob, parse_parts
+from specrobust.analysis.job import parse_parts
 from specrobust.attacks.norms import largest_budget
 from specrobust.evaluation.runner import EvalResult
 from specrobust.evaluation.runner import evaluate as _evaluate
@@ -29,6 +29,7 @@ from specrobust.evaluation.suite import AttackSpec, parse_attacks
 from specrobust.numbers import check_range, parse_fraction
 from specrobust.precision import check_precision
 from specrobust.sar import sar_loss
+from specrobust.settings import DEFAULT_ATTACKS, Settings
 
 
 def _budget(eps: float | str, norm: str, images: torch.Tensor) -> float:
@@ -37,13 +38,15 @@ def _budget(eps: float | str, norm: str, images: torch.Tensor) -> float:
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-             attacks: str | Sequence[AttackSpec] = "clean,fgsm,pgd20,cw30",
-             eps: float | str = 8 / 255, *, norm: str = "linf", seed: int = 0,
-             batch_size: int = 256, checks: bool = True, check_n: int = 200,
-             precision: str = "fp32") -> EvalResult:
+             attacks: str | Sequence[AttackSpec] = DEFAULT_ATTACKS,
+             eps: float | str = 8 / 255, *, norm: str = Settings.norm, seed: int = Settings.seed,
+             batch_size: int = Settings.batch_size, checks: bool = True,
+             check_n: int = Settings.check_n,
+             precision: str = Settings.precision) -> EvalResult:
     """Robust accuracy of ``model`` under each attack within the ``norm`` ball (``linf`` or
-    ``l2``) of radius ``eps`` (the names of `specrobust eval
-    --attacks`, e.g. ``"clean,pgd20,cw30,aa"`` or ``"pgd:steps=100,restarts=5"``), with the
+    ``l2``) of radius ``eps`` (the names of `specrobust eval --attacks`, e.g.
+    ``"clean,pgd20,cw30,aa"`` or ``"pgd:steps=100,restarts=5"``; by default the paper's
+    evaluation, ``"clean,fgsm,pgd20,cw30,aa"``, as the command line), with the
     gradient-masking self-checks. ``precision="bf16"`` runs FGSM, PGD and C&W under bf16
     autocast (`specrobust eval --precision`). Returns an :class:`EvalResult`:
     ``accuracy(label)``, ``worst_case`` (per example), ``as_dict()`` (the fields of
@@ -57,9 +60,10 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
 
 def analyze(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
             parts: str = "filter,spectra,kernels,logits", eps: float | str = 8 / 255, *,
-            norm: str = "linf", seed: int = 0, batch_size: int = 256,
-            heatmap_norm: float | None = None, heatmap_n: int = 200,
-            heatmap_stride: int = 1, precision: str = "fp32") -> dict[str, dict]:
+            norm: str = Settings.norm, seed: int = Settings.seed,
+            batch_size: int = Settings.batch_size, heatmap_norm: float | None = None,
+            heatmap_n: int = Settings.heatmap_n, heatmap_stride: int = Settings.heatmap_stride,
+            precision: str = Settings.precision) -> dict[str, dict]:
     """The spectral analyses of `specrobust analyze` (parts: filter, spectra, bands, heatmap,
     kernels, logits); ``precision="bf16"`` runs their PGD under bf16 autocast. Returns
     ``{part: result}``, each with the fields of that part's JSON file (documented in
@@ -71,8 +75,9 @@ def analyze(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     model.eval()
     context = AnalysisContext(model, images, labels, budget, seed=seed, batch_size=batch_size,
                               norm=norm, precision=check_precision(precision))
-    settings = AnalysisJob("", heatmap_norm=heatmap_norm, heatmap_n=heatmap_n,
-                           heatmap_stride=heatmap_stride)
+    settings = Settings(heatmap_norm=heatmap_norm, heatmap_n=heatmap_n,
+                        heatmap_stride=heatmap_stride)
+    settings.check()
     return {part: REGISTRY[part].compute(context, **REGISTRY[part].options(settings))
             for part in chosen}
 

@@ -8,6 +8,7 @@ directory, is refused rather than followed (``specrobust.outputs`` states the ru
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -47,9 +48,26 @@ def write_with(target: str | os.PathLike, writer: Callable[[IO[bytes]], None]) -
     target = Path(target)
     with replacing(target) as temporary:
         with open(temporary, "wb") as out:
-            writer(out)
-            out.flush()
-            os.fsync(out.fileno())
+            try:
+                writer(out)
+                out.flush()
+                os.fsync(out.fileno())
+            except (OSError, SpecRobustError):
+                raise
+            except Exception:
+                # Libraries report a write that failed for want of space in their own words
+                # (torch.save: "unexpected pos"): say what happened, as the system would.
+                if _nearly_full(target.parent):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target)) from None
+                raise
+
+
+def _nearly_full(directory: Path) -> bool:
+    try:
+        stats = os.statvfs(directory)
+    except (OSError, AttributeError):  # AttributeError: no statvfs on this platform
+        return False
+    return stats.f_bavail * stats.f_frsize < (1 << 20)
 
 
 def write_text(target: str | os.PathLike, text: str) -> None:

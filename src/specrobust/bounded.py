@@ -4,6 +4,7 @@ read, and a nesting depth that ends in one line instead of a ``RecursionError`` 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -68,14 +69,42 @@ def read_json(path: Path, what: str = "file", limit: int = MAX_JSON_BYTES):
 def read_yaml(path: Path, what: str = "file", limit: int = MAX_YAML_BYTES):
     """The YAML value in ``path`` (safe loader), bounded like :func:`read_json`; raises
     ``yaml.YAMLError`` for text that is not YAML, ``UnicodeDecodeError`` for binary files."""
-    import yaml
-
     check_size(path, limit, what)
     with open(path, "rb") as handle:
         text = handle.read(limit + 1).decode("utf-8")
     try:
-        value = yaml.safe_load(text)
+        value = loads_yaml(text)
     except RecursionError:
         raise SpecRobustError(f"{what} {path} is nested too deeply to read; refused") from None
     check_depth(value, f"{what} {path}")
     return value
+
+
+def loads_yaml(text: str):
+    """``yaml.safe_load`` that refuses a mapping naming a key twice (PyYAML keeps the last one
+    silently, so a plan's second ``AT:`` would replace its first without a word)."""
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node, deep=False):
+        keys = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<:` merges; later keys override
+                continue
+            key = loader.construct_object(key_node, deep=deep)
+            try:
+                repeated = key in keys
+            except TypeError:  # an unhashable key: the constructor says so below
+                repeated = False
+            if repeated:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} appears twice in one mapping",
+                    key_node.start_mark)
+            with contextlib.suppress(TypeError):
+                keys.add(key)
+        return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+    _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass

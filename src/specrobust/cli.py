@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from specrobust.errors import SpecRobustError
 
 
-def _whole(option: str, low: int, high: int | None = None):
-    """An argparse type: a whole number in [low, high], refused in one line that states the
-    range."""
+def _whole(option: str, low: int | None = None, high: int | None = None):
+    """An argparse type: a whole number (in [low, high] where given: options that are not the
+    jobs' settings, which the job checks), refused in one line that states the range."""
     def parse(text: str) -> int:
         from specrobust.numbers import check_range, parse_whole
 
@@ -51,8 +51,6 @@ def _add_threat_model(command, default_text: str) -> None:
                          help="threat model: L-inf or L2 ball (default linf)")
 
 
-_MAX_SEED = 2**63 - 1
-_MAX_BATCH = 1 << 16
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -131,11 +129,13 @@ def _add_study(commands) -> None:
 
 def _seed_list(text: str) -> list[int]:
     from specrobust.numbers import parse_whole
+    from specrobust.settings import MAX_SEED
 
     seeds = [int(parse_whole(part.strip(), "--seeds")) for part in text.split(",")
              if part.strip()]
-    if not seeds or any(seed < 0 for seed in seeds):
-        raise SpecRobustError(f"--seeds must be a comma list of whole numbers >= 0, got {text!r}")
+    if not seeds or any(not 0 <= seed <= MAX_SEED for seed in seeds):
+        raise SpecRobustError(f"--seeds must be a comma list of whole numbers in [0, 2**63 - 1], "
+                              f"got {text!r}")
     return seeds
 
 
@@ -206,6 +206,15 @@ def _add_model_source(command) -> None:
                        "model's best if the run averages weights, else the best)")
 
 
+def _settings(args) -> dict:
+    """The shared settings (``specrobust.settings.Settings``) a command's options give."""
+    from dataclasses import fields
+
+    from specrobust.settings import Settings
+
+    return {f.name: getattr(args, f.name) for f in fields(Settings) if hasattr(args, f.name)}
+
+
 def _model_source(args, path: str | None):
     from specrobust.loading import ModelSource, parse_model_args
 
@@ -214,20 +223,24 @@ def _model_source(args, path: str | None):
 
 
 def _add_test_job(command) -> None:
-    """What `eval` and `analyze` share: the model, the test images, the threat model, the
-    seed and the machine."""
-    from specrobust.defaults import PRECISIONS
+    """What `eval` and `analyze` share (``specrobust.settings``): the model, the test images,
+    the threat model, the seed and the machine. Their defaults are the Settings'; their ranges
+    are checked once, by the job."""
+    from specrobust.settings import PRECISIONS, Settings
 
-    command.add_argument("--n", "--num-images", dest="n", type=_whole("--n", 1), default=1000,
-                         help="first n test images (default 1000; spell it --num-images "
-                         "under torchrun, whose own options --n would abbreviate)")
+    command.add_argument("--n", "--num-images", dest="n", type=_whole("--n"),
+                         default=Settings.n,
+                         help=f"first n test images (default {Settings.n}; spell it "
+                         "--num-images under torchrun, whose own options --n would abbreviate)")
     _add_threat_model(command, "the training budget, else the dataset's usual one")
     _add_model_source(command)
     command.add_argument("--data-root", help="directory holding datasets")
-    command.add_argument("--seed", type=_whole("--seed", 0, _MAX_SEED), default=0)
-    command.add_argument("--batch-size", type=_whole("--batch-size", 1, _MAX_BATCH), default=256)
-    command.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    command.add_argument("--precision", choices=PRECISIONS, default=PRECISIONS[0],
+    command.add_argument("--seed", type=_whole("--seed"), default=Settings.seed)
+    command.add_argument("--batch-size", type=_whole("--batch-size"),
+                         default=Settings.batch_size)
+    command.add_argument("--device", default=Settings.device,
+                         help=f"auto, cpu or cuda (default {Settings.device})")
+    command.add_argument("--precision", choices=PRECISIONS, default=Settings.precision,
                          help="arithmetic of the gradient attacks (FGSM, PGD, C&W): bf16 autocast "
                          "is faster where the CPU or GPU has bf16 units and attacks slightly "
                          "differently; outcomes are judged in fp32, and AutoAttack and the "
@@ -235,7 +248,7 @@ def _add_test_job(command) -> None:
 
 
 def _add_eval(commands) -> None:
-    from specrobust.defaults import DEFAULT_ATTACKS
+    from specrobust.settings import DEFAULT_ATTACKS, Settings
 
     command = commands.add_parser(
         "eval", help="evaluate a run or checkpoint under an attack suite; writes eval.json",
@@ -255,12 +268,14 @@ def _add_eval(commands) -> None:
                          "the table goes beside it as .md")
     command.add_argument("--no-checks", dest="checks", action="store_false",
                          help="skip the gradient-masking self-checks")
-    command.add_argument("--check-n", type=_whole("--check-n", 1), default=200,
-                         help="examples for the self-checks' extra attacks (default 200)")
+    command.add_argument("--check-n", type=_whole("--check-n"), default=Settings.check_n,
+                         help="examples for the self-checks' extra attacks (default "
+                         f"{Settings.check_n})")
 
 
 def _add_analyze(commands) -> None:
     from specrobust.analysis import PARTS
+    from specrobust.settings import Settings
 
     command = commands.add_parser(
         "analyze", help="spectral analysis of runs or checkpoints; writes analysis/ (JSON + PNG)",
@@ -272,18 +287,21 @@ def _add_analyze(commands) -> None:
                          help="run directories, checkpoints, pretrained names, programs or "
                          "weights files (see `specrobust eval --help`); none when --model is "
                          "user code that returns its own weights")
-    command.add_argument("--suite", default=",".join(PARTS),
-                         help=f"comma-separated parts (default {','.join(PARTS)})")
+    command.add_argument("--parts", "--suite", dest="parts", default=",".join(PARTS),
+                         help=f"comma-separated parts (default {','.join(PARTS)}; --suite is "
+                         "its earlier name)")
     _add_test_job(command)
     command.add_argument("--out", help="analysis directory (one source only; default "
                          "RUN/analysis, or RUN/analysis-<checkpoint>)")
     command.add_argument("--heatmap-norm", type=_positive("--heatmap-norm", 1000),
                          help="L2 norm of the added Fourier basis image (default 4 for 3x32x32, "
                          "scaled by sqrt(pixels/3072))")
-    command.add_argument("--heatmap-n", type=_whole("--heatmap-n", 1), default=200,
-                         help="images for the heat map (default 200)")
-    command.add_argument("--heatmap-stride", type=_whole("--heatmap-stride", 1), default=1,
-                         help="every k-th frequency on each axis (default 1: all)")
+    command.add_argument("--heatmap-n", type=_whole("--heatmap-n"), default=Settings.heatmap_n,
+                         help=f"images for the heat map (default {Settings.heatmap_n})")
+    command.add_argument("--heatmap-stride", type=_whole("--heatmap-stride"),
+                         default=Settings.heatmap_stride,
+                         help="every k-th frequency on each axis (default "
+                         f"{Settings.heatmap_stride}: all)")
 
 
 def _add_report(commands) -> None:
@@ -465,10 +483,8 @@ def _eval(args) -> int:
     from specrobust.evaluation import markdown
     from specrobust.evaluation.job import EvalJob, run_eval_job
 
-    job = EvalJob(source=_model_source(args, args.source), attacks=args.attacks, n=args.n,
-                  eps=args.eps, norm=args.norm, out=args.out, data_root=args.data_root,
-                  seed=args.seed, batch_size=args.batch_size, device=args.device,
-                  checks=args.checks, check_n=args.check_n, precision=args.precision)
+    job = EvalJob(source=_model_source(args, args.source), attacks=args.attacks, out=args.out,
+                  checks=args.checks, **_settings(args))
     summary, path = run_eval_job(job)
     if summary is None:  # a process of a torchrun evaluation other than the main one
         return 0
@@ -486,16 +502,13 @@ def _eval(args) -> int:
 def _analyze(args) -> int:
     from specrobust.analysis.job import AnalysisJob, parse_parts, run_analysis_job
 
-    parse_parts(args.suite)
+    parse_parts(args.parts)
     if args.out and len(args.sources) > 1:
         raise SpecRobustError("--out names one analysis directory; give one source with it")
     for path in args.sources or [None]:
         directory = run_analysis_job(AnalysisJob(
-            source=_model_source(args, path), suites=args.suite, n=args.n, eps=args.eps,
-            norm=args.norm, out=args.out, data_root=args.data_root,
-            seed=args.seed, batch_size=args.batch_size, device=args.device,
-            heatmap_norm=args.heatmap_norm, heatmap_n=args.heatmap_n,
-            heatmap_stride=args.heatmap_stride, precision=args.precision))
+            source=_model_source(args, path), parts=args.parts, out=args.out,
+            **_settings(args)))
         if _main_process():
             print(f"wrote {directory}/ (JSON and PNG per part, summary.json)")
     return 0

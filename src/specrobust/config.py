@@ -21,18 +21,18 @@ from typing import Literal
 
 import yaml
 
+from specrobust.bounded import check_depth, loads_yaml
 from specrobust.errors import SpecRobustError, quoted
 from specrobust.numbers import parse_fraction, parse_number
+from specrobust.settings import MAX_SEED
 from specrobust.yamlfile import read_mapping
 
 # Closed choices: a value outside them is refused while the config is read, naming them.
-ObjectiveName = Literal["natural", "pgd_at", "trades", "mart"]
 AveragingKind = Literal["none", "swa", "ema"]
 TrainingPrecision = Literal["auto", "fp32", "bf16"]
 Schedule = Literal["multistep", "cosine"]
 ModelMode = Literal["eval", "train"]
 Norm = Literal["linf", "l2"]
-OBJECTIVES = typing.get_args(ObjectiveName)
 
 # YAML keys that are not valid Python names.
 _ALIASES = {"lambda": "lam"}
@@ -81,7 +81,7 @@ class AttackConfig:
 
 @dataclass
 class ObjectiveConfig:
-    name: ObjectiveName = "pgd_at"
+    name: str = "pgd_at"  # one of training.objectives.objectives()
     beta: float = 6.0  # TRADES' and MART's weight of the robustness term
 
 
@@ -186,10 +186,6 @@ class Config:
         return yaml.safe_dump(self.as_dict(), sort_keys=False)
 
 
-# torch's generators take seeds below 2**64; derived seeds add to them, so stay below 2**63.
-MAX_SEED = 2**63 - 1
-
-
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """A Config from a YAML file (or the defaults) with ``key=value`` overrides applied."""
     data = _read_yaml(Path(path)) if path is not None else {}
@@ -260,9 +256,12 @@ def _apply_override(data: dict, override: str) -> None:
         if not isinstance(target, dict):
             raise SpecRobustError(f"--set {key}: {section} is not a section")
     try:
-        target[leaf] = yaml.safe_load(text) if text.strip() else None
+        target[leaf] = loads_yaml(text) if text.strip() else None
     except yaml.YAMLError:
         target[leaf] = text
+    except RecursionError:
+        raise SpecRobustError(f"--set {key}: the value is nested too deeply") from None
+    check_depth(target[leaf], f"--set {key}")
 
 
 def _rename_keys(data, aliases: dict):
@@ -369,6 +368,9 @@ def validate(config: Config) -> None:
     require(0 <= config.seed <= MAX_SEED, "seed", f"must lie in [0, 2**63 - 1], got "
             f"{quoted(config.seed)}")
     choice(config.model.name, tuple(MODELS), "model.name")
+    from specrobust.training.objectives import objectives
+
+    choice(config.objective.name, tuple(objectives()), "objective.name")
     require(0 < config.data.val_fraction < 1, "data.val_fraction", "must lie in (0, 1)")
     require(config.data.train_subset is None or config.data.train_subset >= 1,
             "data.train_subset", "must be >= 1")

@@ -172,6 +172,10 @@ def radial_band_mask(
     return (radius > inner) & (radius <= outer)
 
 
+# The names of default_bands' three bands.
+BANDS = ("low", "mid", "high")
+
+
 def default_bands(size: Size, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
     """Low / mid / high radial bands that partition the spectrum.
 

@@ -40,4 +40,15 @@ def data_epoch(seed: int, epoch: int) -> int:
 
 def validation(seed: int, epoch: int, start: int) -> int:
     """The validation PGD of an epoch, per batch of held-out images."""
-    return seed * 7919 + epoch + start
+    return (seed * 7919 + epoch + start) % _MODULUS
+
+
+def data_split(seed: int) -> int:
+    """The permutation that splits training from validation images, and class-balanced
+    subsets."""
+    return seed % _MODULUS
+
+
+def synthetic(seed: int, part: int) -> int:
+    """The generated dataset's draws: 0 and 1 its class patterns, 2 and 3 its two splits."""
+    return (seed + part) % _MODULUS

@@ -13,10 +13,10 @@ from torch import nn
 
 from specrobust import seeds
 from specrobust.attacks import folded_for_attack, pgd
+from specrobust.attacks.pgd import default_step
+from specrobust.attacks.registry import preset
 from specrobust.distributed import SINGLE, Distributed
 from specrobust.precision import autocast
-
-PGD_STEPS = 20  # the paper's evaluation attack; alpha = eps / 4, as `specrobust eval`'s pgd20
 
 
 @dataclass
@@ -78,12 +78,14 @@ class AnalysisContext:
         if self.eps == 0:
             return self.images.clone()
 
+        steps = preset("pgd20")["steps"]  # the paper's evaluation attack, as `specrobust eval`'s
+
         def attack(start: int) -> torch.Tensor:
             x = self.images[start:start + self.batch_size]
             y = self.labels[start:start + self.batch_size]
             generator = seeds.generator(seeds.batch(self.seed, label, start), x.device)
             with autocast(self.precision, x.device):
-                adversarial = pgd(self.attacked, x, y, self.eps, self.eps / 4, PGD_STEPS,
+                adversarial = pgd(self.attacked, x, y, self.eps, default_step(self.eps), steps,
                                   mask=mask, norm=self.norm, generator=generator)
             if self.progress:
                 self.progress(label, start + len(x), len(self.images))

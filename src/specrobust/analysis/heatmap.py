@@ -24,8 +24,9 @@ import torch
 from specrobust import fourier, seeds
 from specrobust.analysis.context import AnalysisContext
 from specrobust.analysis.parts import Entries, Part
+from specrobust.settings import Settings
 
-DEFAULT_IMAGES = 200  # enough for a stable map; every frequency costs one pass over them
+DEFAULT_IMAGES = Settings.heatmap_n  # every frequency costs one pass over them
 
 
 def default_norm(shape: tuple[int, ...]) -> float:

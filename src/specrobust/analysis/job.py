@@ -15,38 +15,29 @@ from pathlib import Path
 from specrobust import atomic, layout, locks, outputs
 from specrobust.analysis import PARTS, REGISTRY
 from specrobust.analysis.context import AnalysisContext
-from specrobust.analysis.heatmap import DEFAULT_IMAGES as DEFAULT_HEATMAP_IMAGES
 from specrobust.bounded import read_json
 from specrobust.distributed import Distributed, init_distributed
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.job import load_test_target
 from specrobust.loading import ModelSource, as_source
-from specrobust.numbers import check_range
-from specrobust.precision import check_precision, precision_fingerprint
+from specrobust.precision import precision_fingerprint, warn_if_slow
 from specrobust.progress import progress_bars
+from specrobust.settings import Settings
 from specrobust.training.rundir import RunDir
 
 FORMAT = layout.ANALYSIS_FORMAT
 # Part of every fingerprint: bump it when a part's method changes, so old results are redone.
 METHOD_VERSION = 1
 
-@dataclass
-class AnalysisJob:
+
+@dataclass(kw_only=True)
+class AnalysisJob(Settings):
+    """`specrobust analyze`: the shared settings (``specrobust.settings``; their PGD is every
+    analysis' attack) and what is an analysis' own."""
+
     source: ModelSource | str  # a plain string is a path (a run, a checkpoint, a program)
-    suites: str = ",".join(PARTS)
-    n: int = 1000
-    eps: str | None = None  # default: the training budget, else the dataset's
-    norm: str = "linf"  # the threat model of the analyses' PGD: linf or l2
-    out: str | None = None
-    data_root: str | None = None
-    seed: int = 0
-    batch_size: int = 256
-    device: str = "auto"
-    progress: bool = True
-    heatmap_norm: float | None = None  # default: heatmap.default_norm of the image shape
-    heatmap_n: int = DEFAULT_HEATMAP_IMAGES
-    heatmap_stride: int = 1
-    precision: str = "fp32"  # of every PGD: fp32 or bf16 (specrobust.precision)
+    parts: str = ",".join(PARTS)
+    out: str | None = None  # the analysis directory (default: beside the model, or in its run)
 
     def part_options(self, part: str) -> dict:
         """Options that change a part's result (they join its fingerprint)."""
@@ -77,16 +68,12 @@ class AnalysisInUseError(locks.InUseError):
 def run_analysis_job(job: AnalysisJob) -> Path:
     """Run the parts; returns the analysis directory."""
 
-    parts = parse_parts(job.suites)  # first: a typo should not wait for a model to load
-    check_precision(job.precision)
-    check_range(job.heatmap_n, "--heatmap-n", 1)
-    check_range(job.heatmap_stride, "--heatmap-stride", 1)
-    check_range(job.batch_size, "--batch-size", 1)
-    if job.heatmap_norm is not None:
-        check_range(job.heatmap_norm, "--heatmap-norm", 0, 1000, low_open=True)
+    parts = parse_parts(job.parts)  # first: a typo should not wait for a model to load
+    job.check()
     shard, device = init_distributed(job.device)
-    target = load_test_target(job.source, data_root=job.data_root, eps=job.eps, n=job.n,
-                              device=str(device), norm=job.norm)
+    if shard.main:
+        warn_if_slow(job.precision, device, "the analyses' attacks run")
+    target = load_test_target(job.source, job, str(device))
     loaded = target.loaded
     progress = progress_bars(job.progress and shard.main, unit="step", indent="  ")
 

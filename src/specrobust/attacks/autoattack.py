@@ -25,7 +25,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from specrobust.errors import SpecRobustError
+from specrobust.attacks.registry import AttackKind, Option, choice
+from specrobust.errors import SpecRobustError, quoted
 from specrobust.modes import attack_mode
 
 VERSIONS = ("standard", "rand", "custom")
@@ -99,3 +100,43 @@ def autoattack(
                 still_correct[remaining] = True
                 on_stage(stage, still_correct, time.perf_counter() - tick)
     return x_adv
+
+
+# ---- the registry's entry (specrobust.attacks.registry) ----------------------------------------
+
+
+def _attack_list(text: str, what: str) -> tuple[str, ...]:
+    """AutoAttack's attacks joined by ``+``."""
+    attacks = tuple(filter(None, text.split("+")))
+    unknown = [a for a in attacks if a not in ATTACKS]
+    if not attacks or unknown:
+        raise SpecRobustError(f"{what} takes attacks from {', '.join(ATTACKS)} joined by +, "
+                              f"got {quoted(text)}")
+    return attacks
+
+
+def _check_options(options: dict) -> None:
+    if options["attacks"] and options["version"] != "standard":
+        raise SpecRobustError("aa: give either version= or attacks=, not both")
+
+
+def _run(model, x, y, options, batch) -> torch.Tensor:
+    version = "custom" if options["attacks"] else options["version"]
+    return autoattack(model, x, y, batch.eps, norm=batch.norm, version=version,
+                      attacks=list(options["attacks"]) if options["attacks"] else None,
+                      batch_size=len(x), seed=batch.seed, on_stage=batch.on_stage)
+
+
+def _recorded(options: dict, eps: float) -> dict:
+    return {**options, "attacks": list(options["attacks"])} if options["attacks"] else \
+        dict(options)
+
+
+KINDS = (AttackKind(
+    "aa", "AutoAttack (Croce and Hein 2020), the authors' code: the standard version runs "
+          "APGD-CE, APGD-T, FAB-T and Square", (
+        Option("version", "standard", choice(tuple(v for v in VERSIONS if v != "custom")),
+               "standard or rand"),
+        Option("attacks", None, _attack_list, "a custom list, e.g. apgd-ce+apgd-t")),
+    run=_run, gradient_steps=lambda options: None, check=_check_options, resolved=_recorded),)
+PRESETS = {"aa": ("aa", {}), "aa-apgd-ce": ("aa", {"attacks": ("apgd-ce",)})}

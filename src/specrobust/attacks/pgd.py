@@ -23,8 +23,9 @@ import torch
 from torch import nn
 
 from specrobust import fourier
-from specrobust.attacks.losses import attack_loss
+from specrobust.attacks.losses import LOSSES, attack_loss
 from specrobust.attacks.norms import check_norm
+from specrobust.attacks.registry import AttackKind, Option, budget_fraction, choice, flag, whole
 from specrobust.errors import SpecRobustError
 from specrobust.modes import attack_mode
 
@@ -210,3 +211,58 @@ def fgsm(
         (gradient,) = torch.autograd.grad(objective, delta)
     delta = project(x, delta.detach() + step * _ascent_direction(gradient, norm), eps, norm, None)
     return x + delta
+
+
+# ---- the registry's entries (specrobust.attacks.registry) --------------------------------------
+
+
+def default_step(eps: float) -> float:
+    """PGD's step size when none is given: eps / 4, the paper's 2/255 at 8/255."""
+    return eps / 4
+
+
+def _run_fgsm(model, x, y, options, batch) -> torch.Tensor:
+    return fgsm(model, x, y, batch.eps, random_start=options["random_start"],
+                alpha=options["alpha"], norm=batch.norm, generator=batch.generator)
+
+
+def _run_pgd(model, x, y, options, batch) -> torch.Tensor:
+    mask = None
+    if options["band"] is not None:
+        mask = fourier.default_bands(tuple(x.shape[-2:]), device=x.device)[options["band"]]
+    return pgd(model, x, y, batch.eps, _step(options, batch.eps), options["steps"],
+               random_start=options["random_start"], restarts=options["restarts"],
+               loss=options["loss"], norm=batch.norm, mask=mask, generator=batch.generator)
+
+
+def _step(options: dict, eps: float) -> float:
+    return options["alpha"] if options["alpha"] is not None else default_step(eps)
+
+
+# Beyond these a typo, not a stronger attack.
+_MOST_STEPS, _MOST_RESTARTS = 100_000, 1_000
+
+KINDS = (
+    AttackKind("fgsm", "one gradient step of size eps (signed for L-inf, L2-normalised for L2)",
+               (Option("random_start", False, flag, "start at a random point of the ball"),
+                Option("alpha", None, budget_fraction,
+                       "step size (default eps, 1.25 eps with a random start)")),
+               run=_run_fgsm, gradient_steps=lambda options: 1),
+    AttackKind("pgd", "projected gradient descent (Madry et al. 2018), the best iterate kept",
+               (Option("steps", 20, whole(1, _MOST_STEPS), "gradient steps"),
+                Option("restarts", 1, whole(1, _MOST_RESTARTS), "random restarts"),
+                Option("alpha", None, budget_fraction, "step size (default eps/4)"),
+                Option("loss", "ce", choice(LOSSES), "cross-entropy or the C&W margin"),
+                Option("band", None, choice(fourier.BANDS),
+                       "keep the perturbation in one frequency band"),
+                Option("random_start", True, flag, "start at a random point of the ball")),
+               run=_run_pgd,
+               gradient_steps=lambda options: options["steps"] * options["restarts"],
+               resolved=lambda options, eps: {**options, "alpha": _step(options, eps)}),
+)
+PRESETS = {
+    "fgsm": ("fgsm", {}),
+    "pgd20": ("pgd", {"steps": 20}),  # the paper's evaluation attack
+    "pgd50": ("pgd", {"steps": 50}),
+    "cw30": ("pgd", {"steps": 30, "loss": "cw"}),  # the paper's C&W-inf
+}

@@ -68,6 +68,12 @@ def load_dataset(name: str, data_root: str | Path | None = None) -> Dataset:
         raise SpecRobustError(f"dataset {base} takes no options, got {', '.join(options)}")
     layout, directory = store.locate(info, data_root)
     train, test = layout.reader(directory)
+    for split, part in (("training", train), ("test", test)):
+        outside = (part.labels < 0) | (part.labels >= info.num_classes)
+        if bool(outside.any()):
+            raise SpecRobustError(f"{directory}: the {split} labels hold "
+                                  f"{int(part.labels[outside][0])}, outside {info.title}'s "
+                                  f"classes 0-{info.num_classes - 1}; the files are damaged")
     names = info.class_names or _read_class_names(info, directory)
     return Dataset(info, train, test, str(directory), names)
 

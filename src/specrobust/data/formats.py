@@ -328,11 +328,13 @@ def _cached_split(directory: Path, name: str, paths: list[Path], labels: list[in
     images = None
     if usable and cache.stat().st_mtime >= newest_source:
         try:
-            images = np.load(cache, allow_pickle=False)
+            # Mapped first: a damaged header may claim any shape, and is checked before any
+            # memory is taken for it.
+            mapped = np.load(cache, allow_pickle=False, mmap_mode="r")
+            if mapped.shape == (len(paths), 3, 64, 64) and mapped.dtype == np.uint8:
+                images = np.array(mapped)
         except (OSError, ValueError):
             images = None  # a damaged cache is rebuilt
-        if images is not None and images.shape != (len(paths), 3, 64, 64):
-            images = None
     if images is None:
         images = _read_jpeg_stack(paths)
         try:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from specrobust import seeds
 from specrobust.errors import SpecRobustError
 
 
@@ -39,7 +40,7 @@ class ImageSplit:
 
 
 def _generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seed))
+    return seeds.generator(seeds.data_split(int(seed)))
 
 
 def train_val_split(

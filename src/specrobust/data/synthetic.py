@@ -20,11 +20,11 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 
-from specrobust import fourier
+from specrobust import fourier, seeds
 from specrobust.data.splits import ImageSplit
 from specrobust.errors import SpecRobustError, quoted
 
-BANDS = ("low", "mid", "high")
+BANDS = fourier.BANDS
 # Generation holds float32 copies of every image: this many values is a few GB already.
 MAX_PIXELS = 500_000_000
 
@@ -111,14 +111,14 @@ def class_frequencies(spec: SyntheticSpec) -> torch.Tensor:
             f"the {spec.band} band of a {spec.size}x{spec.size} image has {len(candidates)} "
             f"distinct frequencies, fewer than the {needed} that {spec.num_classes} classes need"
         )
-    generator = torch.Generator().manual_seed(spec.seed)
+    generator = seeds.generator(seeds.synthetic(spec.seed, 0))
     order = torch.randperm(len(candidates), generator=generator)[:needed]
     return candidates[order].reshape(spec.num_classes, spec.frequencies_per_class, 2)
 
 
 def class_patterns(spec: SyntheticSpec) -> torch.Tensor:
     """``(num_classes, channels, size, size)`` patterns with peak magnitude 1."""
-    generator = torch.Generator().manual_seed(spec.seed + 1)
+    generator = seeds.generator(seeds.synthetic(spec.seed, 1))
     frequencies = class_frequencies(spec)
     patterns = torch.zeros(spec.num_classes, spec.channels, spec.size, spec.size)
     for k in range(spec.num_classes):
@@ -131,7 +131,7 @@ def class_patterns(spec: SyntheticSpec) -> torch.Tensor:
 
 
 def _draw(spec: SyntheticSpec, patterns: torch.Tensor, n: int, seed: int) -> ImageSplit:
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeds.generator(seed)
     labels = torch.arange(n) % spec.num_classes  # exactly balanced
     labels = labels[torch.randperm(n, generator=generator)]
     strength = 0.75 + 0.5 * torch.rand(n, 1, 1, 1, generator=generator)
@@ -143,6 +143,6 @@ def _draw(spec: SyntheticSpec, patterns: torch.Tensor, n: int, seed: int) -> Ima
 def generate(spec: SyntheticSpec) -> tuple[ImageSplit, ImageSplit]:
     patterns = class_patterns(spec)
     return (
-        _draw(spec, patterns, spec.n_train, spec.seed + 2),
-        _draw(spec, patterns, spec.n_test, spec.seed + 3),
+        _draw(spec, patterns, spec.n_train, seeds.synthetic(spec.seed, 2)),
+        _draw(spec, patterns, spec.n_test, seeds.synthetic(spec.seed, 3)),
     )

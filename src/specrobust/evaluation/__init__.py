@@ -9,10 +9,10 @@ case over attacks, self-checks against gradient masking, resumable eval.json.
 from specrobust.evaluation.checks import Check, self_checks
 from specrobust.evaluation.runner import AttackResult, EvalResult, evaluate
 from specrobust.evaluation.stats import wilson_interval
-from specrobust.evaluation.suite import NAMED, AttackSpec, parse_attack, parse_attacks
+from specrobust.evaluation.suite import AttackSpec, parse_attack, parse_attacks
 from specrobust.evaluation.table import markdown
 
 __all__ = [
-    "NAMED", "AttackResult", "AttackSpec", "Check", "EvalResult", "evaluate", "markdown",
+    "AttackResult", "AttackSpec", "Check", "EvalResult", "evaluate", "markdown",
     "parse_attack", "parse_attacks", "self_checks", "wilson_interval",
 ]

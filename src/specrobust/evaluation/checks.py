@@ -33,6 +33,8 @@ from torch.nn import functional as F
 
 from specrobust import seeds
 from specrobust.attacks import fgsm, pgd
+from specrobust.attacks.pgd import default_step
+from specrobust.attacks.registry import preset
 from specrobust.evaluation.batched import clean_correct, robust_correct
 from specrobust.evaluation.suite import AttackSpec
 from specrobust.modes import attack_mode
@@ -114,8 +116,10 @@ def _subset_attacks(model, x, y, eps, seed, batch_size, norm) -> list[Check]:
         return robust_correct(model, attack, x, y, clean, label=label, seed=seed,
                               batch_size=batch_size).float().mean().item()
 
+    steps = preset("pgd20")["steps"]
+
     def pgd20(at_eps):
-        return lambda a, b, s: pgd(model, a, b, at_eps, at_eps / 4, 20, norm=norm,
+        return lambda a, b, s: pgd(model, a, b, at_eps, default_step(at_eps), steps, norm=norm,
                                    generator=seeds.generator(s, a.device))
 
     fgsm_accuracy = accuracy("check-fgsm", lambda a, b, s: fgsm(model, a, b, eps, norm=norm))

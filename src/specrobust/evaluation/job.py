@@ -9,8 +9,7 @@ from pathlib import Path
 import torch
 
 from specrobust import atomic, layout, outputs
-from specrobust.attacks.norms import NORMS, check_norm, largest_budget
-from specrobust.defaults import DEFAULT_ATTACKS
+from specrobust.attacks.norms import NORMS, largest_budget
 from specrobust.devices import resolve_device
 from specrobust.distributed import init_distributed
 from specrobust.errors import SpecRobustError
@@ -20,8 +19,9 @@ from specrobust.evaluation.suite import parse_attacks
 from specrobust.evaluation.table import markdown
 from specrobust.loading import LoadedModel, ModelSource, as_source, resolve
 from specrobust.numbers import check_range, parse_fraction
-from specrobust.precision import precision_fingerprint
+from specrobust.precision import precision_fingerprint, warn_if_slow
 from specrobust.progress import progress_bars
+from specrobust.settings import DEFAULT_ATTACKS, Settings
 from specrobust.training.rundir import RunDir
 
 
@@ -38,27 +38,24 @@ class TestTarget:
     device: torch.device
 
 
-def load_test_target(source: ModelSource | str, *, data_root: str | None = None,
-                     eps: str | None = None, n: int = 1000, device: str = "auto",
-                     norm: str = "linf") -> TestTarget:
-    """Resolve a model source (``specrobust.loading``) and load the first ``n`` test
-    images of its dataset (as RobustBench does: comparable across tools and papers); ``eps``
-    defaults to the training budget (when the model was trained in the same ``norm``), else
-    the dataset's usual one in that norm. Shared by `eval` and `analyze`."""
+def load_test_target(source: ModelSource | str, settings: Settings,
+                     device: str) -> TestTarget:
+    """Resolve a model source (``specrobust.loading``) and load the first ``settings.n`` test
+    images of its dataset (as RobustBench does: comparable across tools and papers). The budget
+    defaults to the training budget (when the model was trained in the same norm), else the
+    dataset's usual one in that norm. Shared by `eval` and `analyze`, whose settings are
+    checked already (``Settings.check``)."""
     from specrobust.data import load_dataset
 
-    check_range(n, "--n", 1)
-    check_norm(norm)
-    if eps is not None:
-        check_range(parse_fraction(eps, "--eps"), "--eps", 0)
+    norm = settings.norm
     torch_device = resolve_device(device)
     loaded = resolve(source)
     if loaded.dataset is None:
         raise SpecRobustError(f"{loaded.path} does not say which data it was trained on; name "
                               "it with --dataset")
-    data = load_dataset(loaded.dataset, data_root)
+    data = load_dataset(loaded.dataset, settings.data_root)
     trained = loaded.eps if (loaded.norm or "linf") == norm else None
-    eps_text = eps or trained or data.info.budget_text(norm)
+    eps_text = settings.eps or trained or data.info.budget_text(norm)
     if eps_text is None:
         raise SpecRobustError(f"{data.info.title} has no usual {NORMS[norm]} budget; give one "
                               "with --eps")
@@ -69,28 +66,21 @@ def load_test_target(source: ModelSource | str, *, data_root: str | None = None,
     if channels != loaded.model.spec.in_channels:
         raise SpecRobustError(f"{loaded.path} takes {loaded.model.spec.in_channels}-channel "
                               f"images but {loaded.dataset} has {channels}")
-    test = data.test.take(torch.arange(min(n, len(data.test))))
+    test = data.test.take(torch.arange(min(settings.n, len(data.test))))
     return TestTarget(loaded, loaded.model.to(torch_device).eval(),
                       test.as_float().to(torch_device), test.labels.to(torch_device),
                       parse_fraction(eps_text, "eps"), eps_text, torch_device)
 
 
-@dataclass
-class EvalJob:
+@dataclass(kw_only=True)
+class EvalJob(Settings):
+    """`specrobust eval`: the shared settings (``specrobust.settings``) and what is an
+    evaluation's own."""
+
     source: ModelSource | str  # a plain string is a path (a run, a checkpoint, a program)
     attacks: str = DEFAULT_ATTACKS
-    n: int = 1000
-    eps: str | None = None  # default: the budget the model was trained at, else the dataset's
-    norm: str = "linf"  # the threat model: linf or l2
-    precision: str = "fp32"  # of the gradient attacks: fp32 or bf16 (specrobust.precision)
-    out: str | None = None
-    data_root: str | None = None
-    seed: int = 0
-    batch_size: int = 256
-    device: str = "auto"
-    checks: bool = True
-    check_n: int = 200
-    progress: bool = True
+    out: str | None = None  # the record, a .json file (default: beside the model, or in its run)
+    checks: bool = True  # the gradient-masking self-checks
 
 
 def output_path(job: EvalJob, loaded) -> Path:
@@ -120,11 +110,11 @@ def run_eval_job(job: EvalJob, *, skip_current: bool = False,
     made with this model, data and budget (``EvalRecord.is_current``), return it as it is.
     ``on_start`` is called when there is work to do."""
     attacks = parse_attacks(job.attacks)  # first: a typo should not wait for a model to load
-    check_range(job.check_n, "--check-n", 1)
-    check_range(job.batch_size, "--batch-size", 1)
+    job.check()
     shard, device = init_distributed(job.device)
-    target = load_test_target(job.source, data_root=job.data_root, eps=job.eps, n=job.n,
-                              device=str(device), norm=job.norm)
+    if shard.main:
+        warn_if_slow(job.precision, device, "the gradient attacks run")
+    target = load_test_target(job.source, job, str(device))
     loaded = target.loaded
     path = output_path(job, loaded)
     fingerprint = {"weights_sha256": loaded.sha256, "dataset": loaded.dataset}

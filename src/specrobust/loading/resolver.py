@@ -116,10 +116,10 @@ def load_model_source(source: ModelSource) -> LoadedModel:
         _no_options_for_self_described(path, source)
         return _run_checkpoint(path, source)
     kind = files.kind_of(path)
-    if kind in files.PROGRAMS:
+    if isinstance(kind, files.ProgramKind):
         if source.model is not None:
-            raise SpecRobustError(f"{path} is {kind}, not a weights file: it brings its own "
-                                  "architecture, so drop --model (or name a weights file)")
+            raise SpecRobustError(f"{path} is {kind.name}, not a weights file: it brings its "
+                                  "own architecture, so drop --model (or name a weights file)")
         return _program(path, source, kind)
     weights, own = _read_weights(path, kind)
     if own is not None:
@@ -169,17 +169,9 @@ def _own(path: Path, own: checkpoint.OwnCheckpoint, source: ModelSource,
                        files.sha256_of(path), norm=norm)
 
 
-def _program(path: Path, source: ModelSource, kind: str) -> LoadedModel:
-    dataset, classes, shape = _dataset_shape(source.dataset, f"{kind} {path}")
-    if kind == files.EXPORTED:
-        from specrobust.loading.exported import load_exported
-
-        net = load_exported(path)
-    else:
-        net = run_user_code(lambda: torch.jit.load(str(path), map_location="cpu"),
-                            f"cannot load TorchScript program {path} (", ")")
-    name = "torch.export" if kind == files.EXPORTED else "TorchScript"
-    model = _wrap(net, f"{name}:{path.name}", classes, shape[0], source)
+def _program(path: Path, source: ModelSource, kind: files.ProgramKind) -> LoadedModel:
+    dataset, classes, shape = _dataset_shape(source.dataset, f"{kind.name} {path}")
+    model = _wrap(kind.load(path), f"{kind.short}:{path.name}", classes, shape[0], source)
     return LoadedModel(model, dataset, None, path, None, files.sha256_of(path))
 
 
@@ -214,9 +206,9 @@ def _pretrained(name: str, source: ModelSource) -> LoadedModel:
         raise SpecRobustError(f"{name} is a {entry.dataset} model, not {source.dataset}")
     path = local_file(entry)
     kind = files.kind_of(path)
-    if kind in files.PROGRAMS:
-        raise SpecRobustError(f"{path} is {kind}, not the weights file of {name}; delete it "
-                              f"and run `specrobust fetch-model {name}`")
+    if isinstance(kind, files.ProgramKind):
+        raise SpecRobustError(f"{path} is {kind.name}, not the weights file of {name}; delete "
+                              f"it and run `specrobust fetch-model {name}`")
     weights, own = _read_weights(path, kind)
     if own is not None:
         weights = own.state_dict

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from specrobust.errors import SpecRobustError, quoted
 from specrobust.layout import CHECKPOINTS_IN_TRAINING_ORDER as CHECKPOINTS
+from specrobust.settings import DEFAULT_ATTACKS, Settings
 from specrobust.yamlfile import read_mapping
 
 STAGES = ("train", "eval", "analyze", "aa", "report")
@@ -71,11 +72,11 @@ class Plan:
     methods: list[Method]
     seeds: list[int]
     eps: str
-    n: int = 1000
-    attacks: str = "clean,fgsm,pgd20,cw30"
+    n: int = Settings.n
+    attacks: str = DEFAULT_ATTACKS
     late_attacks: str = ""
     analysis: str = "filter,spectra,kernels,logits"
-    check_n: int = 200
+    check_n: int = Settings.check_n
     precision: str = "fp32"  # of evaluation's and analysis' gradient attacks (`--precision`)
     progress: bool = True  # progress bars (off for studies run in the background, into a log)
     comparisons: list[tuple[str, str]] = field(default_factory=list)
@@ -195,7 +196,7 @@ def _build(data: dict, path: Path, extra: dict[str, list[str]]) -> Plan:
                                   f"{quoted(pair)}; labels: {', '.join(sorted(labels))}")
         comparisons.append((str(pair[0]), str(pair[1])))
     seeds = data.get("seeds", [0])
-    from specrobust.config import MAX_SEED
+    from specrobust.settings import MAX_SEED
 
     if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not
                                                       isinstance(s, bool) and 0 <= s <= MAX_SEED
@@ -213,7 +214,7 @@ def _build(data: dict, path: Path, extra: dict[str, list[str]]) -> Plan:
         name=name, title=str(data.get("title", name)),
         out=Path(_text(data.get("out", f"runs/{name}"), path, "out")),
         runs=runs, methods=methods, seeds=seeds, eps=_eps(data.get("eps"), path),
-        n=_whole(data.get("n", 1000), path, "n"),
+        n=_whole(data.get("n", Plan.n), path, "n"),
         attacks=_text(data.get("attacks", Plan.attacks), path, "attacks"),
         late_attacks=_optional_text(data.get("late_attacks"), path, "late_attacks"),
         analysis=_optional_text(data.get("analysis"), path, "analysis"),

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from specrobust.config import Config
+from specrobust.settings import Settings
 from specrobust.study.plan import Method
 
 
@@ -54,31 +55,31 @@ def train_run(config: Config, directory: Path, label: str, branch_from: Path | N
 
 
 def evaluate_method(method: Method, directory: Path, *, attacks: str, n: int, eps: str,
-                    data_root: str | None = None, device: str = "auto",
-                    batch_size: int = 256, check_n: int = 200, precision: str = "fp32",
-                    progress: bool = True) -> None:
+                    data_root: str | None = None, device: str = Settings.device,
+                    batch_size: int = Settings.batch_size, check_n: int = Settings.check_n,
+                    precision: str = Settings.precision, progress: bool = True) -> None:
     """Evaluate into the run's record for ``method.which``; a record that is current (same
     weights, data and budget: ``EvalRecord.is_current``) and has every attack is left alone,
     attacks finished in a current one are re-used."""
     from specrobust.evaluation.job import EvalJob, run_eval_job
     from specrobust.loading import ModelSource
 
-    job = EvalJob(ModelSource(str(directory), which=method.which), attacks=attacks, n=n,
-                  eps=eps, data_root=data_root, device=device, batch_size=batch_size,
+    job = EvalJob(source=ModelSource(str(directory), which=method.which), attacks=attacks,
+                  n=n, eps=eps, data_root=data_root, device=device, batch_size=batch_size,
                   check_n=check_n, precision=precision, progress=progress)
     run_eval_job(job, skip_current=True,
                  on_start=lambda: log(f"eval {method.label} ({attacks}; first {n} test images)"))
 
 
 def analyze_method(method: Method, directory: Path, *, parts: str, n: int, eps: str,
-                   data_root: str | None = None, device: str = "auto",
-                   precision: str = "fp32", progress: bool = True) -> None:
+                   data_root: str | None = None, device: str = Settings.device,
+                   precision: str = Settings.precision, progress: bool = True) -> None:
     """Analyse into the run's analysis directory for ``method.which``; finished parts are not
     run again."""
     from specrobust.analysis.job import AnalysisJob, run_analysis_job
     from specrobust.loading import ModelSource
 
     log(f"analyze {method.label} ({parts}; first {n} test images)")
-    run_analysis_job(AnalysisJob(ModelSource(str(directory), which=method.which), suites=parts,
-                                 n=n, eps=eps, data_root=data_root, device=device,
+    run_analysis_job(AnalysisJob(source=ModelSource(str(directory), which=method.which),
+                                 parts=parts, n=n, eps=eps, data_root=data_root, device=device,
                                  precision=precision, progress=progress))

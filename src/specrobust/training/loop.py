@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,6 +27,7 @@ from tqdm import tqdm
 
 from specrobust import seeds
 from specrobust.attacks import pgd
+from specrobust.attacks.pgd import default_step
 from specrobust.config import Config
 from specrobust.data import (
     DeviceLoader,
@@ -39,7 +41,7 @@ from specrobust.errors import SpecRobustError
 from specrobust.evaluation.batched import clean_correct
 from specrobust.models import create_model
 from specrobust.precision import autocast as precision_autocast
-from specrobust.precision import training_precision
+from specrobust.precision import training_precision, warn_if_slow
 from specrobust.training import rundir
 from specrobust.training.averaging import WeightAveraging
 from specrobust.training.objectives import LossTerms, StepContext, build_objective
@@ -59,7 +61,7 @@ def _robust_accuracy(model, x, y, eps, steps, seed, epoch, norm="linf",
     hits = 0
     for i in range(0, len(x), batch_size):
         generator = seeds.generator(seeds.validation(seed, epoch, i), x.device)
-        x_adv = pgd(model, x[i:i + batch_size], y[i:i + batch_size], eps, eps / 4, steps,
+        x_adv = pgd(model, x[i:i + batch_size], y[i:i + batch_size], eps, default_step(eps), steps,
                     norm=norm, generator=generator)
         hits += int(clean_correct(model, x_adv, y[i:i + batch_size], batch_size).sum())
     return hits / max(1, len(x))
@@ -80,31 +82,91 @@ def train(config: Config, run_dir: str | Path, *, resume: bool = False,
         run.release()
 
 
+@dataclass
+class _Data:
+    """The training images (as a loader), and the validation and test images on the device."""
+
+    loader: DeviceLoader
+    val: tuple[torch.Tensor, torch.Tensor]
+    test: tuple[torch.Tensor, torch.Tensor]
+    classes: int
+    channels: int
+
+
+@dataclass
+class _Learner:
+    """The model and everything that changes it: optimiser, schedule, objective, SAR, AWP,
+    weight averaging."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    objective: object
+    sar: SAR | None
+    awp: AWP | None
+    averaging: WeightAveraging | None
+
+
 def _train(config: Config, run: rundir.RunDir, state: dict | None, dist, device) -> dict:
-    # ---- data --------------------------------------------------------------------------------
+    # The order matters: the data's draws come from their own streams, the model's initial
+    # weights from the global one, seeded after the data are read.
+    data = _data(config, dist, device)
+    learner = _learner(config, data, device)
+    start_epoch, best = _restore(learner, state)
+    trained = learner.model
+    if dist.world_size > 1:
+        trained = torch.nn.parallel.DistributedDataParallel(learner.model)
+    # Compiled, the attack's passes too: ten of a PGD-10 step's eleven
+    # (benchmarks/training_cost.py --variants).
+    forward = torch.compile(trained) if config.run.compile else trained
+    attacked = torch.compile(learner.model) if config.run.compile else learner.model
+    precision = training_precision(config.run.precision, device)
+    if dist.main:
+        warn_if_slow(precision, device, "training runs")
+    autocast = functools.partial(precision_autocast, precision, device)  # a fresh one per step
+    writer = run.tensorboard() if config.run.tensorboard and dist.main else None
+
+    metrics: dict = {}
+    for epoch in range(start_epoch, config.optim.epochs):
+        started, lr = time.perf_counter(), learner.optimizer.param_groups[0]["lr"]
+        sums = _train_epoch(config, learner, data.loader, attacked, forward, autocast, epoch,
+                            run, dist, device)
+        metrics = _epoch_metrics(config, epoch, sums, len(data.loader), lr, started)
+        if dist.main:
+            _finish_epoch(config, learner, data, run, epoch, best, metrics, writer, started)
+        if dist.world_size > 1:
+            torch.distributed.barrier()
+
+    if dist.main:
+        run.finish(config, learner.model, learner.averaging)
+    if writer is not None:
+        writer.close()
+    return metrics
+
+
+def _data(config: Config, dist, device) -> _Data:
     dataset = load_dataset(config.data.dataset, config.data.data_root)
-    info = dataset.info
     classes, channels = len(dataset.class_names), dataset.train.images.shape[1]
     train_split, val_split = train_val_split(dataset.train, config.data.val_fraction, config.seed)
     if config.data.train_subset:
         train_split = class_balanced_subset(train_split, config.data.train_subset, classes,
                                             config.seed)
-    augment = default_augment(info) if config.data.augment else None
+    augment = default_augment(dataset.info) if config.data.augment else None
     per_process_batch = max(1, config.optim.batch_size // dist.world_size)
     loader = DeviceLoader(train_split, per_process_batch, shuffle=True, augment=augment,
                           drop_last=True, seed=config.seed, device=device, rank=dist.rank,
                           world_size=dist.world_size)
     val = val_split.take(torch.arange(min(config.validation.n, len(val_split))))
-    val_x, val_y = val.as_float(device), val.labels.to(device)
     test = dataset.test.take(torch.arange(min(config.validation.test_n, len(dataset.test))))
-    test_x, test_y = test.as_float(device), test.labels.to(device)
+    return _Data(loader, (val.as_float(device), val.labels.to(device)),
+                 (test.as_float(device), test.labels.to(device)), classes, channels)
 
-    # ---- model, optimiser, schedule, objective, regularisers, averaging -----------------------
+
+def _learner(config: Config, data: _Data, device) -> _Learner:
     torch.manual_seed(config.seed)
-    model = create_model(config.model.name, classes, channels, config.model.mean,
+    model = create_model(config.model.name, data.classes, data.channels, config.model.mean,
                          config.model.std).to(device)
-    cuda = device.type == "cuda"
-    if cuda and config.run.channels_last:
+    if device.type == "cuda" and config.run.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.optim.lr,
                                 momentum=config.optim.momentum,
@@ -121,86 +183,77 @@ def _train(config: Config, run: rundir.RunDir, state: dict | None, dist, device)
     averaging = WeightAveraging(model, config.averaging.kind, config.averaging_start,
                                 config.averaging.ema_decay, config.averaging.bn_inputs) \
         if config.averaging.kind != "none" else None
+    return _Learner(model, optimizer, scheduler, objective, sar, awp, averaging)
 
-    start_epoch, best = 0, {"val_robust": -1.0, "val_robust_avg": -1.0}
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if averaging is not None and state["averaged"] is not None:  # None: a branch (rundir)
-            averaging.load_state_dict(state["averaged"])
-        start_epoch, best = state["epoch"], state["best"]
-        torch.set_rng_state(state["rng"]["torch"])
 
-    trained = model
-    if dist.world_size > 1:
-        trained = torch.nn.parallel.DistributedDataParallel(model)
-    # Compiled, the attack's passes too: ten of a PGD-10 step's eleven
-    # (benchmarks/training_cost.py --variants).
-    forward = torch.compile(trained) if config.run.compile else trained
-    attacked = torch.compile(model) if config.run.compile else model
-    precision = training_precision(config.run.precision, device)
-    autocast = functools.partial(precision_autocast, precision, device)  # a fresh one per step
-    writer = run.tensorboard() if config.run.tensorboard and dist.main else None
+def _restore(learner: _Learner, state: dict | None) -> tuple[int, dict]:
+    """(the first epoch to train, the best validation scores so far), from a resume state."""
+    if state is None:
+        return 0, {"val_robust": -1.0, "val_robust_avg": -1.0}
+    learner.model.load_state_dict(state["model"])
+    learner.optimizer.load_state_dict(state["optimizer"])
+    learner.scheduler.load_state_dict(state["scheduler"])
+    if learner.averaging is not None and state["averaged"] is not None:  # None: a branch
+        learner.averaging.load_state_dict(state["averaged"])
+    torch.set_rng_state(state["rng"]["torch"])
+    return state["epoch"], state["best"]
 
-    metrics: dict = {}
-    for epoch in range(start_epoch, config.optim.epochs):
-        started, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
-        loader.set_epoch(epoch)
-        model.train()
-        sums = {"loss": 0.0, "adv_correct": 0, "clean_correct": 0, "clean_seen": 0, "seen": 0,
-                "sar": 0.0, "sar_steps": 0}
-        batches = tqdm(loader, desc=f"epoch {epoch + 1}/{config.optim.epochs}", leave=False,
-                       disable=not (config.run.progress and dist.main))
-        for step, (x, y) in enumerate(batches):
-            if cuda and config.run.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            ctx = StepContext(epoch, config.eps, config.alpha, config.attack.steps,
-                              config.attack.random_start, config.attack.generation_mode,
-                              config.objective.beta, _step_generator(device, config.seed, epoch,
-                                                                     step),
-                              norm=config.attack.norm)
-            terms = _train_step(attacked, forward, objective, sar, awp if
-                                epoch >= config.awp.warmup else None, optimizer, x, y, ctx,
-                                autocast)
-            if terms is None:
-                kept = f"{run.last} (after epoch {epoch}) is intact" if epoch else \
-                    "no epoch had finished, so there is no checkpoint"
-                raise SpecRobustError(
-                    f"training diverged: the loss is not finite at epoch {epoch + 1}, step "
-                    f"{step + 1}; {kept}; lower optim.lr or check the data")
-            if averaging is not None:
-                averaging.after_step(model, epoch)
-            _accumulate(sums, terms, y)
-            batches.set_postfix(loss=f"{sums['loss'] / (step + 1):.3f}")
-        scheduler.step()
-        if averaging is not None:
-            averaging.after_epoch(model, epoch, loader, _bn_attack(config, objective, device,
-                                                                   epoch))
 
-        metrics = _epoch_metrics(config, epoch, sums, len(loader), lr, started)
-        if dist.main:
-            metrics.update(_validate(config, model, val_x, val_y, test_x, test_y, epoch, ""))
-            if averaging is not None and averaging.snapshots > 0:
-                metrics.update(_validate(config, averaging.model, val_x, val_y, test_x, test_y,
-                                         epoch, "_avg"))
-            metrics["seconds"] = round(time.perf_counter() - started, 2)
-            run.save_epoch(config, model, averaging, optimizer, scheduler, epoch, best, metrics,
-                           dataset_name=config.data.dataset)
-            if writer is not None:
-                for key, value in metrics.items():
-                    if isinstance(value, int | float) and key != "epoch":
-                        writer.add_scalar(key, value, epoch + 1)
-            if config.run.progress:
-                print(_epoch_line(metrics), flush=True)
-        if dist.world_size > 1:
-            torch.distributed.barrier()
+def _train_epoch(config: Config, learner: _Learner, loader: DeviceLoader, attacked, forward,
+                 autocast, epoch: int, run: rundir.RunDir, dist, device) -> dict:
+    """One epoch of updates (and the averaged model's end-of-epoch work); its running sums."""
+    model = learner.model
+    loader.set_epoch(epoch)
+    model.train()
+    sums = {"loss": 0.0, "adv_correct": 0, "clean_correct": 0, "clean_seen": 0, "seen": 0,
+            "sar": 0.0, "sar_steps": 0}
+    batches = tqdm(loader, desc=f"epoch {epoch + 1}/{config.optim.epochs}", leave=False,
+                   disable=not (config.run.progress and dist.main))
+    channels_last = device.type == "cuda" and config.run.channels_last
+    for step, (x, y) in enumerate(batches):
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        ctx = StepContext(epoch, config.eps, config.alpha, config.attack.steps,
+                          config.attack.random_start, config.attack.generation_mode,
+                          config.objective.beta, _step_generator(device, config.seed, epoch,
+                                                                 step),
+                          norm=config.attack.norm)
+        terms = _train_step(attacked, forward, learner.objective, learner.sar,
+                            learner.awp if epoch >= config.awp.warmup else None,
+                            learner.optimizer, x, y, ctx, autocast)
+        if terms is None:
+            kept = f"{run.last} (after epoch {epoch}) is intact" if epoch else \
+                "no epoch had finished, so there is no checkpoint"
+            raise SpecRobustError(
+                f"training diverged: the loss is not finite at epoch {epoch + 1}, step "
+                f"{step + 1}; {kept}; lower optim.lr or check the data")
+        if learner.averaging is not None:
+            learner.averaging.after_step(model, epoch)
+        _accumulate(sums, terms, y)
+        batches.set_postfix(loss=f"{sums['loss'] / (step + 1):.3f}")
+    learner.scheduler.step()
+    if learner.averaging is not None:
+        learner.averaging.after_epoch(model, epoch, loader,
+                                      _bn_attack(config, learner.objective, device, epoch))
+    return sums
 
-    if dist.main:
-        run.finish(config, model, averaging)
+
+def _finish_epoch(config: Config, learner: _Learner, data: _Data, run: rundir.RunDir,
+                  epoch: int, best: dict, metrics: dict, writer, started: float) -> None:
+    """Validation, the run's checkpoints and records, the epoch's line (the writing process)."""
+    metrics.update(_validate(config, learner.model, *data.val, *data.test, epoch, ""))
+    averaging = learner.averaging
+    if averaging is not None and averaging.snapshots > 0:
+        metrics.update(_validate(config, averaging.model, *data.val, *data.test, epoch, "_avg"))
+    metrics["seconds"] = round(time.perf_counter() - started, 2)
+    run.save_epoch(config, learner.model, averaging, learner.optimizer, learner.scheduler, epoch,
+                   best, metrics, dataset_name=config.data.dataset)
     if writer is not None:
-        writer.close()
-    return metrics
+        for key, value in metrics.items():
+            if isinstance(value, int | float) and key != "epoch":
+                writer.add_scalar(key, value, epoch + 1)
+    if config.run.progress:
+        print(_epoch_line(metrics), flush=True)
 
 
 def _bn_attack(config, objective, device, epoch):

@@ -182,6 +182,10 @@ class RunDir:
             atomic.write_text(self.config_file, config.to_yaml())
             if branched:
                 self._record_branch(*branch)
+            if state is not None and not branched and not self._records_follow_state():
+                # Killed between last.pt and the records written after it: last.pt is the
+                # truth, and the records follow it.
+                self._write_records(config, config.data.dataset)
         return state
 
     def _remove_leftovers(self) -> None:
@@ -236,13 +240,23 @@ class RunDir:
             _copy_best(self.checkpoints, snapshot)
         save_checkpoint(self.last, model, dataset=dataset_name, eps=eps, norm=norm,
                         training=training)
+        self._write_records(config, dataset_name)
+
+    def _records_follow_state(self) -> bool:
+        try:
+            return self.read_metrics() == self.metrics
+        except SpecRobustError:  # damaged: rewritten from the resume state
+            return False
+
+    def _write_records(self, config: Config, dataset_name: str) -> None:
+        """metrics.jsonl and curves.png, from the epochs' metrics."""
         atomic.write_text(self.metrics_file,
                           "".join(json.dumps(m) + "\n" for m in self.metrics))
         from specrobust.report.curves import plot_training_curves
 
         plot_training_curves(self.metrics, self.path / layout.CURVES,
                              title=f"{config.model.name} on {dataset_name}, "
-                                   f"{_method_name(config)}")
+                                   f"{method_name(config)}")
 
     def _branch_state(self, config: Config, source: Path, epoch: int) -> dict:
         """``source``'s state after ``epoch`` epochs, to start this new run from as if it had
@@ -254,6 +268,9 @@ class RunDir:
         the weights come out identical).
         """
         snapshot = RunDir(source).snapshot_dir(epoch)
+        if not source.is_dir() or not (source / layout.CONFIG).is_file():
+            raise SpecRobustError(f"cannot branch from {source}: it is not a run directory "
+                                  "(no such directory, or no config.yaml in it)")
         if not RunDir(source).has_snapshot(epoch):
             raise SpecRobustError(f"{source} has no snapshot after epoch {epoch} (it needs "
                                   f"run.snapshot_epochs=[{epoch}] while training)")
@@ -333,7 +350,7 @@ def _copy_best(source: Path, target: Path) -> None:
             atomic.write_bytes(target / name, (source / name).read_bytes())
 
 
-def _method_name(config: Config) -> str:
+def method_name(config: Config) -> str:
     parts = ["PGD-AT" if config.objective.name == "pgd_at" else config.objective.name.upper()]
     if config.awp.enabled:
         parts.append("AWP")

@@ -1,0 +1,72 @@
+"""What evaluation and analysis share, each default written once and checked once.
+
+:class:`Settings` holds the options of `specrobust eval` and `specrobust analyze` that are the
+same thing in both (the test images, the threat model, the seed, the machine, the heat map's
+options), with their defaults. The command line shows these defaults in ``--help``, the Python
+API and study plans take them, and the jobs (``EvalJob``, ``AnalysisJob``) are Settings plus
+what is their own; :meth:`Settings.check` validates them at the job's start, once.
+
+Imports nothing heavy, so that building the parser does not import torch: ``specrobust --help``
+answers at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# The paper's evaluation (clean, FGSM, PGD-20, C&W-inf, AutoAttack): what `specrobust eval`,
+# `specrobust.evaluate` and a study plan run when no attacks are named.
+DEFAULT_ATTACKS = "clean,fgsm,pgd20,cw30,aa"
+# The arithmetic of the gradient attacks (specrobust.precision); fp32 is the default.
+PRECISIONS = ("fp32", "bf16")
+# torch's generators take seeds below 2**64; derived seeds add to them, so stay below 2**63.
+MAX_SEED = 2**63 - 1
+MAX_BATCH = 1 << 16
+
+
+@dataclass
+class Settings:
+    n: int = 1000  # the first n test images (as RobustBench: comparable across tools)
+    eps: str | None = None  # default: the budget the model was trained at, else the dataset's
+    norm: str = "linf"  # the threat model: linf or l2
+    precision: str = "fp32"  # of the gradient attacks: fp32 or bf16 (specrobust.precision)
+    seed: int = 0
+    batch_size: int = 256
+    check_n: int = 200  # examples for the evaluation's self-checks
+    heatmap_norm: float | None = None  # default: heatmap.default_norm of the image shape
+    heatmap_n: int = 200  # images for the heat map: enough for a stable map
+    heatmap_stride: int = 1  # every k-th frequency on each axis
+    data_root: str | None = None
+    device: str = "auto"
+    progress: bool = True
+
+    def check(self) -> None:
+        """Every setting in its range, or one line naming it (as its option on the command
+        line). The budget's upper bound needs the data's image shape: the jobs check it when
+        the data is loaded."""
+        from specrobust.attacks.norms import check_norm
+        from specrobust.errors import SpecRobustError
+        from specrobust.numbers import check_range, parse_fraction
+        from specrobust.precision import check_precision
+
+        for value, name, low, high in ((self.n, "--n", 1, None),
+                                       (self.seed, "--seed", 0, MAX_SEED),
+                                       (self.batch_size, "--batch-size", 1, MAX_BATCH),
+                                       (self.check_n, "--check-n", 1, None),
+                                       (self.heatmap_n, "--heatmap-n", 1, None),
+                                       (self.heatmap_stride, "--heatmap-stride", 1, None)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise SpecRobustError(f"{name} must be a whole number, got {value!r}")
+            check_range(value, name, low, high)
+        if self.heatmap_norm is not None:
+            check_range(self.heatmap_norm, "--heatmap-norm", 0, 1000, low_open=True)
+        if self.eps is not None:
+            check_range(parse_fraction(self.eps, "--eps"), "--eps", 0)
+        check_norm(self.norm)
+        check_precision(self.precision)
+
+    def shared(self) -> dict:
+        """The settings alone, to build another job from (an evaluation's for an analysis)."""
+        from dataclasses import fields
+
+        return {f.name: getattr(self, f.name) for f in fields(Settings)}
