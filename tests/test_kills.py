@@ -2,7 +2,7 @@
 run: each command is killed at one atomic write (before its rename, and after it), then run
 again to completion, and its outputs compared with those of a run that was never killed.
 
-The default run kills training and evaluation at their middle write; `pytest -m slow
+The default run kills training at its middle write; `pytest -m slow
 tests/test_kills.py` kills training, evaluation, analysis, report and a study at every write.
 """
 
@@ -149,6 +149,7 @@ def test_a_killed_training_resumes_to_the_same_weights(tmp_path, recipe, trained
     _training(tmp_path, recipe, trained, slow=False)
 
 
+@pytest.mark.slow
 def test_a_killed_evaluation_finishes_as_if_never_killed(tmp_path, trained):
     _evaluation_and_analysis(tmp_path, trained, slow=False, killed=("eval",))
 
