@@ -52,7 +52,7 @@ lint: install
 # navigation fails); the CLI and recipe pages are generated (python docs/generate.py).
 docs: install
 	$(BIN)/python docs/generate.py --check
-	$(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 # The sdist and the wheel, as users get them, checked.
 wheel: install

@@ -9,7 +9,7 @@
 #   here:   bash benchmarks/device_prepare.sh
 #   device: run(command="bash benchmarks/device_replicate.sh 500", carry=[".device"], timeout_s=580)
 #   here:   tar -xf <files_at>/fmnist.tar && cat <files_at>/replicate.log >> benchmarks/replication/fmnist.log
-#           specrobust study configs/studies/fmnist.yaml --stages none   # the tables
+#           specrobust study fmnist --stages none   # the tables
 #
 # A second argument picks the stages (e.g. `aa` alone) and SEEDS=1,2 the seeds: leave the local
 # background jobs the seeds they are training, or stop them first, so that the unpacked tar
@@ -23,7 +23,7 @@ device=${DEVICE:-cuda}
 export PYTHONPATH=.device/site:src PYTHONUNBUFFERED=1
 
 nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null || true
-timeout --signal=TERM --kill-after=20 "$seconds" "${PYTHON:-python3}" -m specrobust.cli study configs/studies/fmnist.yaml \
+timeout --signal=TERM --kill-after=20 "$seconds" "${PYTHON:-python3}" -m specrobust.cli study fmnist \
   --device "$device" --data-root .device/data --stages "$stages" --seeds "$seeds" \
   2>&1 | tee "$OUT/replicate.log" | tail -n 40
 runs=$(for seed in ${seeds//,/ }; do ls -d benchmarks/replication/fmnist/runs/*-seed"$seed" 2>/dev/null; done)

@@ -23,11 +23,22 @@ DESCRIPTIONS = {
     "config": "generated values for every config key; generated YAML recipes",
     "numbers": "budget grammar, ranges of numeric options, float syntax",
     "formats": "crafted IDX, CIFAR, SVHN, Tiny ImageNet, checkpoint, safetensors, "
-               "evaluation and analysis files",
-    "outputs": "writing into foreign files and directories, through links, planted caches",
+               "evaluation and analysis files; labels out of range; a damaged cache header",
+    "model files": "torch.export archives carrying code (weights, constants, sample inputs, "
+                   "opaque objects, guard code, graph targets, shape expressions, compiled "
+                   "code) under every way a model is named; programs and plain pickles as "
+                   "weights; non-finite and complex weights; misbehaving user code",
+    "plans": "run names climbing out of their directory, duplicate names and labels, fields "
+             "of the wrong type, seeds beyond 64 bits, budgets that do not parse, "
+             "directories as plans or recipes, branching from nothing",
+    "bounded input": "JSON and YAML nested thousands deep, a YAML alias bomb, a 2 GB file "
+                     "posing as a figure",
+    "outputs": "writing into foreign files and directories, through links, planted caches, "
+               "dangling lock links; a user's Markdown beside a record",
+    "kills": "leftovers of killed writes in runs, evaluations and analyses",
     "report": "HTML injection from every field; links and non-PNG files in a run",
-    "filesystem": "full disk, read-only filesystem, paths of the wrong kind, closed pipe, "
-                  "memory exhaustion",
+    "filesystem": "full disk (training, evaluation, analysis), read-only filesystem, paths "
+                  "of the wrong kind, closed pipe, memory exhaustion",
     "concurrency": "a second analysis of one directory; an evaluation lock reached via a link",
 }
 

@@ -13,7 +13,7 @@ specrobust/config.py).
 
 The default run's checkpoints are not kept (its results are in
 benchmarks/results/swa_batchnorm_fmnist.txt). To measure again, train one with clean
-statistics: `specrobust train configs/replication/fmnist_cnn_at.yaml --set
+statistics: `specrobust train replication/fmnist_cnn_at --set
 averaging.bn_inputs=clean --out RUN`, then pass RUN.
 """
 

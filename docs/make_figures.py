@@ -1,5 +1,5 @@
 """The figures of docs/analyses.md, from two committed CIFAR-10 replication checkpoints (the
-natural model of seed 0 and the AT model's best checkpoint of seed 0), analysed on the first
+natural model of seed 1 and the AT model's best checkpoint of seed 1), analysed on the first
 200 CIFAR-10 test images, every part side by side as `specrobust report` draws them.
 
     python docs/make_figures.py            # needs CIFAR-10 under the data root; about 2 min
@@ -19,7 +19,7 @@ from specrobust.report.figures import draw
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "benchmarks" / "replication" / "cifar10" / "runs"
-MODELS = {"natural": (RUNS / "natural-seed0", "last"), "AT": (RUNS / "at-seed0", "best")}
+MODELS = {"natural": (RUNS / "natural-seed1", "last"), "AT": (RUNS / "at-seed1", "best")}
 
 
 def main() -> None:

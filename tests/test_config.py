@@ -1,12 +1,12 @@
-from pathlib import Path
 
 import pytest
 
 from specrobust.cli import main
 from specrobust.config import Config, config_from_dict, load_config
 from specrobust.errors import SpecRobustError
+from specrobust.recipes import RECIPE, shipped
 
-CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+CONFIGS = sorted(shipped(RECIPE).values())
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
@@ -16,7 +16,7 @@ def test_every_recipe_loads_and_round_trips(path):
 
 
 def test_recipes_say_what_the_paper_says():
-    config = load_config(Path(__file__).parent.parent / "configs/cifar10_resnet18_at_sar_wa.yaml")
+    config = load_config("cifar10_resnet18_at_sar_wa")
     assert (config.optim.lr, config.optim.milestones, config.optim.epochs) == (0.1, [75, 90], 100)
     assert (config.attack.eps, config.attack.alpha, config.attack.steps) == ("8/255", "2/255", 10)
     assert config.sar.enabled and config.sar.lam == 0.1 and config.sar_start == 75

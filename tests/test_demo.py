@@ -1,4 +1,4 @@
-"""`specrobust demo` (the study configs/studies/demo.yaml): its recipes, its message when the
+"""`specrobust demo` (the shipped study `demo`): its recipes, its message when the
 data is missing, and (slow) a whole quick run that a second invocation finishes without
 redoing anything."""
 
@@ -8,12 +8,12 @@ import pytest
 
 from specrobust.cli import main
 from specrobust.config import load_config
-from specrobust.study.plan import demo_plan, load_plan
+from specrobust.study.plan import load_plan
 
 
 @pytest.mark.parametrize("quick", [False, True])
 def test_demo_recipes_are_valid_and_follow_the_paper(quick):
-    plan = load_plan(demo_plan(), quick=quick)
+    plan = load_plan("demo", quick=quick)
     configs = {run.name: load_config(run.recipe, list(run.overrides)) for run in plan.runs}
     for config in configs.values():
         assert config.data.dataset == "fashion-mnist" and config.model.name == "cnn_small"

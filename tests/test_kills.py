@@ -2,8 +2,10 @@
 run: each command is killed at one atomic write (before its rename, and after it), then run
 again to completion, and its outputs compared with those of a run that was never killed.
 
-The default run kills training at its middle write; `pytest -m slow
-tests/test_kills.py` kills training, evaluation, analysis, report and a study at every write.
+`pytest -m slow tests/test_kills.py` kills training and evaluation at their middle write, and
+training, evaluation, analysis, report and a study at every write (the default run has
+tests/test_training.py's kill of a training at timed points, and test_robustness.py's
+leftovers).
 """
 
 from __future__ import annotations
@@ -145,6 +147,7 @@ def _evaluation_and_analysis(tmp_path, trained, slow, killed: tuple[str, ...]):
                 assert not list((work / "run").rglob("*specrobust-partial*")), (at, when)
 
 
+@pytest.mark.slow
 def test_a_killed_training_resumes_to_the_same_weights(tmp_path, recipe, trained):
     _training(tmp_path, recipe, trained, slow=False)
 

@@ -56,6 +56,7 @@ def test_a_new_run_branches_where_its_source_kept_a_snapshot(tmp_path, calls):
 
 
 REPO = Path(__file__).resolve().parents[1]
+RECIPES = REPO / "src" / "specrobust" / "recipes"
 
 
 def _plan(tmp_path, text: str):
@@ -78,7 +79,7 @@ out: {tmp_path / "frozen"}
 branch_root: {source}
 eps: "0.1"
 runs:
-  at_sar: {{recipe: {REPO}/configs/replication/fmnist_cnn_at_sar.yaml, branch_from: at}}
+  at_sar: {{recipe: {RECIPES}/replication/fmnist_cnn_at_sar.yaml, branch_from: at}}
 methods: {{}}
 """)
     options = execute.Options(device="cpu")
@@ -116,7 +117,7 @@ out: {tmp_path / "p"}
 eps: "0.1"
 attacks: clean,pgd20
 runs:
-  at: {{recipe: {REPO}/configs/replication/fmnist_cnn_at.yaml}}
+  at: {{recipe: {RECIPES}/replication/fmnist_cnn_at.yaml}}
 methods: {{AT: [at, best]}}
 """)
     (plan.run_dir("at", 0) / "checkpoints").mkdir(parents=True)
@@ -133,9 +134,10 @@ methods: {{AT: [at, best]}}
 
 def test_the_shipped_plans_load_and_their_recipes_are_valid():
     from specrobust.config import load_config
+    from specrobust.recipes import PLAN, shipped
     from specrobust.study.plan import load_plan
 
-    plans = sorted((REPO / "configs" / "studies").glob("*.yaml"))
+    plans = sorted(shipped(PLAN).values())
     assert {p.stem for p in plans} >= {"demo", "cifar10", "fmnist", "fmnist-sar-frozen-bn"}
     for path in plans:
         for quick in (False, True) if path.stem == "demo" else (False,):

@@ -66,7 +66,10 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Understand adversarial robustness through the frequency spectrum; improve "
         "it with Spectral Alignment Regularization and weight averaging.",
     )
+    from specrobust import __version__
+
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument("--version", action="version", version=f"specrobust {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
 
     data = commands.add_parser("data", help="list, verify, fetch and inspect datasets")
@@ -83,6 +86,12 @@ def _build_parser() -> argparse.ArgumentParser:
         command.add_argument("--data-root", help="directory holding datasets "
                              "(default: $SPECROBUST_DATA, else ~/.cache/specrobust)")
 
+    recipes = commands.add_parser(
+        "recipes", help="the shipped recipes and study plans; `recipes show NAME` prints one",
+        description="Without arguments: one line per shipped recipe and plan. `show NAME`: the "
+        "recipe with its bases merged (or the plan), as YAML to copy and edit.")
+    recipes.add_argument("action", nargs="?", choices=("show",), help="show one")
+    recipes.add_argument("name", nargs="?", help="a recipe's or plan's name")
     models = commands.add_parser("models", help="the model zoo with parameter counts")
     models.add_argument("--pretrained", action="store_true",
                         help="list the public checkpoints specrobust can name instead")
@@ -104,9 +113,10 @@ def _add_study(commands) -> None:
         "study", help="run a study plan: methods x seeds trained, evaluated, analysed, compared "
         "in paired tables (RESULTS.md) and one HTML report; resumable, and several processes may "
         "share one plan")
-    study.add_argument("plan", help="a plan file (YAML; see configs/studies/)")
+    study.add_argument("plan", help="a shipped plan's name (`specrobust recipes`) or a plan file "
+                       "(YAML)")
     demo = commands.add_parser(
-        "demo", help="the study configs/studies/demo.yaml: natural/AT/AT+SAR/AT+SAR+WA on "
+        "demo", help="the shipped study `demo`: natural/AT/AT+SAR/AT+SAR+WA on "
         "Fashion-MNIST, writes runs/demo/report.html (resumable)")
     for command in (study, demo):
         command.add_argument("--quick", action="store_true",
@@ -155,9 +165,11 @@ def _stage_list(known: tuple[str, ...]):
 def _add_train(commands) -> None:
     command = commands.add_parser(
         "train", help="train a recipe (natural, PGD-AT, TRADES, MART; SAR, AWP, SWA/EMA)",
-        description="Train from a YAML recipe (see configs/). The run directory receives "
+        description="Train from a recipe: a shipped one's name (`specrobust recipes`) or a YAML "
+        "file (whose `base:` may name a shipped recipe). The run directory receives "
         "config.yaml, metrics.jsonl, checkpoints/, weights/*.safetensors and curves.png.")
-    command.add_argument("config", help="YAML recipe, e.g. configs/fmnist_cnn_at_sar_wa.yaml")
+    command.add_argument("config", help="a recipe: a shipped name, e.g. fmnist_cnn_at_sar_wa, or "
+                         "a YAML file")
     command.add_argument("--set", dest="overrides", action="append", default=[],
                          metavar="KEY=VALUE", help="override a setting, e.g. optim.epochs=2 "
                          "(repeatable)")
@@ -408,6 +420,29 @@ def _fmt(values: Sequence[float]) -> str:
     return "(" + ", ".join(f"{v:.4f}" for v in values) + ")"
 
 
+def _recipes(args) -> int:
+    from specrobust import recipes
+
+    if args.action is None:
+        if args.name:
+            raise SpecRobustError(f"did you mean `specrobust recipes show {args.name}`?")
+        rows = recipes.summaries()
+        width = max(len(row.name) for row in rows)
+        print(f"{'recipe':<{width}}  {'dataset':<14} {'model':<10} {'method':<15} epochs  "
+              "what it is for")
+        for row in (r for r in rows if r.kind == recipes.RECIPE):
+            print(f"{row.name:<{width}}  {row.dataset:<14} {row.model:<10} {row.method:<15} "
+                  f"{row.epochs:>6}  {row.purpose}")
+        print(f"\n{'study plan':<{width}}  methods; seeds; what it is")
+        for row in (r for r in rows if r.kind != recipes.RECIPE):
+            print(f"{row.name:<{width}}  {row.method}; {row.epochs}; {row.purpose}")
+        return 0
+    if not args.name:
+        raise SpecRobustError("`specrobust recipes show` needs a recipe's or plan's name")
+    print(recipes.show(args.name), end="")
+    return 0
+
+
 def _models(args) -> int:
     import torch
 
@@ -577,9 +612,7 @@ def _study_argv(args, stages: list[str]) -> list[str]:
 
 
 def _demo(args) -> int:
-    from specrobust.study.plan import demo_plan
-
-    args.plan = str(demo_plan())
+    args.plan = "demo"  # the shipped plan
     return _study(args)
 
 
@@ -589,6 +622,7 @@ _HANDLERS = {
     ("data", "fetch"): _data_fetch,
     ("data", "inspect"): _data_inspect,
     ("models", None): _models,
+    ("recipes", None): _recipes,
     ("fetch-model", None): _fetch_model,
     ("train", None): _train,
     ("eval", None): _eval,

@@ -5,7 +5,7 @@ Epochs are counted from 0 here, as PyTorch's schedulers count them: with ``miles
 epoch 75 (the 76th) is the first at the decayed rate, and SAR and weight averaging start with
 it by default. ``metrics.jsonl`` numbers epochs from 1.
 
-    config = load_config("configs/fmnist_cnn_at_sar_wa.yaml", overrides=["optim.epochs=2"])
+    config = load_config("fmnist_cnn_at_sar_wa", overrides=["optim.epochs=2"])  # or a path
 
 Budgets are kept as written (``eps: 8/255``) and turned into numbers where they are used.
 """
@@ -187,8 +187,11 @@ class Config:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """A Config from a YAML file (or the defaults) with ``key=value`` overrides applied."""
-    data = _read_yaml(Path(path)) if path is not None else {}
+    """A Config from a YAML file or a shipped recipe's name (or the defaults) with
+    ``key=value`` overrides applied."""
+    from specrobust.recipes import RECIPE, find
+
+    data = _read_yaml(find(str(path), RECIPE)) if path is not None else {}
     for override in overrides or []:
         _apply_override(data, override)
     config = _build(Config, _upgraded(data), "")
@@ -214,9 +217,16 @@ def _upgraded(data: dict) -> dict:
     return {**data, "run": run}
 
 
+def read_recipe(path: Path) -> dict:
+    """A recipe file's mapping with its bases merged (what ``specrobust recipes show`` prints)."""
+    return _read_yaml(path)
+
+
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
-    """A config file; ``base: other.yaml`` (relative to the file) is read first and overlaid,
-    so a recipe states only how it differs from its base."""
+    """A config file; ``base: other.yaml`` (relative to the file, else a shipped recipe's name)
+    is read first and overlaid, so a recipe states only how it differs from its base."""
+    from specrobust.recipes import RECIPE, find
+
     data = read_mapping(path, kind="config file", what="a recipe", holds="config sections")
     if path.resolve() in seen:
         raise SpecRobustError(f"config {path} includes itself through base:")
@@ -225,7 +235,8 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
         return data
     if not isinstance(base, str) or not base.strip():
         raise SpecRobustError(f"{path}: base must name another recipe file, got {quoted(base)}")
-    return _merge(_read_yaml(path.parent / str(base), (*seen, path.resolve())), data)
+    return _merge(_read_yaml(find(base, RECIPE, relative_to=path.parent),
+                             (*seen, path.resolve())), data)
 
 
 def _merge(base: dict, changes: dict) -> dict:

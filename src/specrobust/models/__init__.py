@@ -108,6 +108,9 @@ def create_model(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
 ) -> Classifier:
+    """A zoo model (``specrobust models`` lists them) for ``num_classes`` classes and
+    ``in_channels`` input channels, behind the normalisation ``mean``/``std`` (none by default,
+    the authors' default): it takes images in [0, 1]."""
     if name not in MODELS:
         raise SpecRobustError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
     if not (2 <= num_classes <= MAX_CLASSES and 1 <= in_channels <= MAX_CHANNELS):

@@ -30,6 +30,7 @@ applies to every run and ``runs: {name: [overrides]}`` to one.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,25 +106,17 @@ class Plan:
         raise KeyError(label)
 
 
-def demo_plan() -> Path:
-    """The demo's plan: ``configs/studies/demo.yaml`` of the working directory, else of the
-    source tree this package was installed from."""
-    for root in (Path.cwd(), Path(__file__).resolve().parents[3]):
-        candidate = root / "configs" / "studies" / "demo.yaml"
-        if candidate.is_file():
-            return candidate
-    raise SpecRobustError("configs/studies/demo.yaml not found: run the demo from the "
-                          "specrobust source tree, or `specrobust study` with a plan file")
-
-
 _KEYS = {"name", "title", "out", "branch_root", "seeds", "eps", "n", "attacks", "late_attacks",
          "analysis", "check_n", "precision", "progress", "runs", "methods", "comparisons",
          "reference", "report", "notes", "quick"}
 
 
 def load_plan(path: str | Path, *, quick: bool = False) -> Plan:
-    """Read and check a plan file; with ``quick``, its ``quick`` section applied."""
-    path = Path(path)
+    """Read and check a plan file (a path, or a shipped plan's name); with ``quick``, its
+    ``quick`` section applied."""
+    from specrobust.recipes import PLAN, find
+
+    path = find(str(path), PLAN)
     data = read_mapping(path, kind="study plan", what="a study plan",
                         holds="plan keys (name, runs, methods, ...)")
     unknown = sorted(set(map(str, data)) - _KEYS)
@@ -155,7 +148,8 @@ def _build(data: dict, path: Path, extra: dict[str, list[str]]) -> Plan:
         if unknown:
             raise SpecRobustError(f"{path}: runs.{run_name}: unknown key {quoted(unknown[0])}; "
                                   "known: branch_from, recipe, set")
-        recipe = here / _text(spec.get("recipe"), path, f"runs.{run_name}.recipe")
+        # Found once everything else is checked (a plan's own mistakes first).
+        recipe = Path(_text(spec.get("recipe"), path, f"runs.{run_name}.recipe"))
         overrides = _strings(spec.get("set", []), path, f"runs.{run_name}.set")
         branch_from = spec.get("branch_from")
         if branch_from is not None:
@@ -228,7 +222,16 @@ def _build(data: dict, path: Path, extra: dict[str, list[str]]) -> Plan:
         raise SpecRobustError(f"{path}: reference.methods needs reference.root, the directory "
                               "of the study those runs belong to")
     _check_work(plan, path)
+    plan.runs = [dataclasses.replace(run, recipe=_recipe(str(run.recipe), here))
+                 for run in plan.runs]
     return plan
+
+
+def _recipe(text: str, here: Path) -> Path:
+    """A run's recipe: relative to the plan's file, else a shipped recipe's name."""
+    from specrobust.recipes import RECIPE, find
+
+    return find(text, RECIPE, relative_to=here)
 
 
 def _run_name(value, path: Path, key: str = "runs") -> str:

@@ -351,7 +351,8 @@ def _copy_best(source: Path, target: Path) -> None:
 
 
 def method_name(config: Config) -> str:
-    parts = ["PGD-AT" if config.objective.name == "pgd_at" else config.objective.name.upper()]
+    name = config.objective.name
+    parts = [{"pgd_at": "PGD-AT", "natural": "natural"}.get(name, name.upper())]
     if config.awp.enabled:
         parts.append("AWP")
     if config.sar.enabled:
