@@ -6,7 +6,7 @@ PIP     = $(BIN)/pip install --quiet -c constraints.txt
 STAMP   = $(VENV)/.installed
 FMNIST_DEBIAN = /usr/share/datasets/fashion-mnist
 
-.PHONY: install demo demo-quick test test-slow examples lint docs wheel bench bench-deps \
+.PHONY: install demo demo-quick test test-slow test-scale examples lint docs wheel bench bench-deps \
 	data-fashion-mnist clean
 
 install: $(STAMP)
@@ -40,6 +40,9 @@ test: install
 
 test-slow: install
 	$(BIN)/pytest -q -m slow
+
+test-scale: install
+	$(BIN)/pytest -q -m scale
 
 # The scripts and the notebook in examples/ (the notebook headless, through nbclient).
 examples: install

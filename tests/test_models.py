@@ -93,3 +93,30 @@ def test_model_errors():
         create_model("cnn_small", 10, mean=[0.5], std=[0.2])
     with pytest.raises(SpecRobustError, match="std"):
         create_model("cnn_small", 10, in_channels=1, mean=[0.5], std=[0.0])
+
+
+# torchvision's published parameter counts (the `num_params` of its ImageNet weights' metadata,
+# torchvision 0.29.1 models/resnet.py) and keys every torchvision checkpoint of these holds.
+TORCHVISION_LAYOUTS = {"imagenet_resnet50": (25_557_032, 256),
+                       "imagenet_wrn50_2": (68_883_240, 512)}
+
+
+@pytest.mark.parametrize("name", list(TORCHVISION_LAYOUTS))
+def test_imagenet_architectures_have_torchvisions_layout(name):
+    count, inner = TORCHVISION_LAYOUTS[name]
+    with torch.device("meta"):
+        net = MODELS[name](1000, 3)
+    state = net.state_dict()
+    assert count_parameters(net) == count and len(state) == 320
+    assert tuple(state["conv1.weight"].shape) == (64, 3, 7, 7)
+    assert tuple(state["layer1.0.conv2.weight"].shape) == (inner // 4, inner // 4, 3, 3)
+    assert tuple(state["layer4.2.conv3.weight"].shape) == (2048, inner * 2, 1, 1)
+    assert tuple(state["layer2.0.downsample.0.weight"].shape) == (512, 256, 1, 1)
+    assert {"layer3.5.bn3.running_var", "layer4.0.downsample.1.num_batches_tracked",
+            "fc.weight", "fc.bias"} <= set(state)
+    assert not any(k.startswith(("net.", "model.", "module.")) for k in state)
+
+
+def test_imagenet_architectures_carry_imagenets_normalisation():
+    model = create_model("imagenet_resnet50", 1000)
+    assert model.spec.mean == (0.485, 0.456, 0.406) and model.spec.std == (0.229, 0.224, 0.225)

@@ -62,7 +62,8 @@ def analyze(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
             parts: str = "filter,spectra,kernels,logits", eps: float | str = 8 / 255, *,
             norm: str = Settings.norm, seed: int = Settings.seed,
             batch_size: int = Settings.batch_size, heatmap_norm: float | None = None,
-            heatmap_n: int = Settings.heatmap_n, heatmap_stride: int = Settings.heatmap_stride,
+            heatmap_n: int | None = Settings.heatmap_n,
+            heatmap_stride: int | None = Settings.heatmap_stride,
             precision: str = Settings.precision) -> dict[str, dict]:
     """The spectral analyses of `specrobust analyze` (parts: filter, spectra, bands, heatmap,
     kernels, logits); ``precision="bf16"`` runs their PGD under bf16 autocast. Returns
@@ -75,8 +76,11 @@ def analyze(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     model.eval()
     context = AnalysisContext(model, images, labels, budget, seed=seed, batch_size=batch_size,
                               norm=norm, precision=check_precision(precision))
-    settings = Settings(heatmap_norm=heatmap_norm, heatmap_n=heatmap_n,
-                        heatmap_stride=heatmap_stride)
+    from specrobust.analysis.heatmap import default_n, default_stride
+
+    shape = tuple(images.shape[1:])
+    settings = Settings(heatmap_norm=heatmap_norm, heatmap_n=heatmap_n or default_n(shape),
+                        heatmap_stride=heatmap_stride or default_stride(shape))
     settings.check()
     return {part: REGISTRY[part].compute(context, **REGISTRY[part].options(settings))
             for part in chosen}

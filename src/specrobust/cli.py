@@ -309,11 +309,12 @@ def _add_analyze(commands) -> None:
                          help="L2 norm of the added Fourier basis image (default 4 for 3x32x32, "
                          "scaled by sqrt(pixels/3072))")
     command.add_argument("--heatmap-n", type=_whole("--heatmap-n"), default=Settings.heatmap_n,
-                         help=f"images for the heat map (default {Settings.heatmap_n})")
+                         help="images for the heat map (default 200 up to 32x32 images, fewer "
+                         "in proportion to the pixels above, at least 10)")
     command.add_argument("--heatmap-stride", type=_whole("--heatmap-stride"),
                          default=Settings.heatmap_stride,
-                         help="every k-th frequency on each axis (default "
-                         f"{Settings.heatmap_stride}: all)")
+                         help="every k-th frequency on each axis (default: every frequency up "
+                         "to 32x32 images, a 32x32 grid above)")
 
 
 def _add_report(commands) -> None:
@@ -349,6 +350,12 @@ def _data_list(args) -> int:
         print(f"{info.name:<14} {shape:<10} {info.num_classes:>7} {info.train_size:>7} "
               f"{info.test_size:>6} {info.eps_text:>6}  {'yes' if info.hflip else 'no ':<4}  "
               f"{status}")
+    imagenet = root / "imagenet" / "val"
+    print(f"{'imagenet':<14} {'3x224x224':<10} {1000:>7} {'-':>7} {'-':>6} {'4/255':>6}  yes   "
+          f"{'found in ' + str(imagenet) if imagenet.is_dir() else 'not found'} "
+          "(validation set, resize 256, crop 224)")
+    print("your own: folder:DIR[,size=S][,resize=R] (class subfolders), npz:FILE[,classes=K] "
+          "(arrays x, y); give --eps")
     return 0
 
 
@@ -458,7 +465,7 @@ def _models(args) -> int:
             present = "yes" if _pretrained_present(entry) else "no (specrobust fetch-model)"
             print(f"{entry.name:<32} {entry.architecture:<19} {entry.dataset:<8} {threat:<12} "
                   f"{_percent(entry.clean):>6} {_percent(entry.autoattack):>6}  {present}")
-        print("clean and AA: accuracies (%) as published (sources: specrobust/models/"
+        print("clean and AA: accuracies (%) as published (sources: specrobust/loading/"
               "pretrained.py)")
         return 0
     print(f"{'name':<20} {'parameters (10 classes, 3 channels)':>36}")

@@ -358,7 +358,7 @@ def _type_name(option) -> str:
 
 def validate(config: Config) -> None:
     """Checks beyond types: ranges, names and choices, each naming its key."""
-    from specrobust.data import get_dataset_info, parse_dataset_name
+    from specrobust.data import get_dataset_info, parse_dataset_name, user_data
     from specrobust.models import MODELS
     from specrobust.sar import AXES, DISTANCES
 
@@ -370,7 +370,10 @@ def validate(config: Config) -> None:
         require(value in choices, key, f"must be one of {', '.join(choices)}, got {quoted(value)}")
 
     dataset_name, options = parse_dataset_name(config.data.dataset)
-    get_dataset_info(dataset_name)  # raises with the known names
+    if user_data(config.data.dataset) is not None:  # the user's own: read when training starts
+        options = {}
+    else:
+        get_dataset_info(dataset_name)  # raises with the known names
     if options:
         from specrobust.data import SyntheticSpec
 

@@ -34,8 +34,11 @@ class Settings:
     batch_size: int = 256
     check_n: int = 200  # examples for the evaluation's self-checks
     heatmap_norm: float | None = None  # default: heatmap.default_norm of the image shape
-    heatmap_n: int = 200  # images for the heat map: enough for a stable map
-    heatmap_stride: int = 1  # every k-th frequency on each axis
+    # The heat map: images and every k-th frequency on each axis; None: by the image size
+    # (analysis.heatmap.default_n, default_stride), every frequency of 200 images up to 32
+    # pixels, a bounded grid and fewer images above.
+    heatmap_n: int | None = None
+    heatmap_stride: int | None = None
     data_root: str | None = None
     device: str = "auto"
     progress: bool = True
@@ -55,6 +58,8 @@ class Settings:
                                        (self.check_n, "--check-n", 1, None),
                                        (self.heatmap_n, "--heatmap-n", 1, None),
                                        (self.heatmap_stride, "--heatmap-stride", 1, None)):
+            if value is None and name.startswith("--heatmap"):
+                continue  # by the image size
             if not isinstance(value, int) or isinstance(value, bool):
                 raise SpecRobustError(f"{name} must be a whole number, got {value!r}")
             check_range(value, name, low, high)

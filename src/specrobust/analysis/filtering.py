@@ -26,12 +26,16 @@ from specrobust.analysis.parts import Entries, Part
 
 
 def default_lowpass(size: int) -> list[int]:
-    """The paper's steps of 4 (32, 28, ..., 16 for CIFAR), continued down to 4."""
-    return list(range(size, 3, -4))
+    """The paper's steps of 4 at 32 pixels (32, 28, ..., 16 for CIFAR), continued down to one
+    step; in proportion above 32 pixels (224, 196, ..., 28 for ImageNet)."""
+    step = max(4, 4 * size // 32)
+    return list(range(size, step - 1, -step))
 
 
 def default_highpass(size: int) -> list[int]:
-    return [b for b in (0, 1, 2, 4, 8, 12, 16, 20, 24) if b < size]
+    """Removed bands of 0 to 24 cycles at 32 pixels, in proportion above."""
+    scale = max(1.0, size / 32)
+    return sorted({round(b * scale) for b in (0, 1, 2, 4, 8, 12, 16, 20, 24) if b * scale < size})
 
 
 def filter_sweep(ctx: AnalysisContext, lowpass: list[int] | None = None,

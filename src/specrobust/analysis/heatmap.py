@@ -24,9 +24,22 @@ import torch
 from specrobust import fourier, seeds
 from specrobust.analysis.context import AnalysisContext
 from specrobust.analysis.parts import Entries, Part
-from specrobust.settings import Settings
 
-DEFAULT_IMAGES = Settings.heatmap_n  # every frequency costs one pass over them
+# Every frequency costs one pass over the images: 200 images at every frequency of a 32 x 32
+# image, as many passes (about) at larger sizes by a coarser grid and fewer images.
+DEFAULT_IMAGES = 200
+GRID = 32  # frequencies per axis at most, by default
+
+
+def default_stride(shape: tuple[int, ...]) -> int:
+    """Every frequency up to 32 x 32 images; every k-th above, so the grid is 32 x 32 at most."""
+    return max(1, max(shape[-2:]) // GRID)
+
+
+def default_n(shape: tuple[int, ...]) -> int:
+    """200 images up to 32 x 32; fewer in proportion to the pixels above (at least 10)."""
+    pixels = shape[-2] * shape[-1]
+    return max(10, min(DEFAULT_IMAGES, DEFAULT_IMAGES * GRID * GRID // pixels))
 
 
 def default_norm(shape: tuple[int, ...]) -> float:
@@ -98,7 +111,8 @@ def headline(result: dict) -> dict[str, float]:
 
 
 def options(job) -> dict:
-    """The job's heat-map settings (``AnalysisJob.heatmap_*``)."""
+    """The job's heat-map settings (``AnalysisJob.heatmap_*``; the analysis job resolves the
+    defaults by image size before they join a fingerprint)."""
     return {"norm": job.heatmap_norm, "n": job.heatmap_n, "stride": job.heatmap_stride}
 
 

@@ -75,6 +75,7 @@ def run_analysis_job(job: AnalysisJob) -> Path:
         warn_if_slow(job.precision, device, "the analyses' attacks run")
     target = load_test_target(job.source, job, str(device))
     loaded = target.loaded
+    job = _sized(job, tuple(target.images.shape[1:]))
     progress = progress_bars(job.progress and shard.main, unit="step", indent="  ")
 
     directory = output_dir(job, loaded)
@@ -89,6 +90,16 @@ def run_analysis_job(job: AnalysisJob) -> Path:
             layout.remove_leftovers(directory)  # what a killed analysis left half-written
             _run_parts(job, parts, target, directory, progress, shard)
     return directory
+
+
+def _sized(job: AnalysisJob, shape: tuple[int, ...]) -> AnalysisJob:
+    """The job with the defaults that depend on the image size filled in."""
+    from dataclasses import replace
+
+    from specrobust.analysis.heatmap import default_n, default_stride
+
+    return replace(job, heatmap_n=job.heatmap_n or default_n(shape),
+                   heatmap_stride=job.heatmap_stride or default_stride(shape))
 
 
 def _run_parts(job: AnalysisJob, parts: list[str], target, directory: Path, progress,

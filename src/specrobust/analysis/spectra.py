@@ -5,7 +5,8 @@ JSON fields (images: the first n test images; adversarial: their PGD-20 versions
 * ``clean_amplitude``, ``adversarial_amplitude``, ``perturbation_amplitude``: ``H x W`` lists,
   the mean centred ``|FFT|`` over images and channels (``fourier.mean_amplitude_spectrum``; low
   frequencies in the middle). The perturbation is ``adversarial - clean``.
-* ``radii``: ring radii 0, 1, ... (cycles per image); ``perturbation_radial_share`` and
+* ``radii``: the inner radius of each ring (cycles per image; rings one cycle wide up to 32-pixel
+  images, wider in proportion above: ``ring_width``); ``perturbation_radial_share`` and
   ``clean_radial_share``: the share of spectral energy in each ring (sums to 1).
 * ``perturbation_band_shares`` and ``clean_band_shares``: energy shares in the low, mid and
   high bands of ``fourier.default_bands`` (thirds of the Nyquist radius; they sum to 1), mean
@@ -23,19 +24,30 @@ from specrobust.analysis.context import AnalysisContext
 from specrobust.analysis.parts import Entries, Part
 
 
+def ring_width(size: tuple[int, ...]) -> int:
+    """Rings one cycle wide up to 32-pixel images; in proportion above (7 at 224), so every
+    image size gets about as many rings."""
+    return max(1, min(size[-2:]) // 32)
+
+
 def _radial_share(images: torch.Tensor) -> list[float]:
     profile = fourier.radial_profile(images).double()
+    width = ring_width(tuple(images.shape))
+    if width > 1:
+        profile = torch.nn.functional.pad(profile, (0, -len(profile) % width))
+        profile = profile.reshape(-1, width).sum(dim=1)
     return (profile / profile.sum().clamp_min(1e-30)).tolist()
 
 
 def spectra(ctx: AnalysisContext) -> dict:
     clean, adversarial = ctx.images, ctx.adversarial
     perturbation = adversarial - clean
+    width = ring_width(tuple(clean.shape))
     return {
         "clean_amplitude": fourier.mean_amplitude_spectrum(clean).tolist(),
         "adversarial_amplitude": fourier.mean_amplitude_spectrum(adversarial).tolist(),
         "perturbation_amplitude": fourier.mean_amplitude_spectrum(perturbation).tolist(),
-        "radii": list(range(len(fourier.radial_profile(clean[:1])))),
+        "radii": list(range(0, len(fourier.radial_profile(clean[:1])), width)),
         "perturbation_radial_share": _radial_share(perturbation),
         "clean_radial_share": _radial_share(clean),
         "perturbation_band_shares": fourier.band_energy_shares(perturbation),

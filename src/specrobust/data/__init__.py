@@ -1,8 +1,9 @@
-"""Datasets: registry, on-disk readers, splits and the device-side loader.
+"""Datasets: registry, on-disk readers, the user's own data, splits and the device-side loader.
 
     >>> from specrobust.data import load_dataset
     >>> ds = load_dataset("fashion-mnist")            # finds Debian's copy or the data root
     >>> ds.train.images.shape, ds.train.images.dtype  # (60000, 1, 28, 28), torch.uint8
+    >>> load_dataset("folder:photos,size=224")        # the user's own (specrobust.data.user)
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from specrobust.data import store
+from specrobust.data import store, user
 from specrobust.data.loader import Augment, DeviceLoader
 from specrobust.data.registry import DATASETS, DatasetInfo, get_dataset_info
 from specrobust.data.splits import ImageSplit, class_balanced_subset, train_val_split
@@ -34,16 +35,53 @@ class Dataset:
 
 
 def parse_dataset_name(text: str) -> tuple[str, dict[str, str]]:
-    """``"synthetic:band=high,n_train=2000"`` -> ``("synthetic", {"band": "high", ...})``."""
+    """``"synthetic:band=high,n_train=2000"`` -> ``("synthetic", {"band": "high", ...})``; the
+    user's own data names a path first: ``folder:DIR,size=224``."""
+    name, options, _ = _split_name(text)
+    return name, options
+
+
+def _split_name(text: str) -> tuple[str, dict[str, str], list[str]]:
     name, _, rest = text.partition(":")
+    name = name.strip()
     options: dict[str, str] = {}
-    for item in filter(None, rest.split(",")):
+    bare: list[str] = []
+    for index, item in enumerate(filter(None, rest.split(","))):
+        if index == 0 and name in user.PATH_KINDS:  # folder:DIR,... npz:FILE,...
+            bare.append(item.strip())
+            continue
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise SpecRobustError(f"dataset option {quoted(item)} in {quoted(text)} is not "
                                   "key=value")
         options[key.strip()] = value.strip()
-    return name.strip(), options
+    return name, options, bare
+
+
+def user_data(text: str, data_root: str | Path | None = None) -> user.UserData | None:
+    """The user's own dataset ``text`` names (folder, npz, imagenet), or None for the others."""
+    name, options, bare = _split_name(text)
+    if name not in user.KINDS:
+        return None
+    return user.parse(name, options, bare, store.resolve_data_root(data_root))
+
+
+def dataset_facts(text: str, data_root: str | Path | None = None
+                  ) -> tuple[int, tuple[int, int, int]]:
+    """(classes, image shape (C, H, W)) of the dataset ``text`` names, without loading it (the
+    user's own data: read from its folders' names and a few images, or its arrays)."""
+    data = user_data(text, data_root)
+    if data is not None:
+        described = user.describe(data)
+        return len(described.class_names), described.image_shape
+    name, options = parse_dataset_name(text)
+    info = get_dataset_info(name)
+    if info.generated:
+        spec = SyntheticSpec.from_options(options)
+        return spec.num_classes, (spec.channels, spec.size, spec.size)
+    if options:
+        raise SpecRobustError(f"dataset {name} takes no options, got {', '.join(options)}")
+    return info.num_classes, tuple(info.image_shape)
 
 
 def default_augment(info: DatasetInfo) -> Augment:
@@ -52,9 +90,15 @@ def default_augment(info: DatasetInfo) -> Augment:
     return Augment(crop_padding=max(1, info.image_shape[1] // 8), hflip=info.hflip)
 
 
-def load_dataset(name: str, data_root: str | Path | None = None) -> Dataset:
+def load_dataset(name: str, data_root: str | Path | None = None,
+                 first_test: int | None = None) -> Dataset:
     """Load both splits of a dataset into memory (uint8). ``name`` may carry options for the
-    generated dataset: ``synthetic:band=high``."""
+    generated dataset (``synthetic:band=high``) or name the user's own data
+    (``folder:DIR,size=224``, ``npz:FILE``, ``imagenet``), of which only the first
+    ``first_test`` test images are decoded when given (and no training images)."""
+    data = user_data(name, data_root)
+    if data is not None:
+        return _load_user_data(data, first_test)
     base, options = parse_dataset_name(name)
     info = get_dataset_info(base)
     if info.generated:
@@ -76,6 +120,17 @@ def load_dataset(name: str, data_root: str | Path | None = None) -> Dataset:
                                   f"classes 0-{info.num_classes - 1}; the files are damaged")
     names = info.class_names or _read_class_names(info, directory)
     return Dataset(info, train, test, str(directory), names)
+
+
+def _load_user_data(data: user.UserData, first_test: int | None) -> Dataset:
+    train, test, names = user.load(data, first_test)
+    imagenet = data.kind == "imagenet"
+    info = DatasetInfo(
+        name=data.text, title="ImageNet (validation set)" if imagenet else data.text,
+        image_shape=tuple(test.images.shape[1:]), num_classes=len(names), class_names=names,
+        eps_text="4/255" if imagenet else None, train_size=len(train), test_size=len(test),
+        hflip=True, l2_eps_text="3.0" if imagenet else None)
+    return Dataset(info, train, test, str(data.path), names)
 
 
 def _read_class_names(info: DatasetInfo, directory: Path) -> tuple[str, ...]:

@@ -55,7 +55,7 @@ class DatasetInfo:
     image_shape: tuple[int, int, int]  # (C, H, W)
     num_classes: int
     class_names: tuple[str, ...] | None  # None: read from the dataset's own files
-    eps_text: str  # the usual L-inf budget, written as papers write it
+    eps_text: str | None  # the usual L-inf budget, as papers write it (None: the user's data)
     train_size: int
     test_size: int
     hflip: bool  # horizontal flips keep labels valid (not for digits)

@@ -53,7 +53,7 @@ def load_test_target(source: ModelSource | str, settings: Settings,
     if loaded.dataset is None:
         raise SpecRobustError(f"{loaded.path} does not say which data it was trained on; name "
                               "it with --dataset")
-    data = load_dataset(loaded.dataset, settings.data_root)
+    data = load_dataset(loaded.dataset, settings.data_root, first_test=settings.n)
     trained = loaded.eps if (loaded.norm or "linf") == norm else None
     eps_text = settings.eps or trained or data.info.budget_text(norm)
     if eps_text is None:

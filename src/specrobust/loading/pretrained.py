@@ -41,6 +41,10 @@ def _gdrive(file_id: str) -> str:
 
 
 _ROBUSTBENCH = "RobustBench CIFAR-10 Linf leaderboard (model_info/cifar10/Linf/{}.json)"
+_ROBUSTBENCH_IMAGENET = ("RobustBench ImageNet Linf leaderboard "
+                         "(model_info/imagenet/Linf/{}.json); torchvision's layout, ImageNet "
+                         "normalisation inside; no address is known here: put the file in "
+                         "place by hand")
 
 PRETRAINED: dict[str, Pretrained] = {p.name: p for p in [
     Pretrained(
@@ -65,6 +69,18 @@ PRETRAINED: dict[str, Pretrained] = {p.name: p for p in [
         threat_model="Linf", eps="8/255", clean=91.10, autoattack=65.87,
         source=_ROBUSTBENCH.format("Gowal2020Uncovering_70_16_extra"), sha256=None,
         urls=(_gdrive("1GxryYj_Or-VCDca0wgiFLz4ssXSZXQoJ"),)),
+    Pretrained(
+        name="Salman2020Do_R50", architecture="imagenet_resnet50", dataset="imagenet",
+        threat_model="Linf", eps="4/255", clean=64.02, autoattack=34.96,
+        source=_ROBUSTBENCH_IMAGENET.format("Salman2020Do_R50"), sha256=None),
+    Pretrained(
+        name="Engstrom2019Robustness", architecture="imagenet_resnet50", dataset="imagenet",
+        threat_model="Linf", eps="4/255", clean=62.56, autoattack=29.22,
+        source=_ROBUSTBENCH_IMAGENET.format("Engstrom2019Robustness"), sha256=None),
+    Pretrained(
+        name="Salman2020Do_50_2", architecture="imagenet_wrn50_2", dataset="imagenet",
+        threat_model="Linf", eps="4/255", clean=68.46, autoattack=38.14,
+        source=_ROBUSTBENCH_IMAGENET.format("Salman2020Do_50_2"), sha256=None),
 ]}
 
 

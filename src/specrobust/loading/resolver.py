@@ -41,7 +41,14 @@ from specrobust.errors import SpecRobustError
 from specrobust.loading import files
 from specrobust.loading.usercode import call_factory, first_line, run_user_code
 from specrobust.loading.weights import load_matching, split_normalisation, state_dict_of
-from specrobust.models import MODELS, Classifier, ModelSpec, Normalize, create_model
+from specrobust.models import (
+    DEFAULT_NORMALISATION,
+    MODELS,
+    Classifier,
+    ModelSpec,
+    Normalize,
+    create_model,
+)
 
 
 @dataclass(frozen=True)
@@ -202,8 +209,6 @@ def _pretrained(name: str, source: ModelSource) -> LoadedModel:
     from specrobust.loading.pretrained import PRETRAINED, local_file
 
     entry = PRETRAINED[name]
-    if source.dataset not in (None, entry.dataset):
-        raise SpecRobustError(f"{name} is a {entry.dataset} model, not {source.dataset}")
     path = local_file(entry)
     kind = files.kind_of(path)
     if isinstance(kind, files.ProgramKind):
@@ -212,7 +217,10 @@ def _pretrained(name: str, source: ModelSource) -> LoadedModel:
     weights, own = _read_weights(path, kind)
     if own is not None:
         weights = own.state_dict
-    spec = ModelSource(path=str(path), model=entry.architecture, dataset=entry.dataset,
+    # Evaluated on its own dataset, or on the user's when that takes the same images and
+    # classes (the probe checks): the record says which data it saw.
+    spec = ModelSource(path=str(path), model=entry.architecture,
+                       dataset=source.dataset or entry.dataset,
                        mean=source.mean or entry.mean, std=source.std or entry.std)
     loaded = _weights(path, weights, spec)
     loaded.model.spec = dataclasses.replace(loaded.model.spec, name=name)
@@ -229,14 +237,10 @@ def _dataset_shape(dataset: str | None, what: str) -> tuple[str, int, tuple[int,
     """(dataset, classes, image shape) of the dataset a source is evaluated on."""
     if dataset is None:
         raise SpecRobustError(f"{what} does not say which data it takes; name it with --dataset")
-    from specrobust.data import SyntheticSpec, get_dataset_info, parse_dataset_name
+    from specrobust.data import dataset_facts
 
-    name, options = parse_dataset_name(dataset)
-    info = get_dataset_info(name)
-    if info.generated:
-        spec = SyntheticSpec.from_options(options)
-        return dataset, spec.num_classes, (spec.channels, spec.size, spec.size)
-    return dataset, info.num_classes, tuple(info.image_shape)
+    classes, shape = dataset_facts(dataset)
+    return dataset, classes, shape
 
 
 def _architecture(source: ModelSource, what: str):
@@ -259,6 +263,8 @@ def _wrap(net: nn.Module, name: str, classes: int, channels: int, source: ModelS
     mean, std = source.mean, source.std
     if mean is None and std is None and stored:
         mean, std = stored.get("mean"), stored.get("std")
+    if mean is None and std is None and name in DEFAULT_NORMALISATION:
+        mean, std = DEFAULT_NORMALISATION[name]
     if (mean is None) != (std is None):
         raise SpecRobustError("give --mean and --std together (or neither)")
     spec = ModelSpec(name, classes, channels,

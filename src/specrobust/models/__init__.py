@@ -22,6 +22,12 @@ from specrobust.models.dm_resnets import (
     dm_wrn34_20,
     dm_wrn70_16,
 )
+from specrobust.models.imagenet_resnet import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    imagenet_resnet50,
+    imagenet_wrn50_2,
+)
 from specrobust.models.normalize import Normalize
 from specrobust.models.preact_resnet import preact_resnet18
 from specrobust.models.resnet import resnet18, resnet50
@@ -46,6 +52,15 @@ MODELS: dict[str, Callable[[int, int], nn.Module]] = {
     "dm_wrn34_20": dm_wrn34_20,
     "dm_wrn70_16": dm_wrn70_16,
     "dm_preact_resnet18": dm_preact_resnet18,
+    # ImageNet, torchvision's layout (RobustBench's ImageNet leaderboards), 224 x 224 inputs.
+    "imagenet_resnet50": imagenet_resnet50,
+    "imagenet_wrn50_2": imagenet_wrn50_2,
+}
+# The normalisation an architecture's published weights expect, where it is not the identity:
+# the model's first layer unless --mean/--std (or the weights file) say otherwise.
+DEFAULT_NORMALISATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "imagenet_resnet50": (IMAGENET_MEAN, IMAGENET_STD),
+    "imagenet_wrn50_2": (IMAGENET_MEAN, IMAGENET_STD),
 }
 
 # Beyond these a model description is damaged or crafted (and would exhaust memory).
@@ -113,6 +128,8 @@ def create_model(
     the authors' default): it takes images in [0, 1]."""
     if name not in MODELS:
         raise SpecRobustError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    if mean is None and std is None and name in DEFAULT_NORMALISATION:
+        mean, std = DEFAULT_NORMALISATION[name]
     if not (2 <= num_classes <= MAX_CLASSES and 1 <= in_channels <= MAX_CHANNELS):
         raise SpecRobustError(
             f"a model needs num_classes in [2, {MAX_CLASSES}] and in_channels in [1, "
@@ -128,4 +145,5 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["MODELS", "Classifier", "ModelSpec", "Normalize", "count_parameters", "create_model"]
+__all__ = ["DEFAULT_NORMALISATION", "MODELS", "Classifier", "ModelSpec", "Normalize",
+           "count_parameters", "create_model"]

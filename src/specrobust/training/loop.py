@@ -146,6 +146,10 @@ def _train(config: Config, run: rundir.RunDir, state: dict | None, dist, device)
 
 def _data(config: Config, dist, device) -> _Data:
     dataset = load_dataset(config.data.dataset, config.data.data_root)
+    if len(dataset.train) == 0:
+        raise SpecRobustError(f"{config.data.dataset} has no training split (a train/ folder "
+                              "beside test/, or x_train and y_train); it can be evaluated and "
+                              "analysed, not trained on")
     classes, channels = len(dataset.class_names), dataset.train.images.shape[1]
     train_split, val_split = train_val_split(dataset.train, config.data.val_fraction, config.seed)
     if config.data.train_subset:

@@ -1,0 +1,321 @@
+"""The user's own data: folders of images and NumPy arrays, and ImageNet's validation set.
+
+    folder:DIR[,size=224][,resize=256]     class subfolders, as torchvision's ImageFolder
+    npz:FILE[,classes=K]                   arrays x and y, or x_train/y_train and x_test/y_test
+    imagenet[:root=DIR]                    ImageNet's validation set, resize 256, crop 224
+
+A folder dataset is ``DIR/train/`` and ``DIR/test/`` (or ``DIR/val/``), each holding one
+subfolder per class, or ``DIR`` itself holding the class subfolders (then it is the test split,
+for `eval` and `analyze`). Classes are the sorted subfolder names. PNG and JPEG files are decoded
+with Pillow, grey where every file is grey, else RGB. ``size=S`` resizes each image's shorter
+side to ``resize`` (default S) and crops the centre S x S; without it every image must have the
+same size. The test split's order is class by class in turn (the first image of every class,
+then the second...), so the first n test images cover the classes evenly; only the images a
+command uses are decoded (``load_dataset(..., first_test=n)``).
+
+An ``.npz`` file holds ``x`` (uint8, NHWC, NCHW or NHW) and ``y`` (integers in [0, classes))
+as the test split, or ``x_train``/``y_train`` beside ``x_test``/``y_test``; the number of
+classes is ``classes=K``, else one more than the largest label.
+
+ImageNet's validation set is read from ``DATA_ROOT/imagenet/val/`` in one of its usual layouts:
+one folder per WordNet id (1000 of them), or the flat release (``ILSVRC2012_val_*.JPEG``) beside
+a label file ``val.txt`` of ``FILE INDEX`` lines (the index into the sorted WordNet ids).
+
+These datasets have no usual budget but ImageNet's (L-inf 4/255, L2 3.0, RobustBench's): give
+``--eps`` for the others.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from specrobust.data.splits import ImageSplit
+from specrobust.errors import SpecRobustError, quoted
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+KINDS = ("folder", "npz", "imagenet")
+PATH_KINDS = ("folder", "npz")  # named with a path after the colon
+IMAGENET_CLASSES = 1000
+
+
+@dataclass(frozen=True)
+class UserData:
+    """What a user dataset's name says: its kind, where it is, and how to size its images."""
+
+    kind: str  # folder | npz | imagenet
+    path: Path
+    size: int | None = None  # centre crop S x S after resizing the shorter side
+    resize: int | None = None  # the shorter side before the crop (default: size)
+    classes: int | None = None  # npz: the number of classes, when the labels do not show it
+
+    @property
+    def text(self) -> str:
+        return self.kind if self.kind == "imagenet" else f"{self.kind}:{self.path}"
+
+
+def parse(name: str, options: dict[str, str], rest: list[str],
+          data_root: Path | None = None) -> UserData:
+    """``folder:DIR,size=224`` -> UserData. ``rest`` is what came after the colon that is not
+    ``key=value`` (the path)."""
+    known = {"folder": {"size", "resize"}, "npz": {"classes"}, "imagenet": {"root"}}[name]
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise SpecRobustError(f"dataset {name} takes {', '.join(sorted(known))}, not "
+                              f"{quoted(unknown[0])}")
+    numbers = {key: _whole(options[key], f"{name} option {key}") for key in ("size", "resize",
+                                                                            "classes")
+               if key in options}
+    if name == "imagenet":
+        if rest:
+            raise SpecRobustError("imagenet takes root=DIR, not a path after the colon")
+        root = Path(options["root"]) if "root" in options else (data_root or Path(".")) / \
+            "imagenet"
+        return UserData("imagenet", root / "val", 224, 256, IMAGENET_CLASSES)
+    if len(rest) != 1 or not rest[0]:
+        raise SpecRobustError(f"dataset {name} needs one path: {name}:PATH (a path holding a comma "
+                              "cannot be named this way)")
+    return UserData(name, Path(rest[0]), numbers.get("size"), numbers.get("resize"),
+                    numbers.get("classes"))
+
+
+def _whole(text: str, what: str) -> int:
+    from specrobust.numbers import check_range, parse_whole
+
+    return int(check_range(parse_whole(text, what), what, 1, 4096))
+
+
+@dataclass(frozen=True)
+class Described:
+    """A user dataset's shape, classes and names, read without decoding its images."""
+
+    image_shape: tuple[int, int, int]
+    class_names: tuple[str, ...]
+    has_train: bool
+
+
+def describe(data: UserData) -> Described:
+    if data.kind == "npz":
+        arrays = _npz_arrays(data.path)
+        test_x, test_y = arrays["test"]
+        classes = data.classes or int(max((int(y.max()) for _, y in arrays.values() if len(y)),
+                                          default=0)) + 1
+        return Described(_chw_shape(test_x, data.path), tuple(f"class {k}"
+                                                              for k in range(classes)),
+                         "train" in arrays)
+    splits = _folder_splits(data)
+    return Described(_decoded_shape(data, splits), splits["test"].class_names, "train" in splits)
+
+
+def load(data: UserData, first_test: int | None = None) -> tuple[ImageSplit, ImageSplit,
+                                                                  tuple[str, ...]]:
+    """(train split, test split, class names); the train split is empty where there is none.
+    ``first_test``: decode only the first n test images."""
+    if data.kind == "npz":
+        described = describe(data)
+        arrays = _npz_arrays(data.path)
+        splits = {key: _npz_split(x, y, data.path, key, len(described.class_names))
+                  for key, (x, y) in arrays.items()}
+        test = splits["test"]
+        if first_test is not None:
+            import torch
+
+            test = test.take(torch.arange(min(first_test, len(test))))
+        return splits.get("train", _empty(test)), test, described.class_names
+    splits = _folder_splits(data)
+    shape = _decoded_shape(data, splits)
+    test = _decode(splits["test"].files[:first_test], data, shape)
+    train = _decode(splits["train"].files, data, shape) if "train" in splits and \
+        first_test is None else _empty(test)
+    return train, test, splits["test"].class_names
+
+
+def _empty(like: ImageSplit) -> ImageSplit:
+    import torch
+
+    return ImageSplit(like.images[:0], like.labels[:0].to(torch.int64))
+
+
+# ---- folders of images -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _FolderSplit:
+    class_names: tuple[str, ...]
+    files: list[tuple[Path, int]]  # (image, class index), in the split's order
+
+
+def _folder_splits(data: UserData) -> dict[str, _FolderSplit]:
+    root = data.path
+    if not root.is_dir():
+        raise SpecRobustError(f"dataset folder {root} does not exist (or is not a directory)")
+    if data.kind == "imagenet" and not any(p.is_dir() for p in root.iterdir()):
+        return {"test": _imagenet_flat(root)}
+    named = {name: root / name for name in ("train", "test", "val") if (root / name).is_dir()}
+    if "test" in named or "val" in named:
+        splits = {"test": _class_folders(named.get("test") or named["val"], data)}
+        if "train" in named:
+            splits["train"] = _class_folders(named["train"], data, order="by class")
+            if splits["train"].class_names != splits["test"].class_names:
+                raise SpecRobustError(f"{root}: train/ and test/ hold different class folders; "
+                                      "they must name the same classes")
+        return splits
+    return {"test": _class_folders(root, data)}
+
+
+def _class_folders(root: Path, data: UserData, order: str = "in turn") -> _FolderSplit:
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise SpecRobustError(f"{root} holds no class folders (one subfolder per class, as "
+                              "torchvision's ImageFolder)")
+    if data.kind == "imagenet" and len(classes) != IMAGENET_CLASSES:
+        raise SpecRobustError(f"{root} holds {len(classes)} class folders, not ImageNet's "
+                              f"{IMAGENET_CLASSES}")
+    per_class = []
+    for index, name in enumerate(classes):
+        files = sorted(p for p in (root / name).iterdir()
+                       if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not files:
+            raise SpecRobustError(f"class folder {root / name} holds no PNG or JPEG image")
+        per_class.append([(file, index) for file in files])
+    if order == "by class":
+        return _FolderSplit(tuple(classes), [item for items in per_class for item in items])
+    interleaved = [items[k] for k in range(max(map(len, per_class)))
+                   for items in per_class if k < len(items)]
+    return _FolderSplit(tuple(classes), interleaved)
+
+
+def _imagenet_flat(root: Path) -> _FolderSplit:
+    labels_file = root / "val.txt"
+    if not labels_file.is_file():
+        raise SpecRobustError(f"{root} holds images but no class folders and no val.txt ("
+                              "FILE INDEX lines); see `specrobust data list`")
+    files = []
+    for number, line in enumerate(labels_file.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit() or int(parts[1]) >= IMAGENET_CLASSES:
+            raise SpecRobustError(f"{labels_file}, line {number}: expected FILE INDEX with an "
+                                  f"index below {IMAGENET_CLASSES}, got {quoted(line)}")
+        files.append((root / Path(parts[0]).name, int(parts[1])))
+    names = tuple(f"class {k}" for k in range(IMAGENET_CLASSES))
+    by_class: dict[int, list] = {}
+    for item in sorted(files):
+        by_class.setdefault(item[1], []).append(item)
+    groups = [by_class[k] for k in sorted(by_class)]
+    return _FolderSplit(names, [g[k] for k in range(max(map(len, groups))) for g in groups
+                                if k < len(g)])
+
+
+def _open(path: Path):
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise SpecRobustError("folders of images are read with Pillow: pip install "
+                              "'specrobust[formats]'") from None
+
+    try:
+        image = Image.open(path)
+        image.load()
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
+        raise SpecRobustError(f"cannot read image {path} ({type(error).__name__}: "
+                              f"{str(error).splitlines()[0][:120] if str(error) else '?'})") \
+            from None
+    return image
+
+
+def _decoded_shape(data: UserData, splits: dict[str, _FolderSplit]) -> tuple[int, int, int]:
+    """(channels, height, width) of the decoded images: grey only where the first images of
+    every class are grey; the size from size=, else from the first image."""
+    samples = [items for items in (s.files for s in splits.values())]
+    probe = [files[k] for files in samples for k in range(min(len(files), 4))]
+    modes = {_open(path).mode for path, _ in probe}
+    channels = 1 if modes <= {"L", "1", "I;16", "I"} else 3
+    if data.size:
+        return channels, data.size, data.size
+    width, height = _open(probe[0][0]).size
+    return channels, height, width
+
+
+def _decode(files: list[tuple[Path, int]], data: UserData, shape) -> ImageSplit:
+    import torch
+    from PIL import Image
+
+    channels, height, width = shape
+    images = np.empty((len(files), channels, height, width), dtype=np.uint8)
+    for index, (path, _) in enumerate(files):
+        image = _open(path).convert("L" if channels == 1 else "RGB")
+        if data.size:
+            shorter = data.resize or data.size
+            scale = shorter / min(image.size)
+            resized = (max(shorter, round(image.size[0] * scale)),
+                       max(shorter, round(image.size[1] * scale)))
+            image = image.resize(resized, Image.BILINEAR)
+            left, top = (resized[0] - width) // 2, (resized[1] - height) // 2
+            image = image.crop((left, top, left + width, top + height))
+        elif image.size != (width, height):
+            raise SpecRobustError(f"{path} is {image.size[0]}x{image.size[1]}, not "
+                                  f"{width}x{height} as the others; give size= to resize them "
+                                  "all (e.g. folder:DIR,size=224)")
+        pixels = np.asarray(image, dtype=np.uint8)
+        images[index] = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+    labels = torch.tensor([label for _, label in files], dtype=torch.int64)
+    return ImageSplit(torch.from_numpy(images), labels)
+
+
+# ---- arrays ------------------------------------------------------------------------------------
+
+
+def _npz_arrays(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    if not path.is_file():
+        raise SpecRobustError(f"array file {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as handle:
+            arrays = {key: handle[key] for key in handle.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise SpecRobustError(f"cannot read {path} as an .npz file of arrays ({error})") from None
+    if {"x", "y"} <= set(arrays):
+        return {"test": (arrays["x"], arrays["y"])}
+    if {"x_test", "y_test"} <= set(arrays):
+        found = {"test": (arrays["x_test"], arrays["y_test"])}
+        if {"x_train", "y_train"} <= set(arrays):
+            found["train"] = (arrays["x_train"], arrays["y_train"])
+        return found
+    raise SpecRobustError(f"{path} holds {', '.join(sorted(arrays)) or 'no arrays'}; expected x "
+                          "and y, or x_test and y_test (and x_train, y_train)")
+
+
+def _chw_shape(x: np.ndarray, path: Path) -> tuple[int, int, int]:
+    if x.dtype != np.uint8:
+        raise SpecRobustError(f"{path}: images must be uint8 (0-255), got {x.dtype}")
+    if x.ndim == 3:
+        return 1, x.shape[1], x.shape[2]
+    if x.ndim == 4 and x.shape[1] in (1, 3):
+        return x.shape[1], x.shape[2], x.shape[3]
+    if x.ndim == 4 and x.shape[-1] in (1, 3):
+        return x.shape[-1], x.shape[1], x.shape[2]
+    raise SpecRobustError(f"{path}: images of shape {x.shape} are neither NHWC nor NCHW with 1 "
+                          "or 3 channels, nor NHW")
+
+
+def _npz_split(x: np.ndarray, y: np.ndarray, path: Path, split: str,
+               classes: int) -> ImageSplit:
+    import torch
+
+    shape = _chw_shape(x, path)
+    if x.ndim == 3:
+        x = x[:, None]
+    elif x.shape[1] not in (1, 3):
+        x = x.transpose(0, 3, 1, 2)
+    if y.ndim != 1 or len(y) != len(x) or y.dtype.kind not in "iu":
+        raise SpecRobustError(f"{path}: the {split} labels must be one integer per image "
+                              f"({len(x)}), got {y.dtype} of shape {y.shape}")
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= classes):
+        raise SpecRobustError(f"{path}: the {split} labels hold values outside 0-{classes - 1}")
+    assert x.shape[1:] == shape
+    return ImageSplit(torch.from_numpy(np.ascontiguousarray(x)),
+                      torch.from_numpy(y.astype(np.int64)))
