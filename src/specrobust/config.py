@@ -370,7 +370,11 @@ def validate(config: Config) -> None:
         require(value in choices, key, f"must be one of {', '.join(choices)}, got {quoted(value)}")
 
     dataset_name, options = parse_dataset_name(config.data.dataset)
-    if user_data(config.data.dataset) is not None:  # the user's own: read when training starts
+    user = user_data(config.data.dataset)
+    require(user is None or user.kind != "imagenet", "data.dataset",
+            "imagenet is its validation set only here: it can be evaluated and analysed, not "
+            "trained on")
+    if user is not None:  # the user's own: read when training starts
         options = {}
     else:
         get_dataset_info(dataset_name)  # raises with the known names

@@ -16,6 +16,13 @@ class SpecRobustError(Exception):
         super().__init__(" ".join(str(message).split()))
 
 
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (a library's may run to many), cut to
+    ``limit`` characters."""
+    text = str(error).strip() or "?"
+    return text.splitlines()[0][:limit]
+
+
 def quoted(value: object, limit: int = 60) -> str:
     """``repr(value)`` for an error message, shortened so a long input keeps the message short
     (cut between characters, marked with an ellipsis)."""

@@ -26,7 +26,8 @@ from specrobust.analysis.context import AnalysisContext
 from specrobust.analysis.parts import Entries, Part
 
 # Every frequency costs one pass over the images: 200 images at every frequency of a 32 x 32
-# image, as many passes (about) at larger sizes by a coarser grid and fewer images.
+# image; at larger sizes a grid of at most 32 x 32 frequencies and fewer images keep it bounded
+# (its cost at 224 pixels: benchmarks/RESULTS.md).
 DEFAULT_IMAGES = 200
 GRID = 32  # frequencies per axis at most, by default
 

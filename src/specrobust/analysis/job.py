@@ -16,11 +16,11 @@ from specrobust import atomic, layout, locks, outputs
 from specrobust.analysis import PARTS, REGISTRY
 from specrobust.analysis.context import AnalysisContext
 from specrobust.bounded import read_json
-from specrobust.distributed import Distributed, init_distributed
+from specrobust.distributed import Distributed
 from specrobust.errors import SpecRobustError
-from specrobust.evaluation.job import load_test_target
+from specrobust.evaluation.job import start_test_job
 from specrobust.loading import ModelSource, as_source
-from specrobust.precision import precision_fingerprint, warn_if_slow
+from specrobust.precision import precision_fingerprint
 from specrobust.progress import progress_bars
 from specrobust.settings import Settings
 from specrobust.training.rundir import RunDir
@@ -69,11 +69,7 @@ def run_analysis_job(job: AnalysisJob) -> Path:
     """Run the parts; returns the analysis directory."""
 
     parts = parse_parts(job.parts)  # first: a typo should not wait for a model to load
-    job.check()
-    shard, device = init_distributed(job.device)
-    if shard.main:
-        warn_if_slow(job.precision, device, "the analyses' attacks run")
-    target = load_test_target(job.source, job, str(device))
+    shard, target = start_test_job(job, job.source, "the analyses' attacks run")
     loaded = target.loaded
     job = _sized(job, tuple(target.images.shape[1:]))
     progress = progress_bars(job.progress and shard.main, unit="step", indent="  ")

@@ -11,7 +11,7 @@ import torch
 from specrobust import atomic, layout, outputs
 from specrobust.attacks.norms import NORMS, largest_budget
 from specrobust.devices import resolve_device
-from specrobust.distributed import init_distributed
+from specrobust.distributed import Distributed, init_distributed
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.record import EvalRecord
 from specrobust.evaluation.runner import evaluate, fingerprint_of
@@ -36,6 +36,18 @@ class TestTarget:
     eps: float
     eps_text: str
     device: torch.device
+
+
+def start_test_job(settings: Settings, source: ModelSource | str,
+                   work: str) -> tuple[Distributed, TestTarget]:
+    """What `eval` and `analyze` do first: their settings checked (once), the process group
+    joined under torchrun, a word where the machine runs the arithmetic asked for badly
+    (``work`` says what runs), the model and its test images loaded."""
+    settings.check()
+    shard, device = init_distributed(settings.device)
+    if shard.main:
+        warn_if_slow(settings.precision, device, work)
+    return shard, load_test_target(source, settings, str(device))
 
 
 def load_test_target(source: ModelSource | str, settings: Settings,
@@ -110,11 +122,7 @@ def run_eval_job(job: EvalJob, *, skip_current: bool = False,
     made with this model, data and budget (``EvalRecord.is_current``), return it as it is.
     ``on_start`` is called when there is work to do."""
     attacks = parse_attacks(job.attacks)  # first: a typo should not wait for a model to load
-    job.check()
-    shard, device = init_distributed(job.device)
-    if shard.main:
-        warn_if_slow(job.precision, device, "the gradient attacks run")
-    target = load_test_target(job.source, job, str(device))
+    shard, target = start_test_job(job, job.source, "the gradient attacks run")
     loaded = target.loaded
     path = output_path(job, loaded)
     fingerprint = {"weights_sha256": loaded.sha256, "dataset": loaded.dataset}

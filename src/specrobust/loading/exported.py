@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from specrobust.bounded import MAX_JSON_BYTES, check_depth
-from specrobust.errors import SpecRobustError
+from specrobust.errors import SpecRobustError, first_line
 
 # A program larger than this is refused before it is read (the largest zoo model, WRN-70-16,
 # is about 1.1 GB in fp32).
@@ -96,7 +96,7 @@ def load_exported(path: Path) -> nn.Module:
             return ExportedProgram(program.module())
     except Exception as error:  # noqa: BLE001 - a damaged program fails in many ways
         raise SpecRobustError(f"cannot load torch.export program {path} "
-                              f"({type(error).__name__}: {_first_line(error)})") from None
+                              f"({type(error).__name__}: {first_line(error)})") from None
 
 
 def check_archive(data: bytes, path: Path) -> None:
@@ -164,7 +164,7 @@ def _check_pickle(data: bytes, path: Path, what: str, *, tensors_only: bool) -> 
         value = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any failure: not plain tensors and data
         raise _refused(path, f"{what} is not readable as plain tensors and data "
-                             f"({type(error).__name__}: {_first_line(error)})") from None
+                             f"({type(error).__name__}: {first_line(error)})") from None
     if tensors_only and not isinstance(value, torch.Tensor):
         raise _refused(path, f"{what} holds a {type(value).__name__}, not a tensor")
 
@@ -233,8 +233,3 @@ def _refused(path: Path, why: str) -> SpecRobustError:
     return SpecRobustError(f"torch.export program {path} refused: {why}; specrobust reads only "
                            "plain exported programs, since torch.export.load would run such "
                            "content")
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or "?"
-    return text.splitlines()[0][:200]

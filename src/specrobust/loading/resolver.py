@@ -39,7 +39,7 @@ from torch import nn
 from specrobust import checkpoint, layout
 from specrobust.errors import SpecRobustError
 from specrobust.loading import files
-from specrobust.loading.usercode import call_factory, first_line, run_user_code
+from specrobust.loading.usercode import call_factory, run_user_code
 from specrobust.loading.weights import load_matching, split_normalisation, state_dict_of
 from specrobust.models import (
     DEFAULT_NORMALISATION,
@@ -318,4 +318,4 @@ def _probe(loaded: LoadedModel, source: ModelSource) -> None:
                                   "classifier's logits are floating-point numbers")
 
 
-__all__ = ["LoadedModel", "ModelSource", "as_source", "first_line", "load_model", "resolve"]
+__all__ = ["LoadedModel", "ModelSource", "as_source", "load_model", "resolve"]

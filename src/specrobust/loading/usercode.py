@@ -15,7 +15,7 @@ from pathlib import Path
 from torch import nn
 
 from specrobust.bounded import loads_json
-from specrobust.errors import SpecRobustError, quoted
+from specrobust.errors import SpecRobustError, first_line, quoted
 
 
 def load_factory(text: str):
@@ -79,8 +79,3 @@ def parse_model_args(text: str | None) -> dict | None:
     if not isinstance(arguments, dict):
         raise SpecRobustError(f"--model-args must be a JSON object, got {quoted(text)}")
     return arguments
-
-
-def first_line(error: BaseException) -> str:
-    text = str(error).strip() or "?"
-    return text.splitlines()[0][:200]
