@@ -29,25 +29,45 @@ def claim(target: Path, error: InUseError, *, create: bool = False) -> int | Non
         import fcntl
     except ImportError:
         return None
-    if create:
-        # A lock file is created, never followed: a link in its place (dangling or not) would
-        # make specrobust create or open whatever it points to.
-        try:
-            descriptor = os.open(target, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-        except OSError as failure:
-            if os.path.islink(target):
-                raise SpecRobustError(f"lock file {target} is a symbolic link; specrobust does "
-                                      "not follow links it writes: remove it") from None
-            raise failure
-    else:
-        # The real path: two names of one place (a link and its target) meet at one lock.
-        descriptor = os.open(os.path.realpath(target), os.O_RDONLY)
+    descriptor = _open(target, create)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(descriptor)
         raise error from None
     return descriptor
+
+
+def _open(target: Path, create: bool) -> int:
+    if not create:
+        # The real path: two names of one place (a link and its target) meet at one lock.
+        return os.open(os.path.realpath(target), os.O_RDONLY)
+    # A lock file is created, never followed: a link in its place (dangling or not) would make
+    # specrobust create or open whatever it points to.
+    try:
+        return os.open(target, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as failure:
+        if os.path.islink(target):
+            raise SpecRobustError(f"lock file {target} is a symbolic link; specrobust does not "
+                                  "follow links it writes: remove it") from None
+        raise failure
+
+
+@contextmanager
+def waited(target: Path) -> Iterator[None]:
+    """A lock on the file ``target`` (created if absent) for the length of a ``with`` block,
+    waiting for another process that holds it: for short writes every process makes in turn."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    descriptor = _open(target, create=True)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
 
 
 def in_use(target: Path) -> bool:

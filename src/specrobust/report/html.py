@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from specrobust import atomic, outputs
+from specrobust import atomic, layout, locks, outputs
 from specrobust.analysis import REGISTRY
 from specrobust.analysis.job import headline_numbers, read_parts
 from specrobust.attacks.norms import NORMS
@@ -365,5 +365,8 @@ def write_report(sources: list[str], out: str | Path, title: str = "specrobust r
         raise SpecRobustError(f"an analysis record among {', '.join(map(str, sources))} is not "
                               f"well formed ({type(error).__name__}); analyse again into a new "
                               "directory") from None
-    atomic.write_text(out, page)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with locks.waited(locks.beside(out)):  # reports into one file are written in turn
+        layout.remove_leftovers(out.parent, (out.name,))  # what a killed report left
+        atomic.write_text(out, page)
     return out

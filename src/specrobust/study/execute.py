@@ -16,10 +16,11 @@ its last finished part.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from specrobust import locks, outputs
+from specrobust import layout, locks, outputs
 from specrobust.locks import InUseError
 from specrobust.study.plan import STAGES, Method, Plan, Run
 from specrobust.study.stages import analyze_method, evaluate_method, log, train_run
@@ -49,8 +50,11 @@ def execute(plan: Plan, options: Options) -> Path | None:
     while _one_pass(plan, seeds, set(options.stages), options, table_seeds):
         log(f"waiting {options.poll_seconds:g} s for work other processes hold")
         time.sleep(options.poll_seconds)
-    write_summary(plan, table_seeds)
-    return write_report(plan, seeds[0]) if "report" in options.stages else None
+    _write_tables(plan, table_seeds)
+    if "report" not in options.stages:
+        return None
+    with _study_files(plan):
+        return write_report(plan, seeds[0])
 
 
 def _one_pass(plan: Plan, seeds: list[int], stages: set[str], options: Options,
@@ -67,13 +71,31 @@ def _one_pass(plan: Plan, seeds: list[int], stages: set[str], options: Options,
         if "analyze" in stages and plan.analysis:
             for method in plan.methods:
                 held |= _analyze(plan, method, seed, options)
-        write_summary(plan, table_seeds)
+        _write_tables(plan, table_seeds)
     if "aa" in stages and plan.late_attacks:
         for seed in seeds:
             for method in plan.methods:
                 held |= _evaluate(plan, method, seed, options, late=True)
-                write_summary(plan, table_seeds)
+                _write_tables(plan, table_seeds)
     return held
+
+
+_STUDY_FILES = ("summary.json", "RESULTS.md", "report.html")
+
+
+@contextmanager
+def _study_files(plan: Plan):
+    """The study's own files are written by every process in turn; holding the turn, what a
+    killed process left half-written of them is removed."""
+    plan.out.mkdir(parents=True, exist_ok=True)
+    with locks.waited(locks.beside(plan.out / "summary.json")):
+        layout.remove_leftovers(plan.out, _STUDY_FILES)
+        yield
+
+
+def _write_tables(plan: Plan, seeds: list[int]) -> None:
+    with _study_files(plan):
+        write_summary(plan, seeds)
 
 
 def run_workers(argv: list[str], workers: int, threads: int) -> int:
