@@ -401,8 +401,10 @@ def validate(config: Config) -> None:
     require(optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
     require(optim.milestones == sorted(set(optim.milestones)), "optim.milestones",
             "must be increasing")
-    require(all(0 < m < optim.epochs for m in optim.milestones), "optim.milestones",
-            f"must lie between 0 and optim.epochs ({optim.epochs})")
+    # Milestones at or after the last epoch are never reached: a recipe shortened with
+    # --set optim.epochs=K keeps them (and SAR and averaging, which start at the first decay,
+    # are checked below).
+    require(all(m > 0 for m in optim.milestones), "optim.milestones", "must be > 0")
     require(0 < optim.gamma <= 1, "optim.gamma", "must lie in (0, 1]")
 
     eps = parse_fraction(config.attack.eps, "attack.eps")
@@ -422,6 +424,15 @@ def validate(config: Config) -> None:
             "must be >= 0")
     choice(config.sar.axes, AXES, "sar.axes")
     choice(config.sar.distance, DISTANCES, "sar.distance")
+    require(not config.sar.enabled or config.sar_start < optim.epochs, "sar.start_epoch",
+            f"is {config.sar_start} (the first decay unless given), at or after the last epoch "
+            f"(optim.epochs {optim.epochs}): SAR would never run; give sar.start_epoch, "
+            "optim.milestones or more epochs")
+    require(config.averaging.kind == "none" or config.averaging_start < optim.epochs,
+            "averaging.start_epoch",
+            f"is {config.averaging_start} (the first decay unless given), at or after the last "
+            f"epoch (optim.epochs {optim.epochs}): nothing would be averaged; give "
+            "averaging.start_epoch, optim.milestones or more epochs")
     require(config.averaging.start_epoch is None or
             0 <= config.averaging.start_epoch < optim.epochs, "averaging.start_epoch",
             f"must lie in [0, optim.epochs) = [0, {optim.epochs})")
