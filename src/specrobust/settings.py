@@ -69,9 +69,3 @@ class Settings:
             check_range(parse_fraction(self.eps, "--eps"), "--eps", 0)
         check_norm(self.norm)
         check_precision(self.precision)
-
-    def shared(self) -> dict:
-        """The settings alone, to build another job from (an evaluation's for an analysis)."""
-        from dataclasses import fields
-
-        return {f.name: getattr(self, f.name) for f in fields(Settings)}

@@ -84,6 +84,10 @@ def run_analysis_job(job: AnalysisJob) -> Path:
                 f"{directory} is being written by another analysis; wait for it to finish or "
                 "stop it first")):
             layout.remove_leftovers(directory)  # what a killed analysis left half-written
+            if not (directory / "summary.json").is_file():
+                # First, so that a kill after a part's first write leaves a directory the next
+                # analysis recognises as its own (by this record's format tag).
+                write_summary(directory)
             _run_parts(job, parts, target, directory, progress, shard)
     return directory
 
