@@ -195,3 +195,15 @@ def _study_results(out: Path) -> dict:
                         for k, v in _weights(run).items()},
             "records": _results_of(run),
             "summary": _without_timings(json.loads((out / "summary.json").read_text()))}
+
+
+def test_an_analysis_killed_after_its_first_figure_finishes(tmp_path, trained):
+    """The kill the sweep found refused: after the first part's figure, before its record."""
+    command = ["analyze", "run", "--parts", "kernels,filter", "--n", "16"]
+    reference = tmp_path / "reference"
+    shutil.copytree(trained, reference / "run")
+    assert _run(command, reference).returncode == 0
+    work = tmp_path / "killed"
+    shutil.copytree(trained, work / "run")
+    _kill_then_finish(command, work, 2, "after")  # 1: summary.json, 2: kernels.png
+    assert _results_of(work / "run") == _results_of(reference / "run")

@@ -123,11 +123,16 @@ def _is_study(path: Path) -> bool:
                 return False
         elif name == "runs" and entry.is_dir():
             if not all(run.is_dir() and not run.is_symlink() and
-                       (_is_run(run) or not any(run.iterdir())) for run in entry.iterdir()):
+                       (_is_run(run) or _holds_nothing(run)) for run in entry.iterdir()):
                 return False
         elif not (entry.is_dir() and _is_run(entry)):
             return False
     return True
+
+
+def _holds_nothing(path: Path) -> bool:
+    """Empty but for what killed writes left (the next command that owns it removes them)."""
+    return all(layout.is_leftover(entry) for entry in path.iterdir())
 
 
 RUN = Kind("a run directory", _is_run)
@@ -179,8 +184,7 @@ def check_directory(path: str | os.PathLike, kind: Kind, *,
     _refuse_link(path, "output directory")
     if path.exists() and not path.is_dir():
         raise SpecRobustError(f"output directory {path} is a file; {how}")
-    if path.is_dir() and any(not layout.is_leftover(entry) for entry in path.iterdir()) and \
-            not kind.recognise(path):
+    if path.is_dir() and not _holds_nothing(path) and not kind.recognise(path):
         raise SpecRobustError(f"{path} holds files that are not {kind.name}; {how} (or empty "
                               "that directory)")
     return path
