@@ -3,9 +3,9 @@ run: each command is killed at one atomic write (before its rename, and after it
 again to completion, and its outputs compared with those of a run that was never killed.
 
 `pytest -m slow tests/test_kills.py` kills training and evaluation at their middle write, and
-training, evaluation, analysis, report and a study at every write (the default run has
-tests/test_training.py's kill of a training at timed points, and test_robustness.py's
-leftovers).
+training, evaluation, analysis, report and a study at every write. The default run kills an
+analysis where the sweep once found a directory that refused to resume (tests/test_training.py
+kills a training at timed points, test_robustness.py plants leftovers).
 """
 
 from __future__ import annotations
