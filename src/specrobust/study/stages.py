@@ -33,7 +33,7 @@ def train_run(config: Config, directory: Path, label: str, branch_from: Path | N
     from specrobust.training.rundir import RunDir
 
     run = RunDir(directory)
-    if run.finished_epochs() >= config.optim.epochs:
+    if run.is_complete(config):
         if not run.last.is_file():
             # Its results stay valid; training again would overwrite its metrics with another
             # run's (seeded, but not bit-identical across machines).

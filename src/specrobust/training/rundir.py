@@ -97,6 +97,14 @@ class RunDir:
         found.discard(None)
         return [(w, "" if w == "auto" else f" ({w})") for w in sorted(found, key=_result_order)]
 
+    def is_complete(self, config: Config) -> bool:
+        """Trained to the end and finished: a run killed after its last epoch but before
+        ``finish`` wrote the averaged model is not (resuming it only finishes it). The
+        safetensors exports are not asked for: they are copies, and the committed replication
+        runs keep none."""
+        return self.finished_epochs() >= config.optim.epochs and (
+            config.averaging.kind == "none" or self.checkpoint("averaged").is_file())
+
     def finished_epochs(self) -> int:
         return len(self.read_metrics())
 
