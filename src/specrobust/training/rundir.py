@@ -98,10 +98,11 @@ class RunDir:
         return [(w, "" if w == "auto" else f" ({w})") for w in sorted(found, key=_result_order)]
 
     def is_complete(self, config: Config) -> bool:
-        """Trained to the end and finished: a run killed after its last epoch but before
-        ``finish`` wrote the averaged model is not (resuming it only finishes it). The
-        safetensors exports are not asked for: they are copies, and the committed replication
-        runs keep none."""
+        """Trained to the end and finished: a run that averages weights is finished once
+        ``finish`` wrote the averaged model, its last write; a run killed before that is not
+        (resuming it only finishes it). A run without averaging is taken as finished with its
+        last epoch: its safetensors exports are copies, and the committed replication runs
+        keep none."""
         return self.finished_epochs() >= config.optim.epochs and (
             config.averaging.kind == "none" or self.checkpoint("averaged").is_file())
 
@@ -313,15 +314,22 @@ class RunDir:
                           json.dumps({"run": str(source), "epoch": epoch}) + "\n")
 
     def finish(self, config: Config, model, averaging) -> None:
-        """The final averaged checkpoint and safetensors exports of every checkpoint."""
+        """Safetensors exports of every checkpoint, then the final averaged checkpoint: written
+        last, it marks an averaging run finished (``is_complete``), so a kill in between is
+        finished again by the next resume."""
         dataset, eps, norm = config.data.dataset, config.attack.eps, config.attack.norm
+
+        def export(network, name: str) -> None:
+            export_safetensors(self.path / layout.WEIGHTS_DIR / f"{name}.safetensors", network,
+                               dataset=dataset, eps=eps, norm=norm)
+
+        for checkpoint in sorted(self.checkpoints.glob("*.pt")):
+            if checkpoint.stem != "averaged":  # written anew below
+                export(read_own(checkpoint).build(checkpoint), checkpoint.stem)
         if averaging is not None and averaging.snapshots > 0:
+            export(averaging.model, "averaged")
             save_checkpoint(self.checkpoint("averaged"), averaging.model, dataset=dataset,
                             eps=eps, norm=norm)
-        for checkpoint in sorted(self.checkpoints.glob("*.pt")):
-            model = read_own(checkpoint).build(checkpoint)
-            export_safetensors(self.path / layout.WEIGHTS_DIR / f"{checkpoint.stem}.safetensors",
-                               model, dataset=dataset, eps=eps, norm=norm)
 
     def tensorboard(self):
         try:
