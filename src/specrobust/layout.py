@@ -61,6 +61,12 @@ def is_leftover(path: Path) -> bool:
     return path.name.startswith(".") and TEMPORARY_MARK in path.name
 
 
+def has_leftovers(directory: Path, targets: tuple[str, ...]) -> bool:
+    """Whether a killed write of one of ``targets`` left its temporary file in ``directory``."""
+    return any(path.name.startswith(temporary_prefix(directory / target))
+               for target in targets for path in directory.glob(".*"))
+
+
 def remove_leftovers(directory: Path, targets: tuple[str, ...] | None = None) -> None:
     """Remove what killed writes left in ``directory``: the temporary files of ``targets``
     (file names; None: of any target). Regular files only, never links. Call it holding the

@@ -130,8 +130,11 @@ def run_eval_job(job: EvalJob, *, skip_current: bool = False,
         record = EvalRecord.load(path)
         full = fingerprint_of(fingerprint, eps=target.eps, n=len(target.images), seed=job.seed,
                               batch_size=job.batch_size, norm=job.norm, precision=job.precision)
+        written = (path.name, layout.table_beside(path).name)
         if record is not None and record.is_current(full) and \
-                record.has_finished(["clean", *(a.label for a in attacks)]):
+                record.has_finished(["clean", *(a.label for a in attacks)]) and \
+                layout.table_beside(path).is_file() and \
+                not layout.has_leftovers(path.parent, written):
             return (record.as_dict() if shard.main else None), path
     if on_start is not None:
         on_start()
