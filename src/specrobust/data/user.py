@@ -94,20 +94,21 @@ class Described:
 
     image_shape: tuple[int, int, int]
     class_names: tuple[str, ...]
-    has_train: bool
 
 
 def describe(data: UserData) -> Described:
     if data.kind == "npz":
         arrays = _npz_arrays(data.path)
-        test_x, test_y = arrays["test"]
-        classes = data.classes or int(max((int(y.max()) for _, y in arrays.values() if len(y)),
-                                          default=0)) + 1
-        return Described(_chw_shape(test_x, data.path), tuple(f"class {k}"
-                                                              for k in range(classes)),
-                         "train" in arrays)
+        return Described(_chw_shape(arrays["test"][0], data.path), _npz_classes(data, arrays))
     splits = _folder_splits(data)
-    return Described(_decoded_shape(data, splits), splits["test"].class_names, "train" in splits)
+    return Described(_decoded_shape(data, splits), splits["test"].class_names)
+
+
+def _npz_classes(data: UserData, arrays: dict) -> tuple[str, ...]:
+    """``classes=K``, else one more than the largest label of any split."""
+    classes = data.classes or int(max((int(y.max()) for _, y in arrays.values() if len(y)),
+                                      default=0)) + 1
+    return tuple(f"class {k}" for k in range(classes))
 
 
 def load(data: UserData, first_test: int | None = None) -> tuple[ImageSplit, ImageSplit,
@@ -115,16 +116,16 @@ def load(data: UserData, first_test: int | None = None) -> tuple[ImageSplit, Ima
     """(train split, test split, class names); the train split is empty where there is none.
     ``first_test``: decode only the first n test images."""
     if data.kind == "npz":
-        described = describe(data)
-        arrays = _npz_arrays(data.path)
-        splits = {key: _npz_split(x, y, data.path, key, len(described.class_names))
+        arrays = _npz_arrays(data.path)  # read once
+        names = _npz_classes(data, arrays)
+        splits = {key: _npz_split(x, y, data.path, key, len(names))
                   for key, (x, y) in arrays.items()}
         test = splits["test"]
         if first_test is not None:
             import torch
 
             test = test.take(torch.arange(min(first_test, len(test))))
-        return splits.get("train", _empty(test)), test, described.class_names
+        return splits.get("train", _empty(test)), test, names
     splits = _folder_splits(data)
     shape = _decoded_shape(data, splits)
     test = _decode(splits["test"].files[:first_test], data, shape)
@@ -230,9 +231,8 @@ def _open(path: Path):
 
 def _decoded_shape(data: UserData, splits: dict[str, _FolderSplit]) -> tuple[int, int, int]:
     """(channels, height, width) of the decoded images: grey only where the first images of
-    every class are grey; the size from size=, else from the first image."""
-    samples = [items for items in (s.files for s in splits.values())]
-    probe = [files[k] for files in samples for k in range(min(len(files), 4))]
+    each split are grey; the size from size=, else from the first image."""
+    probe = [item for split in splits.values() for item in split.files[:4]]
     modes = {_open(path).mode for path, _ in probe}
     channels = 1 if modes <= {"L", "1", "I;16", "I"} else 3
     if data.size:
