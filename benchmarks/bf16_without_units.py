@@ -11,7 +11,7 @@ of --repeats.
     python benchmarks/bf16_without_units.py [--batch 64] [--repeats 5]
 
 specrobust uses the measured factor in the warning it prints when bf16 is asked for on such a
-CPU (``specrobust.precision``); `benchmarks/RESULTS.md` records it.
+CPU (``specrobust.machine``); `benchmarks/RESULTS.md` records it.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ import time
 def _child(batch: int, repeats: int) -> dict:
     import torch
 
+    from specrobust.machine import autocast
     from specrobust.models import create_model
-    from specrobust.precision import autocast
 
     torch.manual_seed(0)
     model = create_model("resnet18", 10, 3).eval()
@@ -56,7 +56,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(_child(args.batch, args.repeats)))
         return
-    from specrobust.precision import cpu_has_bf16_units
+    from specrobust.machine import cpu_has_bf16_units
 
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"bf16 units: {cpu_has_bf16_units()}")

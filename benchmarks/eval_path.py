@@ -1,13 +1,19 @@
 """How many of specrobust's modules `specrobust eval` passes through, and from how many modules
 each small helper module is called: the count issue 23 asked to reduce.
 
-    python benchmarks/eval_path.py
+    python benchmarks/eval_path.py [--with-imports] [--edges]
 
 It saves a random `cnn_small` checkpoint on small synthetic data, then runs `specrobust eval` on
 it (clean, FGSM, PGD-3, self-checks) under a profiler hook that records every call made in a
-specrobust module after start-up (imports excluded: only calls whose caller is a function), and
-prints the modules the calls ran in and, for each helper, the modules that called it. Run it
-with another checkout's `src` first on PYTHONPATH to count that code the same way.
+specrobust module after start-up, and prints the modules the calls ran in, how many distinct
+module-to-module calls there were (``--edges`` lists them) and, for each helper, the modules
+that called it. Run it with another checkout's `src` first on PYTHONPATH to count that code the
+same way.
+
+Calls made while a module is being imported (class bodies, dataclass machinery, tables built at
+import) are not counted: they are not the evaluation's data flow, and which modules a command
+imports is a matter of import placement. ``--with-imports`` counts them too (the count that an
+earlier version of this script printed).
 """
 
 from __future__ import annotations
@@ -26,6 +32,15 @@ def _module(frame) -> str | None:
     return name[len("specrobust."):] if name.startswith("specrobust.") else None
 
 
+def _importing(frame) -> bool:
+    """Whether ``frame`` runs inside a module being imported (not the script's own top level)."""
+    while frame is not None:
+        if frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") != "__main__":
+            return True
+        frame = frame.f_back
+    return False
+
+
 def main() -> None:
     import torch
 
@@ -33,6 +48,7 @@ def main() -> None:
     from specrobust.cli import main as cli
     from specrobust.models import create_model
 
+    with_imports = "--with-imports" in sys.argv[1:]
     data = "synthetic:band=low,n_train=40,n_test=24,seed=3"
     with tempfile.TemporaryDirectory() as scratch:
         checkpoint = Path(scratch) / "m.pt"
@@ -40,6 +56,7 @@ def main() -> None:
         save_checkpoint(checkpoint, create_model("cnn_small", 10), dataset=data, eps="8/255")
         modules: set[str] = set()
         callers: dict[str, set[str]] = defaultdict(set)
+        edges: set[tuple[str, str]] = set()
 
         def hook(frame, event, _):
             if event != "call":
@@ -47,10 +64,14 @@ def main() -> None:
             module = _module(frame)
             if module is None or frame.f_code.co_name == "<module>":
                 return
+            if not with_imports and _importing(frame):
+                return
             modules.add(module)
             caller = frame.f_back and _module(frame.f_back)
-            if caller and caller != module and module in HELPERS:
-                callers[module].add(caller)
+            if caller and caller != module:
+                edges.add((caller, module))
+                if module in HELPERS:
+                    callers[module].add(caller)
 
         sys.setprofile(hook)
         try:
@@ -62,8 +83,13 @@ def main() -> None:
     import specrobust
 
     print(f"code: {Path(specrobust.__file__).parent}")
-    print(f"specrobust modules `eval` ran code in: {len(modules)}")
+    counted = "imports included" if with_imports else "imports excluded"
+    print(f"specrobust modules `eval` ran code in ({counted}): {len(modules)}")
     print("  " + ", ".join(sorted(modules)))
+    print(f"module -> module call edges: {len(edges)}")
+    if "--edges" in sys.argv[1:]:
+        for caller, callee in sorted(edges):
+            print(f"  {caller} -> {callee}")
     for helper in HELPERS:
         if callers.get(helper):
             print(f"{helper}: called from {len(callers[helper])} modules "

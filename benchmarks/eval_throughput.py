@@ -42,9 +42,9 @@ from torch.nn import functional as F
 
 from specrobust.attacks import folded_for_attack, pgd
 from specrobust.data import DeviceLoader, load_dataset
+from specrobust.machine import autocast
 from specrobust.models import create_model
 from specrobust.numbers import parse_fraction
-from specrobust.precision import autocast
 
 
 def quick_natural_model(dataset, device, name):
@@ -91,7 +91,7 @@ def methods(model, eps, alpha, steps, keep_best_too, cpu_variants=False):
 
 
 def _pgd_in(precision, model, eps, alpha, steps):
-    """``pgd`` on ``model`` with its passes in ``precision`` (specrobust.precision)."""
+    """``pgd`` on ``model`` with its passes in ``precision`` (specrobust.machine)."""
     def attack(x, y):
         with autocast(precision, x.device):
             return pgd(model, x, y, eps, alpha, steps)

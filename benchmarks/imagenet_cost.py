@@ -33,8 +33,8 @@ def main() -> None:
     from specrobust.analysis.heatmap import default_n, default_stride
     from specrobust.attacks import folded_for_attack, pgd
     from specrobust.attacks.pgd import default_step
+    from specrobust.machine import autocast, cpu_has_bf16_units
     from specrobust.models import create_model
-    from specrobust.precision import autocast, cpu_has_bf16_units
 
     torch.manual_seed(0)
     model = create_model("imagenet_resnet50", 1000).eval()

@@ -33,8 +33,8 @@ import time
 import torch
 from torch.nn import functional as F
 
+from specrobust.machine import autocast as precision_autocast
 from specrobust.models import create_model
-from specrobust.precision import autocast as precision_autocast
 from specrobust.training.loop import _train_step
 from specrobust.training.objectives import PGDAT, TRADES, StepContext
 from specrobust.training.regularizers import SAR

@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 
-from specrobust import atomic
+from specrobust import storage
 from specrobust.cli import main
 
 at, when = int(os.environ["KILL_AT"]), os.environ.get("KILL_WHEN", "before")
@@ -27,7 +27,7 @@ def replace(source, target):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-atomic.os.replace = replace  # atomic.os is os: every rename of this process
+storage.os.replace = replace  # storage.os is os: every rename of this process
 code = main(sys.argv[1:])
 if at == 0:
     print(f"writes {count}")

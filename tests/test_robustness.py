@@ -692,7 +692,7 @@ def test_a_full_disk_is_one_line_and_loses_nothing(tmp_path, capsys, checkpoint,
     with small_filesystem(tmp_path / "fs", 1024) as fs:
         if fs is None:  # simulated: every durable write fails as on a full disk
             fs = tmp_path / "fs"
-            monkeypatch.setattr("specrobust.atomic.os.fsync", _no_space)
+            monkeypatch.setattr("specrobust.storage.os.fsync", _no_space)
         run = fresh_run(checkpoint, fs)
         (run / "eval.json").write_text('{"format": "specrobust-eval", "old": true}')
         _fill(fs)

@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from specrobust.analysis.kernels import kernel_smoothness
+from specrobust.attacks.registry import parse_attacks
 from specrobust.cli import main
 from specrobust.data import load_dataset
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.runner import evaluate
-from specrobust.evaluation.suite import parse_attacks
 from specrobust.loading import ModelSource, resolve
 
 DATA = "synthetic:band=low,n_train=40,n_test=24,seed=3"

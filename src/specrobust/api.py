@@ -22,19 +22,11 @@ from torch import nn
 
 from specrobust.analysis import REGISTRY
 from specrobust.analysis.job import parse_parts
-from specrobust.attacks.norms import largest_budget
+from specrobust.attacks.registry import AttackSpec, parse_attacks
 from specrobust.evaluation.runner import EvalResult
 from specrobust.evaluation.runner import evaluate as _evaluate
-from specrobust.evaluation.suite import AttackSpec, parse_attacks
-from specrobust.numbers import check_range, parse_fraction
-from specrobust.precision import check_precision
 from specrobust.sar import sar_loss
 from specrobust.settings import DEFAULT_ATTACKS, Settings
-
-
-def _budget(eps: float | str, norm: str, images: torch.Tensor) -> float:
-    return check_range(parse_fraction(eps, "eps"), "eps", 0,
-                       largest_budget(norm, tuple(images.shape[1:])))
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
@@ -52,9 +44,8 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     ``accuracy(label)``, ``worst_case`` (per example), ``as_dict()`` (the fields of
     ``eval.json``)."""
     specs = parse_attacks(attacks) if isinstance(attacks, str) else list(attacks)
-    budget = _budget(eps, norm, images)
     model.eval()
-    return _evaluate(model, images, labels, specs, budget, seed=seed, batch_size=batch_size,
+    return _evaluate(model, images, labels, specs, eps, seed=seed, batch_size=batch_size,
                      checks=checks, check_n=check_n, norm=norm, precision=precision)
 
 
@@ -70,18 +61,18 @@ def analyze(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     ``{part: result}``, each with the fields of that part's JSON file (documented in
     ``specrobust/analysis/<part>.py``)."""
     from specrobust.analysis.context import AnalysisContext
-
-    chosen = parse_parts(parts)
-    budget = _budget(eps, norm, images)
-    model.eval()
-    context = AnalysisContext(model, images, labels, budget, seed=seed, batch_size=batch_size,
-                              norm=norm, precision=check_precision(precision))
     from specrobust.analysis.heatmap import default_n, default_stride
 
+    chosen = parse_parts(parts)
     shape = tuple(images.shape[1:])
-    settings = Settings(heatmap_norm=heatmap_norm, heatmap_n=heatmap_n or default_n(shape),
+    settings = Settings(norm=norm, seed=seed, batch_size=batch_size, precision=precision,
+                        heatmap_norm=heatmap_norm, heatmap_n=heatmap_n or default_n(shape),
                         heatmap_stride=heatmap_stride or default_stride(shape))
     settings.check()
+    budget = settings.budget(eps, shape, "eps")
+    model.eval()
+    context = AnalysisContext(model, images, labels, budget, seed=seed, batch_size=batch_size,
+                              norm=norm, precision=precision)
     return {part: REGISTRY[part].compute(context, **REGISTRY[part].options(settings))
             for part in chosen}
 

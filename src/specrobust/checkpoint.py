@@ -18,17 +18,22 @@ from __future__ import annotations
 import json
 import pickle
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
+from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
-from specrobust import atomic
+from specrobust import storage
 from specrobust.errors import SpecRobustError
 from specrobust.layout import CHECKPOINT_FORMAT as FORMAT
 from specrobust.models import Classifier, ModelSpec
 
 FORMAT_VERSION = 1
+# Bookkeeping of torch.optim.swa_utils.AveragedModel, not a weight.
+BOOKKEEPING = "n_averaged"
 
 
 @dataclass
@@ -43,8 +48,6 @@ class OwnCheckpoint:
 
     def build(self, path: Path) -> Classifier:
         """The model, with these weights, in eval mode."""
-        from specrobust.loading.weights import load_exactly
-
         network = self.spec.build()
         load_exactly(network, self.state_dict, path)
         return network.eval()
@@ -61,7 +64,7 @@ def save_checkpoint(path: str | Path, model: Classifier, *, dataset: str, eps: s
         payload["norm"] = norm
     if training is not None:
         payload["training"] = training
-    atomic.write_with(path, lambda out: torch.save(payload, out))
+    storage.write_with(path, lambda out: torch.save(payload, out))
 
 
 def export_safetensors(path: str | Path, model: Classifier, *, dataset: str,
@@ -73,7 +76,7 @@ def export_safetensors(path: str | Path, model: Classifier, *, dataset: str,
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     metadata = {"format": FORMAT, "model": json.dumps(model.spec.as_dict()), "dataset": dataset,
                 "eps": eps or "", **({"norm": norm} if norm != "linf" else {})}
-    atomic.write_bytes(path, save(tensors, metadata=metadata))
+    storage.write_bytes(path, save(tensors, metadata=metadata))
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -191,3 +194,43 @@ def _text_or_none(value, path: Path) -> str | None:
         return value or None
     raise SpecRobustError(f"{path} is damaged: a description field holds a "
                           f"{type(value).__name__}, not text")
+
+
+def load_exactly(network: nn.Module, state_dict: dict, path: Path) -> None:
+    """A specrobust checkpoint's weights into the Classifier it describes (keys ``net.*`` and
+    ``normalize.*``, possibly behind DDP's or torch.compile's prefix)."""
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()):
+        raise SpecRobustError(f"{path} holds weights that are not a mapping of names to tensors")
+    check_values(state_dict, path)
+    stripped = OrderedDict((k, v) for k, v in state_dict.items() if k != BOOKKEEPING)
+    for _ in range(4):
+        before = list(stripped)
+        for prefix in ("module.", "_orig_mod."):
+            consume_prefix_in_state_dict_if_present(stripped, prefix)
+        if list(stripped) == before:
+            break
+    spec = network.spec
+    try:
+        network.load_state_dict(stripped, strict=True)
+    except RuntimeError as error:
+        expected = set(network.state_dict())
+        missing, unexpected = sorted(expected - set(stripped)), sorted(set(stripped) - expected)
+        if missing or unexpected:
+            detail = (f"{len(missing)} missing keys (e.g. {missing[:2]}), {len(unexpected)} "
+                      f"unexpected (e.g. {unexpected[:2]})")
+        else:
+            lines = [line.strip() for line in str(error).splitlines() if "size mismatch" in line]
+            detail = (lines or [str(error).splitlines()[0]])[0].rstrip(".")
+        raise SpecRobustError(f"{path} does not fit a {spec.name} model with {spec.num_classes} "
+                              f"classes and {spec.in_channels} channels: {detail}") from None
+
+
+def check_values(state_dict: dict, path: Path) -> None:
+    """Weights a model can compute with: real numbers, all finite."""
+    for key, value in state_dict.items():
+        if value.is_complex():
+            raise SpecRobustError(f"{path}: weight {key!r} is complex; a classifier's weights "
+                                  "are real")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise SpecRobustError(f"{path}: weight {key!r} holds NaN or infinite values; the "
+                                  "model is damaged (or diverged while training)")

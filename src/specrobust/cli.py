@@ -228,9 +228,9 @@ def _settings(args) -> dict:
 
 
 def _model_source(args, path: str | None):
-    from specrobust.loading import ModelSource, parse_model_args
+    from specrobust.loading import ModelSource
 
-    return ModelSource(path=path, model=args.model, model_args=parse_model_args(args.model_args),
+    return ModelSource(path=path, model=args.model, model_args=args.model_args,
                        dataset=args.dataset, mean=args.mean, std=args.std, which=args.which)
 
 
@@ -521,9 +521,9 @@ def _train(args) -> int:
 
 
 def _eval(args) -> int:
-    from specrobust.attacks.norms import NORMS
     from specrobust.evaluation import markdown
     from specrobust.evaluation.job import EvalJob, run_eval_job
+    from specrobust.settings import NORMS
 
     job = EvalJob(source=_model_source(args, args.source), attacks=args.attacks, out=args.out,
                   checks=args.checks, **_settings(args))

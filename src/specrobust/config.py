@@ -21,10 +21,10 @@ from typing import Literal
 
 import yaml
 
-from specrobust.bounded import check_depth, loads_yaml
 from specrobust.errors import SpecRobustError, quoted
 from specrobust.numbers import parse_fraction, parse_number
 from specrobust.settings import MAX_SEED
+from specrobust.storage import check_depth, loads_yaml
 from specrobust.yamlfile import read_mapping
 
 # Closed choices: a value outside them is refused while the config is read, naming them.
@@ -129,7 +129,7 @@ class ValidationConfig:
 @dataclass
 class RunConfig:
     device: str = "auto"
-    # The step's arithmetic (specrobust.precision): bf16 autocast or fp32; auto is bf16 on CUDA
+    # The step's arithmetic (specrobust.machine): bf16 autocast or fp32; auto is bf16 on CUDA
     # and fp32 on a CPU, where bf16 is faster only on some processors and is asked for.
     precision: TrainingPrecision = "auto"
     channels_last: bool = True  # CUDA only

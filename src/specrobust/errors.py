@@ -23,6 +23,18 @@ def first_line(error: BaseException, limit: int = 200) -> str:
     return text.splitlines()[0][:limit]
 
 
+def run_user_code(call, before: str, after: str = ""):
+    """``call()``, which runs code that is not specrobust's (a user's model, a loaded program);
+    whatever it raises (but an interrupt) becomes one line: ``before``, the error, ``after``."""
+    try:
+        return call()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # noqa: BLE001 - the user's code: SystemExit included
+        raise SpecRobustError(f"{before}{type(error).__name__}: {first_line(error)}{after}"
+                              ) from None
+
+
 def quoted(value: object, limit: int = 60) -> str:
     """``repr(value)`` for an error message, shortened so a long input keeps the message short
     (cut between characters, marked with an ellipsis)."""

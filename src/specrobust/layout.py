@@ -52,7 +52,7 @@ TEMPORARY_MARK = ".specrobust-partial-"
 
 
 def temporary_prefix(target: Path) -> str:
-    """The name a temporary file for ``target`` starts with (``atomic`` adds random letters)."""
+    """The name a temporary file for ``target`` starts with (``storage`` adds random letters)."""
     return f".{target.name}{TEMPORARY_MARK}"
 
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from specrobust import layout
-from specrobust.bounded import read_json, read_yaml
 from specrobust.errors import SpecRobustError
 from specrobust.layout import EVAL_MD_MARKER, REPORT_MARKER
+from specrobust.storage import read_json, read_yaml
 
 __all__ = ["EVAL_MD_MARKER", "REPORT_MARKER"]  # re-exported for the writers
 

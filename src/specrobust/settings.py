@@ -12,16 +12,40 @@ answers at once.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+from specrobust.errors import SpecRobustError, quoted
 
 # The paper's evaluation (clean, FGSM, PGD-20, C&W-inf, AutoAttack): what `specrobust eval`,
 # `specrobust.evaluate` and a study plan run when no attacks are named.
 DEFAULT_ATTACKS = "clean,fgsm,pgd20,cw30,aa"
-# The arithmetic of the gradient attacks (specrobust.precision); fp32 is the default.
+# The arithmetic of the gradient attacks (specrobust.machine); fp32 is the default.
 PRECISIONS = ("fp32", "bf16")
 # torch's generators take seeds below 2**64; derived seeds add to them, so stay below 2**63.
 MAX_SEED = 2**63 - 1
 MAX_BATCH = 1 << 16
+# The threat models: perturbations bounded in L-inf or in L2, around images in [0, 1].
+NORMS = {"linf": "L-inf", "l2": "L2"}  # name -> how papers write it
+
+
+def check_norm(norm: str) -> str:
+    if norm not in NORMS:
+        raise SpecRobustError(f"norm must be one of {', '.join(NORMS)}, got {quoted(norm)}")
+    return norm
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise SpecRobustError(f"precision must be one of {', '.join(PRECISIONS)}, got "
+                              f"{precision!r}")
+    return precision
+
+
+def largest_budget(norm: str, image_shape: tuple[int, ...]) -> float:
+    """The largest meaningful eps: the distance between two images of [0, 1] pixels at most
+    (1 in L-inf, the square root of the number of pixel values in L2)."""
+    return 1.0 if check_norm(norm) == "linf" else math.sqrt(math.prod(image_shape))
 
 
 @dataclass
@@ -29,7 +53,7 @@ class Settings:
     n: int = 1000  # the first n test images (as RobustBench: comparable across tools)
     eps: str | None = None  # default: the budget the model was trained at, else the dataset's
     norm: str = "linf"  # the threat model: linf or l2
-    precision: str = "fp32"  # of the gradient attacks: fp32 or bf16 (specrobust.precision)
+    precision: str = "fp32"  # of the gradient attacks: fp32 or bf16 (specrobust.machine)
     seed: int = 0
     batch_size: int = 256
     check_n: int = 200  # examples for the evaluation's self-checks
@@ -47,10 +71,7 @@ class Settings:
         """Every setting in its range, or one line naming it (as its option on the command
         line). The budget's upper bound needs the data's image shape: the jobs check it when
         the data is loaded."""
-        from specrobust.attacks.norms import check_norm
-        from specrobust.errors import SpecRobustError
         from specrobust.numbers import check_range, parse_fraction
-        from specrobust.precision import check_precision
 
         for value, name, low, high in ((self.n, "--n", 1, None),
                                        (self.seed, "--seed", 0, MAX_SEED),
@@ -69,3 +90,11 @@ class Settings:
             check_range(parse_fraction(self.eps, "--eps"), "--eps", 0)
         check_norm(self.norm)
         check_precision(self.precision)
+
+    def budget(self, eps: str | float, image_shape: tuple[int, ...], what: str = "--eps") -> float:
+        """``eps`` (a number or a fraction such as ``8/255``) as a number, checked against
+        this threat model's largest meaningful budget for images of ``image_shape``."""
+        from specrobust.numbers import check_range, parse_fraction
+
+        return check_range(parse_fraction(eps, what), what, 0,
+                           largest_budget(self.norm, image_shape))

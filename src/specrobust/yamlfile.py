@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from specrobust.bounded import read_yaml
 from specrobust.errors import SpecRobustError, quoted
+from specrobust.storage import read_yaml
 
 
 def read_mapping(path: Path, *, kind: str, what: str, holds: str) -> dict:

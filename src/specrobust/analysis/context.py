@@ -15,8 +15,7 @@ from specrobust import seeds
 from specrobust.attacks import folded_for_attack, pgd
 from specrobust.attacks.pgd import default_step
 from specrobust.attacks.registry import preset
-from specrobust.distributed import SINGLE, Distributed
-from specrobust.precision import autocast
+from specrobust.machine import SINGLE, Distributed, autocast
 
 
 @dataclass
@@ -30,7 +29,7 @@ class AnalysisContext:
     progress: Callable[[str, int, int], None] | None = None
     norm: str = "linf"  # the threat model of every PGD here
     shard: Distributed = SINGLE
-    precision: str = "fp32"  # every PGD's arithmetic (specrobust.precision); judged in fp32
+    precision: str = "fp32"  # every PGD's arithmetic (specrobust.machine); judged in fp32
     _attacked: nn.Module | None = field(default=None, repr=False)
     _adversarial: torch.Tensor | None = field(default=None, repr=False)
 

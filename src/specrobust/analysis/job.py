@@ -12,18 +12,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from specrobust import atomic, layout, locks, outputs
+from specrobust import layout, locks, outputs, storage
 from specrobust.analysis import PARTS, REGISTRY
 from specrobust.analysis.context import AnalysisContext
-from specrobust.bounded import read_json
-from specrobust.distributed import Distributed
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.job import start_test_job
 from specrobust.loading import ModelSource, as_source
-from specrobust.precision import precision_fingerprint
+from specrobust.machine import Distributed, precision_fingerprint
 from specrobust.progress import progress_bars
 from specrobust.settings import Settings
-from specrobust.training.rundir import RunDir
+from specrobust.storage import read_json
 
 FORMAT = layout.ANALYSIS_FORMAT
 # Part of every fingerprint: bump it when a part's method changes, so old results are redone.
@@ -57,7 +55,7 @@ def output_dir(job: AnalysisJob, loaded) -> Path:
     if job.out:
         return Path(job.out)
     if loaded.run_dir is not None:
-        return RunDir(loaded.run_dir).analysis_dir(as_source(job.source).which)
+        return layout.analysis_dir(loaded.run_dir, as_source(job.source).which)
     return layout.beside(loaded.home, "analysis")
 
 
@@ -138,7 +136,7 @@ def _run_parts(job: AnalysisJob, parts: list[str], target, directory: Path, prog
                   "seconds": round(time.perf_counter() - started, 2), **result}
         # The figure first: the JSON says the part is done, and a part is done with its figure.
         draw(part, [(label, record)], directory / f"{part}.png")
-        atomic.write_text(path, json.dumps(record) + "\n")
+        storage.write_text(path, json.dumps(record) + "\n")
     if shard.main:
         write_summary(directory)
 
@@ -191,4 +189,4 @@ def write_summary(directory: Path) -> None:
     parts = read_parts(directory)
     summary = {"format": layout.ANALYSIS_SUMMARY_FORMAT, "parts": sorted(parts),
                "numbers": headline_numbers(parts)}
-    atomic.write_text(directory / "summary.json", json.dumps(summary, indent=1) + "\n")
+    storage.write_text(directory / "summary.json", json.dumps(summary, indent=1) + "\n")

@@ -6,7 +6,6 @@ in eval mode, leaves the model as it found it, and returns images in [0, 1] with
 
 from specrobust.attacks.autoattack import autoattack
 from specrobust.attacks.folded import folded_for_attack
-from specrobust.attacks.losses import attack_loss, cw_margin
-from specrobust.attacks.pgd import fgsm, pgd, project
+from specrobust.attacks.pgd import attack_loss, cw_margin, fgsm, pgd, project
 
 __all__ = ["attack_loss", "autoattack", "cw_margin", "fgsm", "folded_for_attack", "pgd", "project"]

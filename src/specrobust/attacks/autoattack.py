@@ -27,7 +27,7 @@ from torch import nn
 
 from specrobust.attacks.registry import AttackKind, Option, choice
 from specrobust.errors import SpecRobustError, quoted
-from specrobust.modes import attack_mode
+from specrobust.models import attack_mode
 
 VERSIONS = ("standard", "rand", "custom")
 ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")

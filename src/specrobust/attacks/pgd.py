@@ -21,16 +21,38 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from specrobust import fourier
-from specrobust.attacks.losses import LOSSES, attack_loss
-from specrobust.attacks.norms import check_norm
 from specrobust.attacks.registry import AttackKind, Option, budget_fraction, choice, flag, whole
 from specrobust.errors import SpecRobustError
-from specrobust.modes import attack_mode
+from specrobust.models import attack_mode
+from specrobust.settings import check_norm
 
-# The loss an attack ascends: a name (``attacks.losses``) or (logits, y) -> per-example values.
+# The loss an attack ascends: a name (``LOSSES``) or (logits, y) -> per-example values.
 Loss = str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# The named losses: cross-entropy and the C&W margin.
+LOSSES = ("ce", "cw")
+
+
+def cw_margin(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-example C&W margin ``max_{j != y} z_j - z_y`` (positive once misclassified)."""
+    true = logits.gather(1, labels[:, None]).squeeze(1)
+    others = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), float("-inf"))
+    return others.max(dim=1).values - true
+
+
+def attack_loss(logits: torch.Tensor, labels: torch.Tensor, loss: str,
+                targeted: bool = False) -> torch.Tensor:
+    """Per-example loss that the attack *increases*. Targeted: ``labels`` are the targets and
+    the loss rewards moving towards them."""
+    if loss == "ce":
+        value = F.cross_entropy(logits, labels, reduction="none")
+    elif loss == "cw":
+        value = cw_margin(logits, labels)
+    else:
+        raise SpecRobustError(f"unknown attack loss {loss!r}; known: {', '.join(LOSSES)}")
+    return -value if targeted else value
 
 
 def _check(x: torch.Tensor, eps: float, alpha: float, steps: int, restarts: int, norm: str):

@@ -10,18 +10,41 @@ eps/4" is written once (the ``pgd20`` preset and :func:`specrobust.attacks.pgd.d
 Each kind is defined in the module of its algorithm, as ``KINDS`` and ``PRESETS`` there;
 adding an attack is adding a module and its line in ``MODULES`` (or, from user code,
 :func:`register`).
+
+Attack lists as users write them (``--attacks``, :func:`parse_attacks`). Names (the paper's
+evaluation at eps; step sizes default to eps/4, which is 2/255 at 8/255).
+Every attack runs in the evaluation's threat model, L-inf or L2 (``--norm``):
+
+    clean        no attack
+    fgsm         one gradient step of size eps (signed for L-inf, L2-normalised for L2)
+    pgd20        PGD, CE loss, 20 steps, random start, 1 restart
+    pgd50        the same with 50 steps
+    cw30         PGD on the C&W margin loss, 30 steps (the paper's C&W-inf)
+    aa           AutoAttack, standard version (APGD-CE, APGD-T, FAB-T, Square)
+    aa-apgd-ce   AutoAttack's APGD-CE alone
+
+Parameterised forms take ``key=value`` options after a colon:
+
+    pgd:steps=100,restarts=5,alpha=0.5/255,loss=cw,band=low,random_start=0
+    fgsm:random_start=1,alpha=10/255
+    aa:version=rand            aa:attacks=apgd-ce+apgd-t   (a custom AutoAttack)
+
+In a comma-separated list, a ``key=value`` item continues the attack before it, so
+``clean,pgd:steps=100,restarts=5,aa`` is three attacks.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
-from specrobust.errors import SpecRobustError
+from specrobust import seeds
+from specrobust.errors import SpecRobustError, quoted
 
 # The modules that define attack kinds, in the order --help lists them.
 MODULES = ("specrobust.attacks.clean", "specrobust.attacks.pgd", "specrobust.attacks.autoattack")
@@ -125,6 +148,91 @@ def _load() -> None:
             _PRESETS[name] = (kind_name, options)
 
 
+# ---- attack lists as users write them -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """One attack of an evaluation: how it is shown (``label``), what runs (``kind`` and
+    ``options``, every option filled in)."""
+
+    label: str
+    kind: str
+    options: dict = field(hash=False)
+
+    def alpha(self, eps: float) -> float:
+        """The step size at budget ``eps`` (gradient attacks)."""
+        return self.describe(eps)["options"]["alpha"]
+
+    def describe(self, eps: float) -> dict:
+        """Plain-data description with the step size resolved, for eval.json."""
+        options = kind(self.kind).resolved(self.options, eps)
+        return {"label": self.label, "kind": self.kind, "options": options}
+
+    @property
+    def gradient_steps(self) -> int | None:
+        """Forward+backward passes per image (restarts included); None where it varies (AA)."""
+        return kind(self.kind).gradient_steps(self.options)
+
+    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *,
+            seed: int, on_stage: Callable | None = None,
+            norm: str = "linf") -> torch.Tensor:
+        """Adversarial images for one batch within the ``norm`` ball (linf or l2); ``seed``
+        makes the batch's randomness repeatable (so a resumed evaluation draws exactly what an
+        uninterrupted one would have). ``on_stage`` hears about each stage of attacks made of
+        stages (AutoAttack)."""
+        batch = Batch(eps, norm, seeds.generator(seed, x.device), seed, on_stage)
+        return kind(self.kind).run(model, x, y, self.options, batch)
+
+
+def parse_attacks(text: str) -> list[AttackSpec]:
+    """``"clean,pgd20,pgd:steps=100,restarts=5,aa"`` -> attack specs (labels unique)."""
+    groups: list[list[str]] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        continues = "=" in item and ":" not in item
+        if continues:
+            if not groups or ":" not in groups[-1][0]:
+                raise SpecRobustError(f"attack option {quoted(item)} does not follow a "
+                                      "parameterised attack such as pgd:steps=100")
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    if not groups:
+        raise SpecRobustError("no attacks given; e.g. --attacks clean,pgd20,aa")
+    specs = [parse_attack(",".join(group)) for group in groups]
+    labels = [spec.label for spec in specs]
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise SpecRobustError(f"attack {quoted(duplicates[0])} is listed twice")
+    return specs
+
+
+def parse_attack(text: str) -> AttackSpec:
+    name, colon, rest = text.partition(":")
+    name = name.strip()
+    named, known_kinds = presets(), kinds()
+    if name in named and not colon:
+        return AttackSpec(name, named[name][0], preset(name))
+    if name not in known_kinds or (colon and not known_kinds[name].options):
+        known = ", ".join([*named, *(f"{k}:key=value" for k, entry in known_kinds.items()
+                                     if entry.options)])
+        raise SpecRobustError(f"unknown attack {quoted(text)}; known: {known}")
+    entry = known_kinds[name]
+    options = entry.defaults()
+    parsers = {option.name: option.parse for option in entry.options}
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in parsers:
+            raise SpecRobustError(f"{name} option {quoted(item)} is not one of "
+                                  f"{', '.join(k + '=...' for k in parsers)}")
+        options[key] = parsers[key](value.strip(), f"{name} option {key}")
+    entry.check(options)
+    return AttackSpec(f"{name}:{rest.strip()}" if rest.strip() else name, name, options)
+
+
 # ---- option parsers (``key=value`` text -> value, ranges checked) -------------------------------
 
 
@@ -145,8 +253,6 @@ def budget_fraction(text: str, what: str) -> float:
 
 def flag(text: str, what: str) -> bool:
     if text.lower() not in ("0", "1", "true", "false", "yes", "no"):
-        from specrobust.errors import quoted
-
         raise SpecRobustError(f"{what} must be 0 or 1, got {quoted(text)}")
     return text.lower() in ("1", "true", "yes")
 
@@ -154,8 +260,6 @@ def flag(text: str, what: str) -> bool:
 def choice(values: tuple[str, ...]) -> Callable[[str, str], str]:
     def parse(text: str, what: str) -> str:
         if text not in values:
-            from specrobust.errors import quoted
-
             raise SpecRobustError(f"{what} must be one of {', '.join(values)}, got {quoted(text)}")
         return text
     return parse

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from specrobust import atomic
+from specrobust import storage
 from specrobust.data.splits import ImageSplit
 from specrobust.errors import SpecRobustError
 
@@ -338,7 +338,7 @@ def _cached_split(directory: Path, name: str, paths: list[Path], labels: list[in
     if images is None:
         images = _read_jpeg_stack(paths)
         try:
-            atomic.write_with(cache, lambda out: np.save(out, images, allow_pickle=False))
+            storage.write_with(cache, lambda out: np.save(out, images, allow_pickle=False))
         except (OSError, SpecRobustError):
             pass  # a read-only dataset directory (or a link in the way) just means no cache
     return _split(images, np.asarray(labels))

@@ -17,7 +17,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from specrobust import atomic
+from specrobust import storage
 from specrobust.data import formats
 from specrobust.data.registry import DatasetInfo, Download, Layout
 from specrobust.errors import SpecRobustError
@@ -140,7 +140,7 @@ def _download(download: Download, target: Path) -> None:
     failures = []
     for url in download.urls:
         try:
-            with atomic.replacing(target) as temporary:
+            with storage.replacing(target) as temporary:
                 with urllib.request.urlopen(url, timeout=30) as response, \
                         open(temporary, "wb") as out:
                     shutil.copyfileobj(response, out)

@@ -6,11 +6,11 @@ case over attacks, self-checks against gradient masking, resumable eval.json.
     >>> result.accuracy("pgd20")
 """
 
+from specrobust.attacks.registry import AttackSpec, parse_attack, parse_attacks
 from specrobust.evaluation.checks import Check, self_checks
+from specrobust.evaluation.record import markdown
 from specrobust.evaluation.runner import AttackResult, EvalResult, evaluate
 from specrobust.evaluation.stats import wilson_interval
-from specrobust.evaluation.suite import AttackSpec, parse_attack, parse_attacks
-from specrobust.evaluation.table import markdown
 
 __all__ = [
     "AttackResult", "AttackSpec", "Check", "EvalResult", "evaluate", "markdown",

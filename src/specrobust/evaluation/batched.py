@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from specrobust import seeds
-from specrobust.distributed import SINGLE, Distributed
-from specrobust.modes import model_mode
+from specrobust.machine import SINGLE, Distributed
+from specrobust.models import model_mode
 
 Attack = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]  # (x, y, seed) -> x_adv
 

@@ -34,10 +34,9 @@ from torch.nn import functional as F
 from specrobust import seeds
 from specrobust.attacks import fgsm, pgd
 from specrobust.attacks.pgd import default_step
-from specrobust.attacks.registry import preset
+from specrobust.attacks.registry import AttackSpec, preset
 from specrobust.evaluation.batched import clean_correct, robust_correct
-from specrobust.evaluation.suite import AttackSpec
-from specrobust.modes import attack_mode
+from specrobust.models import attack_mode
 
 TOLERANCE = 0.01
 ZERO_GRADIENT_SHARE = 0.01

@@ -8,21 +8,15 @@ from pathlib import Path
 
 import torch
 
-from specrobust import atomic, layout, outputs
-from specrobust.attacks.norms import NORMS, largest_budget
-from specrobust.devices import resolve_device
-from specrobust.distributed import Distributed, init_distributed
+from specrobust import layout, outputs, storage
+from specrobust.attacks.registry import parse_attacks
 from specrobust.errors import SpecRobustError
-from specrobust.evaluation.record import EvalRecord
-from specrobust.evaluation.runner import evaluate, fingerprint_of
-from specrobust.evaluation.suite import parse_attacks
-from specrobust.evaluation.table import markdown
+from specrobust.evaluation.record import EvalRecord, markdown
+from specrobust.evaluation.runner import evaluate_checked, fingerprint_of
 from specrobust.loading import LoadedModel, ModelSource, as_source, resolve
-from specrobust.numbers import check_range, parse_fraction
-from specrobust.precision import precision_fingerprint, warn_if_slow
+from specrobust.machine import Distributed, init_distributed, precision_fingerprint, warn_if_slow
 from specrobust.progress import progress_bars
-from specrobust.settings import DEFAULT_ATTACKS, Settings
-from specrobust.training.rundir import RunDir
+from specrobust.settings import DEFAULT_ATTACKS, NORMS, Settings
 
 
 @dataclass
@@ -47,11 +41,11 @@ def start_test_job(settings: Settings, source: ModelSource | str,
     shard, device = init_distributed(settings.device)
     if shard.main:
         warn_if_slow(settings.precision, device, work)
-    return shard, load_test_target(source, settings, str(device))
+    return shard, load_test_target(source, settings, device)
 
 
 def load_test_target(source: ModelSource | str, settings: Settings,
-                     device: str) -> TestTarget:
+                     device: torch.device) -> TestTarget:
     """Resolve a model source (``specrobust.loading``) and load the first ``settings.n`` test
     images of its dataset (as RobustBench does: comparable across tools and papers). The budget
     defaults to the training budget (when the model was trained in the same norm), else the
@@ -60,7 +54,6 @@ def load_test_target(source: ModelSource | str, settings: Settings,
     from specrobust.data import load_dataset
 
     norm = settings.norm
-    torch_device = resolve_device(device)
     loaded = resolve(source)
     if loaded.dataset is None:
         raise SpecRobustError(f"{loaded.path} does not say which data it was trained on; name "
@@ -72,16 +65,14 @@ def load_test_target(source: ModelSource | str, settings: Settings,
         raise SpecRobustError(f"{data.info.title} has no usual {NORMS[norm]} budget; give one "
                               "with --eps")
     eps_text = str(eps_text)
-    check_range(parse_fraction(eps_text, "--eps"), "--eps", 0,
-                largest_budget(norm, tuple(data.test.images.shape[1:])))
+    eps = settings.budget(eps_text, tuple(data.test.images.shape[1:]))
     channels = data.test.images.shape[1]
     if channels != loaded.model.spec.in_channels:
         raise SpecRobustError(f"{loaded.path} takes {loaded.model.spec.in_channels}-channel "
                               f"images but {loaded.dataset} has {channels}")
     test = data.test.take(torch.arange(min(settings.n, len(data.test))))
-    return TestTarget(loaded, loaded.model.to(torch_device).eval(),
-                      test.as_float().to(torch_device), test.labels.to(torch_device),
-                      parse_fraction(eps_text, "eps"), eps_text, torch_device)
+    return TestTarget(loaded, loaded.model.to(device).eval(), test.as_float().to(device),
+                      test.labels.to(device), eps, eps_text, device)
 
 
 @dataclass(kw_only=True)
@@ -104,7 +95,7 @@ def output_path(job: EvalJob, loaded) -> Path:
             raise SpecRobustError(f"--out names the evaluation record, a .json file (its table "
                                   f"goes beside it as .md), got {path}")
     elif loaded.run_dir is not None:
-        path = RunDir(loaded.run_dir).eval_path(as_source(job.source).which)
+        path = layout.eval_record(loaded.run_dir, as_source(job.source).which)
     else:
         path = layout.beside(loaded.home, "eval.json")
     outputs.output_file(path, outputs.EVAL)
@@ -115,7 +106,7 @@ def output_path(job: EvalJob, loaded) -> Path:
 def run_eval_job(job: EvalJob, *, skip_current: bool = False,
                  on_start: Callable[[], None] | None = None) -> tuple[dict | None, Path]:
     """Evaluate and write eval.json (and eval.md beside it); returns the result and its path.
-    Under torchrun the processes share the attacks (``specrobust.distributed``); the others
+    Under torchrun the processes share the attacks (``specrobust.machine``); the others
     than the main one return None for the result and write nothing.
 
     ``skip_current``: when the record there is complete, has every attack asked for and was
@@ -143,15 +134,15 @@ def run_eval_job(job: EvalJob, *, skip_current: bool = False,
             "eps_text": target.eps_text, "norm": job.norm, "device": str(target.device),
             **precision_fingerprint(job.precision)}
     progress = progress_bars(job.progress and shard.main, unit="img")
-    result = evaluate(target.model, target.images, target.labels, attacks, target.eps,
-                      seed=job.seed,
-                      batch_size=job.batch_size, checks=job.checks, check_n=job.check_n,
-                      path=path, fingerprint=fingerprint, meta=meta, progress=progress,
-                      norm=job.norm, shard=shard, precision=job.precision)
+    result = evaluate_checked(target.model, target.images, target.labels, attacks, target.eps,
+                              seed=job.seed, batch_size=job.batch_size, checks=job.checks,
+                              check_n=job.check_n, path=path, fingerprint=fingerprint,
+                              meta=meta, progress=progress, norm=job.norm, shard=shard,
+                              precision=job.precision)
     if not shard.main:
         return None, path
     summary = result.as_dict()
-    atomic.write_text(layout.table_beside(path),
+    storage.write_text(layout.table_beside(path),
                       outputs.EVAL_MD_MARKER + "\n" + _title(summary) + markdown(summary))
     return summary, path
 

@@ -23,15 +23,13 @@ from torch import nn
 
 from specrobust import layout, locks
 from specrobust.attacks.folded import folded_for_attack
-from specrobust.attacks.norms import check_norm
-from specrobust.distributed import SINGLE, Distributed
-from specrobust.errors import SpecRobustError
+from specrobust.attacks.registry import AttackSpec, parse_attack
 from specrobust.evaluation.batched import attack_batches, clean_correct
 from specrobust.evaluation.checks import Check, self_checks
 from specrobust.evaluation.record import AttackEntry, EvalRecord, stage_table
-from specrobust.evaluation.suite import AttackSpec, parse_attack
-from specrobust.precision import autocast, check_precision, precision_fingerprint
+from specrobust.machine import SINGLE, Distributed, autocast, precision_fingerprint
 from specrobust.progress import Progress
+from specrobust.settings import Settings
 
 
 class EvalInUseError(locks.InUseError):
@@ -96,14 +94,25 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     ``clean`` is always evaluated first, listed or not: robust accuracy is measured against it.
     With several processes (``shard``, torchrun) they share each attack's batches and all end
     with the same result, the one a single process gets; only the main process writes ``path``
-    and runs the self-checks.
+    and runs the self-checks. The settings are checked here (``Settings``); the jobs, which
+    check theirs when they start, call :func:`evaluate_checked`.
     """
-    check_norm(norm)
-    if not eps >= 0:
-        raise SpecRobustError(f"eps must be >= 0, got {eps}")
-    if batch_size < 1:
-        raise SpecRobustError(f"batch size must be >= 1, got {batch_size}")
-    check_precision(precision)
+    settings = Settings(norm=norm, seed=seed, batch_size=batch_size, check_n=check_n,
+                        precision=precision)
+    settings.check()
+    eps = settings.budget(eps, tuple(images.shape[1:]), "eps")
+    return evaluate_checked(model, images, labels, attacks, eps, seed=seed,
+                            batch_size=batch_size, checks=checks, check_n=check_n, path=path,
+                            fingerprint=fingerprint, meta=meta, progress=progress, norm=norm,
+                            shard=shard, precision=precision)
+
+
+def evaluate_checked(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                     attacks: list[AttackSpec], eps: float, *, seed: int, batch_size: int,
+                     checks: bool, check_n: int, path: str | Path | None,
+                     fingerprint: dict | None, meta: dict | None, progress: Progress | None,
+                     norm: str, shard: Distributed, precision: str) -> EvalResult:
+    """:func:`evaluate` with its settings checked already."""
     fingerprint = fingerprint_of(fingerprint or {}, eps=eps, n=len(images), seed=seed,
                                  batch_size=batch_size, norm=norm, precision=precision)
     meta = {**(meta or {}), "fingerprint": fingerprint, "seed": seed, "batch_size": batch_size,

@@ -31,8 +31,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from specrobust.bounded import MAX_JSON_BYTES, check_depth
 from specrobust.errors import SpecRobustError, first_line
+from specrobust.storage import MAX_JSON_BYTES, check_depth
 
 # A program larger than this is refused before it is read (the largest zoo model, WRN-70-16,
 # is about 1.1 GB in fp32).

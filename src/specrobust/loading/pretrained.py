@@ -119,7 +119,7 @@ def local_file(entry: Pretrained) -> Path:
 def fetch(name: str) -> Path:
     """Make the entry's file present: found, or downloaded; then checked against its SHA-256,
     or, where none was published, by loading it into its architecture."""
-    from specrobust import atomic
+    from specrobust import storage
     from specrobust.loading.files import sha256_of
 
     entry = get(name)
@@ -133,7 +133,7 @@ def fetch(name: str) -> Path:
         for url in entry.urls:
             try:
                 with urllib.request.urlopen(url, timeout=60) as response:
-                    atomic.write_with(path, lambda out, r=response: _copy(r, out))
+                    storage.write_with(path, lambda out, r=response: _copy(r, out))
                 break
             except OSError as error:
                 failures.append(f"{url}: {getattr(error, 'reason', error)}")

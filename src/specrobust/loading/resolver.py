@@ -37,9 +37,9 @@ import torch
 from torch import nn
 
 from specrobust import checkpoint, layout
-from specrobust.errors import SpecRobustError
+from specrobust.errors import SpecRobustError, run_user_code
 from specrobust.loading import files
-from specrobust.loading.usercode import call_factory, run_user_code
+from specrobust.loading.usercode import call_factory
 from specrobust.loading.weights import load_matching, split_normalisation, state_dict_of
 from specrobust.models import (
     DEFAULT_NORMALISATION,
@@ -58,11 +58,17 @@ class ModelSource:
 
     path: str | None = None
     model: str | None = None
-    model_args: dict | None = None
+    model_args: dict | str | None = None  # keyword arguments, or their JSON text (--model-args)
     dataset: str | None = None
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     which: str = "auto"  # which checkpoint of a run directory
+
+    def __post_init__(self):
+        if isinstance(self.model_args, str):
+            from specrobust.loading.usercode import parse_model_args
+
+            object.__setattr__(self, "model_args", parse_model_args(self.model_args))
 
     def describe(self) -> str:
         return self.path or self.model or "?"

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from specrobust.loading.usercode import run_user_code
+from specrobust.errors import run_user_code
 
 
 def load_torchscript(path: Path) -> nn.Module:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from torch import nn
 
-from specrobust.bounded import loads_json
-from specrobust.errors import SpecRobustError, first_line, quoted
+from specrobust.errors import SpecRobustError, quoted, run_user_code
+from specrobust.storage import loads_json
 
 
 def load_factory(text: str):
@@ -53,18 +53,6 @@ def call_factory(text: str, arguments: dict) -> nn.Module:
         raise SpecRobustError(f"--model {quoted(text)} returned a {type(net).__name__}, not a "
                               "torch.nn.Module")
     return net.cpu().eval()
-
-
-def run_user_code(call, before: str, after: str = ""):
-    """``call()``; whatever it raises (but an interrupt) becomes one line: ``before``, the
-    error, ``after``."""
-    try:
-        return call()
-    except KeyboardInterrupt:
-        raise
-    except BaseException as error:  # noqa: BLE001 - the user's code: SystemExit included
-        raise SpecRobustError(f"{before}{type(error).__name__}: {first_line(error)}{after}"
-                              ) from None
 
 
 def parse_model_args(text: str | None) -> dict | None:

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
+from specrobust.checkpoint import BOOKKEEPING, check_values
 from specrobust.errors import SpecRobustError
 
 # Keys under which checkpoints in the wild keep their weights, tried in this order.
@@ -24,8 +25,6 @@ STORED_NORMALISATION = {"mean": "mean", "std": "std",
 # Weights that TRADES' WideResNet builds but never calls; dropped where the architecture has
 # no such part (models/trades_wideresnet.py).
 _NEVER_USED = ("sub_block1.",)
-# Bookkeeping of torch.optim.swa_utils.AveragedModel, not a weight.
-_BOOKKEEPING = "n_averaged"
 
 
 def state_dict_of(payload: dict, path: Path) -> dict[str, torch.Tensor]:
@@ -67,7 +66,7 @@ def load_matching(net: nn.Module, state_dict: dict, path: Path, name: str) -> No
     unexpected keys, and the fix where a prefix explains them."""
     check_values(state_dict, path)
     expected = set(net.state_dict())
-    candidate = {k: v for k, v in state_dict.items() if not k.endswith(_BOOKKEEPING)}
+    candidate = {k: v for k, v in state_dict.items() if not k.endswith(BOOKKEEPING)}
     for _ in range(4):  # one wrapper at a time, until the keys are the architecture's
         if set(candidate) == expected:
             break
@@ -89,46 +88,6 @@ def load_matching(net: nn.Module, state_dict: dict, path: Path, name: str) -> No
         lines = [line.strip() for line in str(error).splitlines() if "size mismatch" in line]
         first = (lines or [str(error).splitlines()[0]])[0].rstrip(".")
         raise SpecRobustError(f"{path} does not fit a {name} model: {first}") from None
-
-
-def load_exactly(network: nn.Module, state_dict: dict, path: Path) -> None:
-    """A specrobust checkpoint's weights into the Classifier it describes (keys ``net.*`` and
-    ``normalize.*``, possibly behind DDP's or torch.compile's prefix)."""
-    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()):
-        raise SpecRobustError(f"{path} holds weights that are not a mapping of names to tensors")
-    check_values(state_dict, path)
-    stripped = OrderedDict((k, v) for k, v in state_dict.items() if k != _BOOKKEEPING)
-    for _ in range(4):
-        before = list(stripped)
-        for prefix in ("module.", "_orig_mod."):
-            consume_prefix_in_state_dict_if_present(stripped, prefix)
-        if list(stripped) == before:
-            break
-    spec = network.spec
-    try:
-        network.load_state_dict(stripped, strict=True)
-    except RuntimeError as error:
-        expected = set(network.state_dict())
-        missing, unexpected = sorted(expected - set(stripped)), sorted(set(stripped) - expected)
-        if missing or unexpected:
-            detail = (f"{len(missing)} missing keys (e.g. {missing[:2]}), {len(unexpected)} "
-                      f"unexpected (e.g. {unexpected[:2]})")
-        else:
-            lines = [line.strip() for line in str(error).splitlines() if "size mismatch" in line]
-            detail = (lines or [str(error).splitlines()[0]])[0].rstrip(".")
-        raise SpecRobustError(f"{path} does not fit a {spec.name} model with {spec.num_classes} "
-                              f"classes and {spec.in_channels} channels: {detail}") from None
-
-
-def check_values(state_dict: dict, path: Path) -> None:
-    """Weights a model can compute with: real numbers, all finite."""
-    for key, value in state_dict.items():
-        if value.is_complex():
-            raise SpecRobustError(f"{path}: weight {key!r} is complex; a classifier's weights "
-                                  "are real")
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise SpecRobustError(f"{path}: weight {key!r} holds NaN or infinite values; the "
-                                  "model is damaged (or diverged while training)")
 
 
 def _without_shared_prefix(state_dict: dict) -> dict | None:

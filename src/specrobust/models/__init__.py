@@ -8,6 +8,7 @@ arguments that built it as ``model.spec`` (what checkpoints store to rebuild it)
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
@@ -28,11 +29,41 @@ from specrobust.models.imagenet_resnet import (
     imagenet_resnet50,
     imagenet_wrn50_2,
 )
-from specrobust.models.normalize import Normalize
 from specrobust.models.preact_resnet import preact_resnet18
 from specrobust.models.resnet import resnet18, resnet50
 from specrobust.models.trades_wideresnet import rb_wrn28_10, rb_wrn34_10, rb_wrn34_20, rb_wrn70_16
 from specrobust.models.wideresnet import wrn28_10, wrn34_10
+
+
+class Normalize(nn.Module):
+    """``(x - mean) / std`` per channel; the identity when both are None (the authors' default)."""
+
+    def __init__(self, channels: int, mean: Sequence[float] | None, std: Sequence[float] | None):
+        super().__init__()
+        mean = [0.0] * channels if mean is None else list(mean)
+        std = [1.0] * channels if std is None else list(std)
+        if len(mean) != channels or len(std) != channels:
+            raise SpecRobustError(
+                f"mean and std need {channels} values (one per channel), got {len(mean)} and "
+                f"{len(std)}"
+            )
+        if any(s <= 0 for s in std):
+            raise SpecRobustError(f"std values must be > 0, got {std}")
+        self.register_buffer("mean", torch.tensor(mean).view(1, channels, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, channels, 1, 1))
+        self._update_identity()
+
+    def _update_identity(self) -> None:
+        # Skipping the arithmetic keeps the identity case free; decided once, not every call.
+        self.identity = bool((self.mean == 0).all() and (self.std == 1).all())
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._update_identity()  # loaded mean/std may differ from the constructor's
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.identity else (x - self.mean) / self.std
+
 
 MODELS: dict[str, Callable[[int, int], nn.Module]] = {
     "resnet18": resnet18,
@@ -147,3 +178,35 @@ def count_parameters(model: nn.Module) -> int:
 
 __all__ = ["DEFAULT_NORMALISATION", "MODELS", "Classifier", "ModelSpec", "Normalize",
            "count_parameters", "create_model"]
+
+
+# ---- running a model in a given mode, and handing it back exactly as it was found ------------
+
+
+@contextmanager
+def model_mode(model: nn.Module, *, training: bool = False, frozen: bool = False):
+    """Every module in training or eval mode (eval: batch norm uses its running statistics and
+    does not update them) and, with ``frozen``, no gradient accumulated into any parameter's
+    ``.grad``; each module's mode and each parameter's flag restored on exit."""
+    was_training = {module: module.training for module in model.modules()}
+    requires_grad = {param: param.requires_grad for param in model.parameters()} if frozen \
+        else {}
+    model.train(training)
+    for param in requires_grad:
+        param.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        # Parents first (``modules()`` order), and only where the mode changed: ``train()``
+        # recurses, and some modules (an exported program's graph) refuse being set at all.
+        for module, mode in was_training.items():
+            if module.training != mode:
+                module.train(mode)
+        for param, flag in requires_grad.items():
+            param.requires_grad_(flag)
+
+
+def attack_mode(model: nn.Module, *, training: bool = False):
+    """How attacks run a model: eval mode (unless ``training``: the training attack may use
+    batch statistics) and frozen parameters."""
+    return model_mode(model, training=training, frozen=True)

@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from specrobust import atomic  # noqa: E402
+from specrobust import storage  # noqa: E402
 
 # (metric key, label, colour, line style)
 _SERIES = [
@@ -48,5 +48,5 @@ def plot_training_curves(metrics: list[dict], path: str | Path, title: str = "")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     figure.tight_layout()
-    atomic.write_with(path, lambda out: figure.savefig(out, format="png"))
+    storage.write_with(path, lambda out: figure.savefig(out, format="png"))
     plt.close(figure)

@@ -14,7 +14,7 @@ matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from specrobust import atomic  # noqa: E402
+from specrobust import storage  # noqa: E402
 
 __all__ = ["COLOURS", "centred_extent", "draw", "extent", "np", "plt", "save"]
 
@@ -23,7 +23,7 @@ COLOURS = plt.get_cmap("tab10").colors
 
 def save(figure, path: str | Path) -> None:
     figure.tight_layout()
-    atomic.write_with(path, lambda handle: figure.savefig(handle, format="png"))
+    storage.write_with(path, lambda handle: figure.savefig(handle, format="png"))
     plt.close(figure)
 
 

@@ -19,13 +19,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from specrobust import atomic, layout, locks, outputs
+from specrobust import layout, locks, outputs, storage
 from specrobust.analysis import REGISTRY
 from specrobust.analysis.job import headline_numbers, read_parts
-from specrobust.attacks.norms import NORMS
-from specrobust.bounded import read_json
 from specrobust.errors import SpecRobustError
 from specrobust.report.markup import Markup, html, join
+from specrobust.settings import NORMS
+from specrobust.storage import read_json
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Larger than any figure specrobust draws by far; a larger "curves.png" is not one of them.
@@ -368,5 +368,5 @@ def write_report(sources: list[str], out: str | Path, title: str = "specrobust r
     out.parent.mkdir(parents=True, exist_ok=True)
     with locks.waited(locks.beside(out)):  # reports into one file are written in turn
         layout.remove_leftovers(out.parent, (out.name,))  # what a killed report left
-        atomic.write_text(out, page)
+        storage.write_text(out, page)
     return out

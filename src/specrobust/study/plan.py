@@ -265,7 +265,7 @@ def _flag(value, path: Path, key: str) -> bool:
 
 
 def _precision(value, path: Path) -> str:
-    from specrobust.precision import check_precision
+    from specrobust.settings import check_precision
 
     try:
         return check_precision(value)
@@ -277,7 +277,7 @@ def _check_work(plan: Plan, path: Path) -> None:
     """The attacks and analysis parts, parsed now: a typo should not wait for hours of
     training."""
     from specrobust.analysis.job import parse_parts
-    from specrobust.evaluation.suite import parse_attacks
+    from specrobust.attacks.registry import parse_attacks
 
     try:
         parse_attacks(",".join(a for a in (plan.attacks, plan.late_attacks) if a))

@@ -12,10 +12,10 @@ import json
 import statistics
 from pathlib import Path
 
-from specrobust import atomic
-from specrobust.bounded import read_json
+from specrobust import storage
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.record import EvalRecord
+from specrobust.storage import read_json
 from specrobust.study.plan import Plan
 from specrobust.study.stages import log
 from specrobust.training.rundir import RunDir
@@ -91,7 +91,7 @@ def write_summary(plan: Plan, seeds: list[int]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     summary = {"plan": plan.name, "seeds": seeds, "eps": plan.eps, "methods": rows,
                "checkpoint_epochs": epochs}
-    atomic.write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
+    storage.write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     attack_columns = [*_labels(plan), "worst case"]
     # In the order the analysis reports them (bandwidths high to low), not alphabetically.
     analysis_columns = [m for m in dict.fromkeys(m for row in rows.values() for m in row)
@@ -130,7 +130,7 @@ def write_summary(plan: Plan, seeds: list[int]) -> None:
         lines += ["", "Spectral numbers (shares and accuracies in %, the logit-spectrum gap as "
                   "is; definitions in `specrobust/analysis/`):", ""]
         lines += _table(rows, others, seeds)
-    atomic.write_text(out / "RESULTS.md", "\n".join(lines) + "\n")
+    storage.write_text(out / "RESULTS.md", "\n".join(lines) + "\n")
     log(f"summary -> {out / 'RESULTS.md'}")
 
 
@@ -215,7 +215,7 @@ def _table(rows: dict, columns: list[str], seeds: list[int]) -> list[str]:
 
 
 def _labels(plan: Plan) -> list[str]:
-    from specrobust.evaluation.suite import parse_attacks
+    from specrobust.attacks.registry import parse_attacks
 
     attacks = ",".join(a for a in (plan.attacks, plan.late_attacks) if a)
     return [spec.label for spec in parse_attacks(attacks)]

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 
-from specrobust.modes import attack_mode
+from specrobust.models import attack_mode
 
 # (model, images, labels, batch index) -> adversarial images
 Attack = Callable[[nn.Module, torch.Tensor, torch.Tensor, int], torch.Tensor]

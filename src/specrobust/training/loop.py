@@ -36,12 +36,11 @@ from specrobust.data import (
     load_dataset,
     train_val_split,
 )
-from specrobust.distributed import init_distributed
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.batched import clean_correct
+from specrobust.machine import autocast as precision_autocast
+from specrobust.machine import init_distributed, training_precision, warn_if_slow
 from specrobust.models import create_model
-from specrobust.precision import autocast as precision_autocast
-from specrobust.precision import training_precision, warn_if_slow
 from specrobust.training import rundir
 from specrobust.training.averaging import WeightAveraging
 from specrobust.training.objectives import LossTerms, StepContext, build_objective

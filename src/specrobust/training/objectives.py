@@ -18,7 +18,7 @@ from torch.nn import functional as F
 
 from specrobust.attacks.pgd import pgd
 from specrobust.errors import SpecRobustError
-from specrobust.modes import model_mode
+from specrobust.models import model_mode
 
 
 @dataclass

@@ -30,11 +30,11 @@ from pathlib import Path
 
 import torch
 
-from specrobust import atomic, layout, locks, outputs
-from specrobust.bounded import MAX_JSON_BYTES, check_size, loads_json
+from specrobust import layout, locks, outputs, storage
 from specrobust.checkpoint import export_safetensors, read_checkpoint, read_own, save_checkpoint
 from specrobust.config import Config, config_from_dict
 from specrobust.errors import SpecRobustError
+from specrobust.storage import MAX_JSON_BYTES, check_size, loads_json
 
 # Settings that are not the recipe: a resume may differ in them. Where the data lie does not
 # change a number (files are checksummed); another device changes floating-point rounding only,
@@ -188,7 +188,7 @@ class RunDir:
         if write:
             self.path.mkdir(parents=True, exist_ok=True)
             self._lock()
-            atomic.write_text(self.config_file, config.to_yaml())
+            storage.write_text(self.config_file, config.to_yaml())
             if branched:
                 self._record_branch(*branch)
             if state is not None and not branched and not self._records_follow_state():
@@ -259,7 +259,7 @@ class RunDir:
 
     def _write_records(self, config: Config, dataset_name: str) -> None:
         """metrics.jsonl and curves.png, from the epochs' metrics."""
-        atomic.write_text(self.metrics_file,
+        storage.write_text(self.metrics_file,
                           "".join(json.dumps(m) + "\n" for m in self.metrics))
         from specrobust.report.curves import plot_training_curves
 
@@ -310,7 +310,7 @@ class RunDir:
     def _record_branch(self, source: Path, epoch: int) -> None:
         """The best checkpoints as they were at the branch, and where it came from."""
         _copy_best(RunDir(source).snapshot_dir(epoch), self.checkpoints)
-        atomic.write_text(self.path / layout.BRANCHED_FROM,
+        storage.write_text(self.path / layout.BRANCHED_FROM,
                           json.dumps({"run": str(source), "epoch": epoch}) + "\n")
 
     def finish(self, config: Config, model, averaging) -> None:
@@ -363,7 +363,7 @@ def _copy_best(source: Path, target: Path) -> None:
     """The best checkpoints there are, from one checkpoint folder into another."""
     for name in _BEST:
         if (source / name).is_file():
-            atomic.write_bytes(target / name, (source / name).read_bytes())
+            storage.write_bytes(target / name, (source / name).read_bytes())
 
 
 def method_name(config: Config) -> str:
