@@ -3,7 +3,8 @@ run: each command is killed at one atomic write (before its rename, and after it
 again to completion, and its outputs compared with those of a run that was never killed.
 
 `pytest -m slow tests/test_kills.py` kills training and evaluation at their middle write, and
-training, evaluation, analysis, report and a study at every write. The default run kills an
+training, evaluation, analysis, report and a study at every write (``KILL_FROM=K``: from the
+K-th write on, to finish a sweep that was cut short). The default run kills an
 analysis where the sweep once found a directory that refused to resume (tests/test_training.py
 kills a training at timed points, test_robustness.py plants leftovers).
 """
@@ -43,8 +44,10 @@ def _writes(argv: list, cwd: Path) -> int:
 
 
 def _positions(total: int, slow: bool) -> list[int]:
-    """Every write, or (the default run) the middle one."""
-    return list(range(1, total + 1)) if slow else [(total + 1) // 2]
+    """Every write from ``KILL_FROM`` on (default 1: a sweep cut short resumes there), or (the
+    default run) the middle one."""
+    first = int(os.environ.get("KILL_FROM", "1"))
+    return list(range(first, total + 1)) if slow else [(total + 1) // 2]
 
 
 def _weights(run: Path) -> dict:
@@ -180,7 +183,7 @@ def test_a_study_killed_at_every_write_finishes_as_if_never_killed(tmp_path, rec
     command = ["study", plan]
     total = _writes(command, straight)
     expected = _study_results(straight / "study")
-    for at in range(1, total + 1):
+    for at in _positions(total, slow=True):
         for when in ("before", "after"):
             work = tmp_path / f"{at}-{when}"
             work.mkdir()

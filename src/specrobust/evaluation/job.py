@@ -143,7 +143,7 @@ def run_eval_job(job: EvalJob, *, skip_current: bool = False,
         return None, path
     summary = result.as_dict()
     storage.write_text(layout.table_beside(path),
-                      outputs.EVAL_MD_MARKER + "\n" + _title(summary) + markdown(summary))
+                       outputs.EVAL_MD_MARKER + "\n" + _title(summary) + markdown(summary))
     return summary, path
 
 

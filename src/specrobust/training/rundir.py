@@ -260,7 +260,7 @@ class RunDir:
     def _write_records(self, config: Config, dataset_name: str) -> None:
         """metrics.jsonl and curves.png, from the epochs' metrics."""
         storage.write_text(self.metrics_file,
-                          "".join(json.dumps(m) + "\n" for m in self.metrics))
+                           "".join(json.dumps(m) + "\n" for m in self.metrics))
         from specrobust.report.curves import plot_training_curves
 
         plot_training_curves(self.metrics, self.path / layout.CURVES,
@@ -311,7 +311,7 @@ class RunDir:
         """The best checkpoints as they were at the branch, and where it came from."""
         _copy_best(RunDir(source).snapshot_dir(epoch), self.checkpoints)
         storage.write_text(self.path / layout.BRANCHED_FROM,
-                          json.dumps({"run": str(source), "epoch": epoch}) + "\n")
+                           json.dumps({"run": str(source), "epoch": epoch}) + "\n")
 
     def finish(self, config: Config, model, averaging) -> None:
         """Safetensors exports of every checkpoint, then the final averaged checkpoint: written
