@@ -54,7 +54,7 @@ def _help(parser) -> str:
 
 
 def recipes_page() -> str:
-    from specrobust.recipes import summaries
+    from specrobust.recipes.listing import summaries
 
     rows = summaries()
     lines = ["# Recipes and study plans", "",

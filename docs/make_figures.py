@@ -12,10 +12,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from specrobust.analysis import PARTS
+from specrobust.analysis import PARTS, draw
 from specrobust.analysis.job import AnalysisJob, read_parts, run_analysis_job
 from specrobust.loading import ModelSource
-from specrobust.report.figures import draw
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "benchmarks" / "replication" / "cifar10" / "runs"

@@ -154,7 +154,7 @@ def test_a_part_is_one_registry_entry(tmp_path, monkeypatch):
     from specrobust.models import create_model
 
     def plot(entries, path):
-        from specrobust.report.figures import plt, save
+        from specrobust.figures import plt, save
 
         figure, axis = plt.subplots()
         axis.bar([label for label, _ in entries], [data["mean"] for _, data in entries])

@@ -868,7 +868,7 @@ def test_a_dollar_in_a_label_is_drawn_as_text(tmp_path, checkpoint, capsys):
     turn off mathtext elsewhere (log-axis tick labels use it)."""
     import matplotlib
 
-    from specrobust.report.figures import draw
+    from specrobust.analysis import draw
 
     run = fresh_run(checkpoint, tmp_path, name="a$b")
     assert main(["analyze", str(run), "--suite", "kernels", "--n", "4"]) == 0

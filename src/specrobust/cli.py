@@ -420,11 +420,12 @@ def _fmt(values: Sequence[float]) -> str:
 
 def _recipes(args) -> int:
     from specrobust import recipes
+    from specrobust.recipes import listing
 
     if args.action is None:
         if args.name:
             raise SpecRobustError(f"did you mean `specrobust recipes show {args.name}`?")
-        rows = recipes.summaries()
+        rows = listing.summaries()
         width = max(len(row.name) for row in rows)
         print(f"{'recipe':<{width}}  {'dataset':<14} {'model':<10} {'method':<15} epochs  "
               "what it is for")
@@ -437,7 +438,7 @@ def _recipes(args) -> int:
         return 0
     if not args.name:
         raise SpecRobustError("`specrobust recipes show` needs a recipe's or plan's name")
-    print(recipes.show(args.name), end="")
+    print(listing.show(args.name), end="")
     return 0
 
 
@@ -481,9 +482,9 @@ def _pretrained_present(entry) -> bool:
 
 
 def _fetch_model(args) -> int:
-    from specrobust.loading.pretrained import fetch
+    from specrobust.loading import fetch_pretrained
 
-    path = fetch(args.name)
+    path = fetch_pretrained(args.name)
     print(f"{args.name}: present in {path}")
     return 0
 

@@ -26,15 +26,6 @@ from typing import IO
 from specrobust.errors import SpecRobustError
 from specrobust.layout import temporary_prefix
 
-# Larger than any record specrobust writes by orders of magnitude.
-MAX_JSON_BYTES = 64 << 20
-MAX_YAML_BYTES = 1 << 20
-# Deeper than any record or plan specrobust writes or reads; far below Python's recursion limit.
-MAX_DEPTH = 64
-# More values than any of them holds: YAML aliases can make a small file a huge tree.
-MAX_VALUES = 2_000_000
-
-
 # ---- writing ------------------------------------------------------------------------------------
 
 
@@ -98,6 +89,15 @@ def write_bytes(target: str | os.PathLike, data: bytes) -> None:
 
 
 # ---- reading ------------------------------------------------------------------------------------
+
+
+# Larger than any record specrobust writes by orders of magnitude.
+MAX_JSON_BYTES = 64 << 20
+MAX_YAML_BYTES = 1 << 20
+# Deeper than any record or plan specrobust writes or reads; far below Python's recursion limit.
+MAX_DEPTH = 64
+# More values than any of them holds: YAML aliases can make a small file a huge tree.
+MAX_VALUES = 2_000_000
 
 
 def check_size(path: Path, limit: int, what: str) -> None:

@@ -24,6 +24,7 @@ frequencies are in cycles per image (see ``specrobust.fourier``).
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 # Part name -> the module defining it, in the order reports show them: adding a part is adding
 # a module and its line here. Names are known without importing anything (the CLI's help).
@@ -36,9 +37,21 @@ def __getattr__(name: str):
     """``REGISTRY`` (part name -> ``analysis.parts.Part``), imported on first use."""
     if name != "REGISTRY":
         raise AttributeError(name)
-    registry = {}
-    for part, module in MODULES.items():
-        registry[part] = importlib.import_module(f"specrobust.analysis.{module}").PART
-        assert registry[part].name == part, module
-    globals()["REGISTRY"] = registry
-    return registry
+    return _registry()
+
+
+def _registry() -> dict:
+    if "REGISTRY" not in globals():
+        registry = {}
+        for part, module in MODULES.items():
+            registry[part] = importlib.import_module(f"specrobust.analysis.{module}").PART
+            assert registry[part].name == part, module
+        globals()["REGISTRY"] = registry
+    return globals()["REGISTRY"]
+
+
+def draw(part: str, entries: list[tuple[str, dict]], path: str | Path) -> None:
+    """A part's figure of one model or several side by side. Labels are names from files ("$x"
+    is a legal run name): matplotlib's mathtext marker is escaped in them, so they are drawn as
+    written (tick labels keep their mathtext)."""
+    _registry()[part].plot([(label.replace("$", r"\$"), data) for label, data in entries], path)

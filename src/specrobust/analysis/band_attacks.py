@@ -37,7 +37,7 @@ def headline(result: dict) -> dict[str, float]:
 
 
 def _plot_band_attacks(entries: Entries, path: str | Path) -> None:
-    from specrobust.report.figures import COLOURS, np, plt, save
+    from specrobust.figures import COLOURS, np, plt, save
 
     groups = ["low", "mid", "high", "unrestricted", "clean"]
     figure, axis = plt.subplots(figsize=(8, 4), dpi=110)

@@ -68,7 +68,7 @@ def headline(result: dict) -> dict[str, float]:
 
 
 def _plot_filter_sweep(entries: Entries, path: str | Path) -> None:
-    from specrobust.report.figures import COLOURS, np, plt, save
+    from specrobust.figures import COLOURS, np, plt, save
 
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110)
     for k, (label, data) in enumerate(entries):

@@ -118,7 +118,7 @@ def options(job) -> dict:
 
 
 def _plot_heatmaps(entries: Entries, path: str | Path) -> None:
-    from specrobust.report.figures import extent, np, plt, save
+    from specrobust.figures import extent, np, plt, save
 
     columns = min(len(entries), 3)
     rows = math.ceil(len(entries) / columns)

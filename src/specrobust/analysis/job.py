@@ -104,7 +104,7 @@ def _run_parts(job: AnalysisJob, parts: list[str], target, directory: Path, prog
                shard: Distributed) -> None:
     """The parts not yet finished in ``directory`` (whose lock the main process holds); only
     the main process writes."""
-    from specrobust.report.figures import draw
+    from specrobust.analysis import draw
 
     loaded = target.loaded
     ctx = AnalysisContext(target.model, target.images, target.labels, target.eps,

@@ -61,7 +61,7 @@ def headline(result: dict) -> dict[str, float]:
 def _kernel_mosaic(weights):
     """A numpy array of kernels as tiles (RGB for 3 input channels, else the mean over input
     channels in grey), each scaled to [0, 1]."""
-    from specrobust.report.figures import np
+    from specrobust.figures import np
 
     out_channels, in_channels, k, _ = weights.shape
     tiles = weights if in_channels == 3 else weights.mean(axis=1, keepdims=True)
@@ -82,7 +82,7 @@ def _kernel_mosaic(weights):
 
 
 def _plot_kernels(entries: Entries, path: str | Path) -> None:
-    from specrobust.report.figures import np, plt, save
+    from specrobust.figures import np, plt, save
 
     figure, axes = plt.subplots(1, len(entries), figsize=(4 * len(entries), 4.4), dpi=110,
                                 squeeze=False)

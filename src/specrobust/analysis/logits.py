@@ -43,7 +43,7 @@ def headline(result: dict) -> dict[str, float]:
 
 
 def _plot_logit_gap(entries: Entries, path: str | Path) -> None:
-    from specrobust.report.figures import COLOURS, plt, save
+    from specrobust.figures import COLOURS, plt, save
 
     figure, axis = plt.subplots(figsize=(6.5, 4.2), dpi=110)
     for k, (label, data) in enumerate(entries):

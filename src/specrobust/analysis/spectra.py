@@ -61,7 +61,7 @@ def headline(result: dict) -> dict[str, float]:
 
 
 def _plot_spectra(entries: Entries, path: str | Path) -> None:
-    from specrobust.report.figures import centred_extent, np, plt, save
+    from specrobust.figures import centred_extent, np, plt, save
 
     columns = [("clean_amplitude", "clean images"), ("adversarial_amplitude", "adversarial"),
                ("perturbation_amplitude", "perturbation (adv - clean)")]

@@ -4,8 +4,15 @@ user code and pretrained names (:mod:`specrobust.loading.resolver`). This layer 
 architectures (``specrobust.models``) and specrobust's own checkpoint format
 (``specrobust.checkpoint``); neither imports it."""
 
-from specrobust.loading.resolver import LoadedModel, ModelSource, as_source, load_model, resolve
+from specrobust.loading.resolver import (
+    LoadedModel,
+    ModelSource,
+    as_source,
+    fetch_pretrained,
+    load_model,
+    resolve,
+)
 from specrobust.loading.usercode import parse_model_args
 
-__all__ = ["LoadedModel", "ModelSource", "as_source", "load_model", "parse_model_args",
-           "resolve"]
+__all__ = ["LoadedModel", "ModelSource", "as_source", "fetch_pretrained", "load_model",
+           "parse_model_args", "resolve"]

@@ -117,8 +117,9 @@ def local_file(entry: Pretrained) -> Path:
 
 
 def fetch(name: str) -> Path:
-    """Make the entry's file present: found, or downloaded; then checked against its SHA-256,
-    or, where none was published, by loading it into its architecture."""
+    """Make the entry's file present: found, or downloaded; then checked against its SHA-256
+    where one was published (where none was, ``specrobust.loading.fetch_pretrained`` checks it
+    by loading it into its architecture)."""
     from specrobust import storage
     from specrobust.loading.files import sha256_of
 
@@ -142,13 +143,7 @@ def fetch(name: str) -> Path:
                                   f"({'; '.join(failures) or 'no address known'}); put the file "
                                   f"at {path}")
     actual = sha256_of(path)
-    if entry.sha256 is None:
-        # No checksum was published for it: the file must at least be these weights, key for
-        # key and shape for shape, of the architecture the entry names.
-        from specrobust.loading.resolver import ModelSource, resolve
-
-        resolve(ModelSource(str(path), model=entry.architecture, dataset=entry.dataset))
-    elif actual != entry.sha256:
+    if entry.sha256 is not None and actual != entry.sha256:
         raise SpecRobustError(f"{path} has SHA-256 {actual[:16]}..., not the published "
                               f"{entry.sha256[:16]}...; it is not {entry.name} (delete it and "
                               "fetch again)")

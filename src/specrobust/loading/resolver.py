@@ -236,6 +236,19 @@ def _pretrained(name: str, source: ModelSource) -> LoadedModel:
     return loaded
 
 
+def fetch_pretrained(name: str) -> Path:
+    """`specrobust fetch-model NAME`: the entry's file made present and checked, against its
+    published SHA-256, or where none was published by loading it into its architecture (the
+    file must at least be these weights, key for key and shape for shape)."""
+    from specrobust.loading.pretrained import PRETRAINED, fetch
+
+    path = fetch(name)
+    entry = PRETRAINED[name]
+    if entry.sha256 is None:
+        resolve(ModelSource(str(path), model=entry.architecture, dataset=entry.dataset))
+    return path
+
+
 # ---- architectures and normalisation -----------------------------------------------------------
 
 
@@ -324,4 +337,4 @@ def _probe(loaded: LoadedModel, source: ModelSource) -> None:
                                   "classifier's logits are floating-point numbers")
 
 
-__all__ = ["LoadedModel", "ModelSource", "as_source", "load_model", "resolve"]
+__all__ = ["LoadedModel", "ModelSource", "as_source", "fetch_pretrained", "load_model", "resolve"]

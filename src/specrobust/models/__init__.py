@@ -3,6 +3,9 @@
 Every model takes images in [0, 1]; normalisation (identity by default, the authors' default)
 is the model's first layer. The architecture itself is reachable as ``model.net``, and the
 arguments that built it as ``model.spec`` (what checkpoints store to rebuild it).
+
+``model_mode`` and ``attack_mode`` run a model in training or eval mode (and with frozen
+parameters) and hand it back exactly as it was found.
 """
 
 from __future__ import annotations
@@ -177,7 +180,7 @@ def count_parameters(model: nn.Module) -> int:
 
 
 __all__ = ["DEFAULT_NORMALISATION", "MODELS", "Classifier", "ModelSpec", "Normalize",
-           "count_parameters", "create_model"]
+           "attack_mode", "count_parameters", "create_model", "model_mode"]
 
 
 # ---- running a model in a given mode, and handing it back exactly as it was found ------------

@@ -178,7 +178,7 @@ nav a { margin-right: 14px; color: #2f5da8; text-decoration: none; }
 def _figure(part: str, entries) -> Markup:
     """Draw a part's figure into a temporary file (figures are drawn into files) and embed
     it."""
-    from specrobust.report.figures import draw
+    from specrobust.analysis import draw
 
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "figure.png"

@@ -261,7 +261,7 @@ class RunDir:
         """metrics.jsonl and curves.png, from the epochs' metrics."""
         storage.write_text(self.metrics_file,
                            "".join(json.dumps(m) + "\n" for m in self.metrics))
-        from specrobust.report.curves import plot_training_curves
+        from specrobust.training.curves import plot_training_curves
 
         plot_training_curves(self.metrics, self.path / layout.CURVES,
                              title=f"{config.model.name} on {dataset_name}, "

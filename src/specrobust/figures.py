@@ -1,8 +1,8 @@
-"""What every analysis figure shares: matplotlib without a window, colours, axis extents for
-centred spectra, and an atomic PNG write. Each part's figure lives in the part's module
+"""What every figure shares: matplotlib without a window, colours, axis extents for centred
+spectra, and an atomic PNG write. Each analysis part's figure lives in the part's module
 (``specrobust.analysis``) and takes ``entries``, a list of ``(label, result)``, so the same
-function draws one model (a run's own analysis directory) or many side by side (the report).
-Accuracies and shares are plotted in %, frequencies in cycles per image."""
+function draws one model (a run's own analysis directory) or many side by side (the report;
+``analysis.draw``). Accuracies and shares are plotted in %, frequencies in cycles per image."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 
 from specrobust import storage  # noqa: E402
 
-__all__ = ["COLOURS", "centred_extent", "draw", "extent", "np", "plt", "save"]
+__all__ = ["COLOURS", "centred_extent", "extent", "np", "plt", "save"]
 
 COLOURS = plt.get_cmap("tab10").colors
 
@@ -35,12 +35,3 @@ def extent(values_y: list[int], values_x: list[int]):
 def centred_extent(height: int, width: int):
     return extent(list(range(-(height // 2), height - height // 2)),
                   list(range(-(width // 2), width - width // 2)))
-
-
-def draw(part: str, entries: list[tuple[str, dict]], path: str | Path) -> None:
-    """A part's figure. Labels are names from files ("$x" is a legal run name): matplotlib's
-    mathtext marker is escaped in them, so they are drawn as written (tick labels keep their
-    mathtext)."""
-    from specrobust.analysis import REGISTRY
-
-    REGISTRY[part].plot([(label.replace("$", r"\$"), data) for label, data in entries], path)
