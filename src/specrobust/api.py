@@ -26,7 +26,7 @@ from specrobust.attacks.registry import AttackSpec, parse_attacks
 from specrobust.evaluation.runner import EvalResult
 from specrobust.evaluation.runner import evaluate as _evaluate
 from specrobust.sar import sar_loss
-from specrobust.settings import DEFAULT_ATTACKS, Settings
+from specrobust.settings import DEFAULT_ATTACKS, DEFAULT_PARTS, Settings
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
@@ -50,7 +50,7 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
 
 
 def analyze(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-            parts: str = "filter,spectra,kernels,logits", eps: float | str = 8 / 255, *,
+            parts: str = DEFAULT_PARTS, eps: float | str = 8 / 255, *,
             norm: str = Settings.norm, seed: int = Settings.seed,
             batch_size: int = Settings.batch_size, heatmap_norm: float | None = None,
             heatmap_n: int | None = Settings.heatmap_n,

@@ -20,6 +20,9 @@ from specrobust.errors import SpecRobustError, quoted
 # The paper's evaluation (clean, FGSM, PGD-20, C&W-inf, AutoAttack): what `specrobust eval`,
 # `specrobust.evaluate` and a study plan run when no attacks are named.
 DEFAULT_ATTACKS = "clean,fgsm,pgd20,cw30,aa"
+# What `specrobust.analyze` and a study plan analyse when no parts are named: all but the two
+# that attack many times over (bands, heatmap). `specrobust analyze` runs every part.
+DEFAULT_PARTS = "filter,spectra,kernels,logits"
 # The arithmetic of the gradient attacks (specrobust.machine); fp32 is the default.
 PRECISIONS = ("fp32", "bf16")
 # torch's generators take seeds below 2**64; derived seeds add to them, so stay below 2**63.

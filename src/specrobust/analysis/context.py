@@ -16,6 +16,7 @@ from specrobust.attacks import folded_for_attack, pgd
 from specrobust.attacks.pgd import default_step
 from specrobust.attacks.registry import preset
 from specrobust.machine import SINGLE, Distributed, autocast
+from specrobust.settings import Settings
 
 
 @dataclass
@@ -24,12 +25,12 @@ class AnalysisContext:
     images: torch.Tensor  # (N, C, H, W) floats in [0, 1]
     labels: torch.Tensor
     eps: float
-    seed: int = 0
-    batch_size: int = 256
+    seed: int = Settings.seed
+    batch_size: int = Settings.batch_size
     progress: Callable[[str, int, int], None] | None = None
-    norm: str = "linf"  # the threat model of every PGD here
+    norm: str = Settings.norm  # the threat model of every PGD here
     shard: Distributed = SINGLE
-    precision: str = "fp32"  # every PGD's arithmetic (specrobust.machine); judged in fp32
+    precision: str = Settings.precision  # every PGD's arithmetic (machine.py); judged in fp32
     _attacked: nn.Module | None = field(default=None, repr=False)
     _adversarial: torch.Tensor | None = field(default=None, repr=False)
 

@@ -37,6 +37,7 @@ from specrobust.attacks.pgd import default_step
 from specrobust.attacks.registry import AttackSpec, preset
 from specrobust.evaluation.batched import clean_correct, robust_correct
 from specrobust.models import attack_mode
+from specrobust.settings import Settings
 
 TOLERANCE = 0.01
 ZERO_GRADIENT_SHARE = 0.01
@@ -57,10 +58,11 @@ class Check:
 
 
 def self_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
-                suite: dict[str, tuple[AttackSpec, torch.Tensor]], *, check_n: int = 200,
-                seed: int = 0, batch_size: int = 256,
+                suite: dict[str, tuple[AttackSpec, torch.Tensor]], *,
+                check_n: int = Settings.check_n, seed: int = Settings.seed,
+                batch_size: int = Settings.batch_size,
                 aa_stages: dict[str, list[dict]] | None = None,
-                norm: str = "linf") -> list[Check]:
+                norm: str = Settings.norm) -> list[Check]:
     """Run the checks. ``suite`` maps labels to (spec, per-example correctness) of the attacks
     already evaluated on ``x``; the extra attacks use ``x[:check_n]``. ``aa_stages`` maps an
     AutoAttack's label to its per-attack table (``runner.stage_table``)."""

@@ -83,11 +83,12 @@ def _attack_precision(precision: str, spec: AttackSpec, device: torch.device):
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-             attacks: list[AttackSpec], eps: float, *, seed: int = 0, batch_size: int = 256,
-             checks: bool = True, check_n: int = 200, path: str | Path | None = None,
+             attacks: list[AttackSpec], eps: float, *, seed: int = Settings.seed,
+             batch_size: int = Settings.batch_size, checks: bool = True,
+             check_n: int = Settings.check_n, path: str | Path | None = None,
              fingerprint: dict | None = None, meta: dict | None = None,
-             progress: Progress | None = None, norm: str = "linf",
-             shard: Distributed = SINGLE, precision: str = "fp32") -> EvalResult:
+             progress: Progress | None = None, norm: str = Settings.norm,
+             shard: Distributed = SINGLE, precision: str = Settings.precision) -> EvalResult:
     """Evaluate ``model`` on ``images`` (float in [0, 1]) under every attack in ``attacks``,
     each within the ``norm`` ball (``linf`` or ``l2``) of radius ``eps``.
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from specrobust.errors import SpecRobustError, quoted
 from specrobust.layout import CHECKPOINTS_IN_TRAINING_ORDER as CHECKPOINTS
-from specrobust.settings import DEFAULT_ATTACKS, Settings
+from specrobust.settings import DEFAULT_ATTACKS, DEFAULT_PARTS, Settings
 from specrobust.yamlfile import read_mapping
 
 STAGES = ("train", "eval", "analyze", "aa", "report")
@@ -76,9 +76,9 @@ class Plan:
     n: int = Settings.n
     attacks: str = DEFAULT_ATTACKS
     late_attacks: str = ""
-    analysis: str = "filter,spectra,kernels,logits"
+    analysis: str = DEFAULT_PARTS
     check_n: int = Settings.check_n
-    precision: str = "fp32"  # of evaluation's and analysis' gradient attacks (`--precision`)
+    precision: str = Settings.precision  # of the gradient attacks (`--precision`)
     progress: bool = True  # progress bars (off for studies run in the background, into a log)
     comparisons: list[tuple[str, str]] = field(default_factory=list)
     reference_root: Path | None = None  # where reference methods' runs are
