@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from specrobust.data.splits import ImageSplit
-from specrobust.errors import SpecRobustError, quoted
+from specrobust.errors import SpecRobustError, first_line, quoted
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 KINDS = ("folder", "npz", "imagenet")
@@ -184,9 +184,13 @@ def _class_folders(root: Path, data: UserData, order: str = "in turn") -> _Folde
         per_class.append([(file, index) for file in files])
     if order == "by class":
         return _FolderSplit(tuple(classes), [item for items in per_class for item in items])
-    interleaved = [items[k] for k in range(max(map(len, per_class)))
-                   for items in per_class if k < len(items)]
-    return _FolderSplit(tuple(classes), interleaved)
+    return _FolderSplit(tuple(classes), _in_turn(per_class))
+
+
+def _in_turn(groups: list[list]) -> list:
+    """The first item of every group, then the second...: the first n items cover the groups
+    evenly."""
+    return [items[k] for k in range(max(map(len, groups))) for items in groups if k < len(items)]
 
 
 def _imagenet_flat(root: Path) -> _FolderSplit:
@@ -207,9 +211,7 @@ def _imagenet_flat(root: Path) -> _FolderSplit:
     by_class: dict[int, list] = {}
     for item in sorted(files):
         by_class.setdefault(item[1], []).append(item)
-    groups = [by_class[k] for k in sorted(by_class)]
-    return _FolderSplit(names, [g[k] for k in range(max(map(len, groups))) for g in groups
-                                if k < len(g)])
+    return _FolderSplit(names, _in_turn([by_class[k] for k in sorted(by_class)]))
 
 
 def _open(path: Path):
@@ -224,8 +226,7 @@ def _open(path: Path):
         image.load()
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
         raise SpecRobustError(f"cannot read image {path} ({type(error).__name__}: "
-                              f"{str(error).splitlines()[0][:120] if str(error) else '?'})") \
-            from None
+                              f"{first_line(error, 120)})") from None
     return image
 
 
