@@ -157,6 +157,19 @@ def test_data_mistakes_end_in_one_line_naming_the_file(tmp_path, capsys):
                                             "--attacks", "clean"])
 
 
+def test_imagenet_is_read_from_the_data_root_given(tmp_path, capsys):
+    """The model's check on blank images reads the dataset's shape where --data-root says,
+    as the evaluation reads the images; a label file that lists nothing is one line."""
+    torch.save(create_model("imagenet_resnet50", 1000).net.state_dict(), tmp_path / "r50.pt")
+    val = tmp_path / "root" / "imagenet" / "val"
+    val.mkdir(parents=True)
+    (val / "val.txt").write_text("\n")
+    error = _one_line(capsys, ["eval", tmp_path / "r50.pt", "--model", "imagenet_resnet50",
+                               "--dataset", "imagenet", "--data-root", tmp_path / "root",
+                               "--attacks", "clean", "--n", "2"])
+    assert f"{val / 'val.txt'} lists no images" in error
+
+
 @pytest.mark.scale
 def test_a_resnet50_at_224_pixels_through_eval_analyze_and_report(tmp_path, capsys):
     """CI-sized: two classes of two images, a coarse heat-map grid; the figures are written at

@@ -207,6 +207,8 @@ def _imagenet_flat(root: Path) -> _FolderSplit:
             raise SpecRobustError(f"{labels_file}, line {number}: expected FILE INDEX with an "
                                   f"index below {IMAGENET_CLASSES}, got {quoted(line)}")
         files.append((root / Path(parts[0]).name, int(parts[1])))
+    if not files:
+        raise SpecRobustError(f"{labels_file} lists no images (FILE INDEX lines)")
     names = tuple(f"class {k}" for k in range(IMAGENET_CLASSES))
     by_class: dict[int, list] = {}
     for item in sorted(files):

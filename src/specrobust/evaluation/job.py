@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -54,7 +54,7 @@ def load_test_target(source: ModelSource | str, settings: Settings,
     from specrobust.data import load_dataset
 
     norm = settings.norm
-    loaded = resolve(source)
+    loaded = resolve(replace(as_source(source), data_root=settings.data_root))
     if loaded.dataset is None:
         raise SpecRobustError(f"{loaded.path} does not say which data it was trained on; name "
                               "it with --dataset")

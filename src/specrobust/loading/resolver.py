@@ -63,6 +63,7 @@ class ModelSource:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     which: str = "auto"  # which checkpoint of a run directory
+    data_root: str | None = None  # where its dataset is found (--data-root), for its image shape
 
     def __post_init__(self):
         if isinstance(self.model_args, str):
@@ -183,7 +184,7 @@ def _own(path: Path, own: checkpoint.OwnCheckpoint, source: ModelSource,
 
 
 def _program(path: Path, source: ModelSource, kind: files.ProgramKind) -> LoadedModel:
-    dataset, classes, shape = _dataset_shape(source.dataset, f"{kind.name} {path}")
+    dataset, classes, shape = _dataset_shape(source.dataset, f"{kind.name} {path}", source)
     model = _wrap(kind.load(path), f"{kind.short}:{path.name}", classes, shape[0], source)
     return LoadedModel(model, dataset, None, path, None, files.sha256_of(path))
 
@@ -227,7 +228,8 @@ def _pretrained(name: str, source: ModelSource) -> LoadedModel:
     # classes (the probe checks): the record says which data it saw.
     spec = ModelSource(path=str(path), model=entry.architecture,
                        dataset=source.dataset or entry.dataset,
-                       mean=source.mean or entry.mean, std=source.std or entry.std)
+                       mean=source.mean or entry.mean, std=source.std or entry.std,
+                       data_root=source.data_root)
     loaded = _weights(path, weights, spec)
     loaded.model.spec = dataclasses.replace(loaded.model.spec, name=name)
     loaded.home = Path.cwd() / name
@@ -252,19 +254,21 @@ def fetch_pretrained(name: str) -> Path:
 # ---- architectures and normalisation -----------------------------------------------------------
 
 
-def _dataset_shape(dataset: str | None, what: str) -> tuple[str, int, tuple[int, ...]]:
-    """(dataset, classes, image shape) of the dataset a source is evaluated on."""
+def _dataset_shape(dataset: str | None, what: str,
+                   source: ModelSource) -> tuple[str, int, tuple[int, ...]]:
+    """(dataset, classes, image shape) of the dataset a source is evaluated on, found where
+    ``source.data_root`` says."""
     if dataset is None:
         raise SpecRobustError(f"{what} does not say which data it takes; name it with --dataset")
     from specrobust.data import dataset_facts
 
-    classes, shape = dataset_facts(dataset)
+    classes, shape = dataset_facts(dataset, source.data_root)
     return dataset, classes, shape
 
 
 def _architecture(source: ModelSource, what: str):
     """(module, its name, dataset, classes, channels) for ``source.model``."""
-    dataset, classes, shape = _dataset_shape(source.dataset, what)
+    dataset, classes, shape = _dataset_shape(source.dataset, what, source)
     if ":" in source.model:
         net = call_factory(source.model, source.model_args or {})
         return net, source.model, dataset, classes, shape[0]
@@ -320,7 +324,7 @@ def _probe(loaded: LoadedModel, source: ModelSource) -> None:
     or does not return one real logit per class, ends here in one line."""
     if loaded.dataset is None:
         return  # the caller asks for --dataset
-    _, classes, shape = _dataset_shape(loaded.dataset, source.describe())
+    _, classes, shape = _dataset_shape(loaded.dataset, source.describe(), source)
     for batch in (2, 3):  # two sizes: a program exported with a fixed batch size fails here
         with torch.no_grad():
             logits = run_user_code(lambda b=batch: loaded.model(torch.zeros(b, *shape)),
