@@ -341,10 +341,13 @@ def _data_list(args) -> int:
         print(f"{info.name:<14} {shape:<10} {info.num_classes:>7} {info.train_size:>7} "
               f"{info.test_size:>6} {info.eps_text:>6}  {'yes' if info.hflip else 'no ':<4}  "
               f"{status}")
-    imagenet = root / "imagenet" / "val"
-    print(f"{'imagenet':<14} {'3x224x224':<10} {1000:>7} {'-':>7} {'-':>6} {'4/255':>6}  yes   "
+    from specrobust.data import user
+
+    imagenet, size = root / "imagenet" / "val", user.IMAGENET_SIZE
+    print(f"{'imagenet':<14} {f'3x{size}x{size}':<10} {user.IMAGENET_CLASSES:>7} {'-':>7} "
+          f"{'-':>6} {user.IMAGENET_BUDGETS['linf']:>6}  yes   "
           f"{'found in ' + str(imagenet) if imagenet.is_dir() else 'not found'} "
-          "(validation set, resize 256, crop 224)")
+          f"(validation set, resize {user.IMAGENET_RESIZE}, crop {size})")
     print("your own: folder:DIR[,size=S][,resize=R] (class subfolders), npz:FILE[,classes=K] "
           "(arrays x, y); give --eps")
     return 0

@@ -125,11 +125,12 @@ def load_dataset(name: str, data_root: str | Path | None = None,
 def _load_user_data(data: user.UserData, first_test: int | None) -> Dataset:
     train, test, names = user.load(data, first_test)
     imagenet = data.kind == "imagenet"
+    budgets = user.IMAGENET_BUDGETS if imagenet else {}
     info = DatasetInfo(
-        name=data.text, title="ImageNet (validation set)" if imagenet else data.text,
+        name=data.text, title=user.IMAGENET_TITLE if imagenet else data.text,
         image_shape=tuple(test.images.shape[1:]), num_classes=len(names), class_names=names,
-        eps_text="4/255" if imagenet else None, train_size=len(train), test_size=len(test),
-        hflip=True, l2_eps_text="3.0" if imagenet else None)
+        eps_text=budgets.get("linf"), train_size=len(train), test_size=len(test),
+        hflip=True, l2_eps_text=budgets.get("l2"))
     return Dataset(info, train, test, str(data.path), names)
 
 

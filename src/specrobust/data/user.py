@@ -39,7 +39,11 @@ from specrobust.errors import SpecRobustError, first_line, quoted
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 KINDS = ("folder", "npz", "imagenet")
 PATH_KINDS = ("folder", "npz")  # named with a path after the colon
+# ImageNet's validation set as RobustBench evaluates it: resized, centre-cropped, its budgets.
 IMAGENET_CLASSES = 1000
+IMAGENET_SIZE, IMAGENET_RESIZE = 224, 256
+IMAGENET_BUDGETS = {"linf": "4/255", "l2": "3.0"}
+IMAGENET_TITLE = "ImageNet (validation set)"
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,8 @@ def parse(name: str, options: dict[str, str], rest: list[str],
             raise SpecRobustError("imagenet takes root=DIR, not a path after the colon")
         root = Path(options["root"]) if "root" in options else (data_root or Path(".")) / \
             "imagenet"
-        return UserData("imagenet", root / "val", 224, 256, IMAGENET_CLASSES)
+        return UserData("imagenet", root / "val", IMAGENET_SIZE, IMAGENET_RESIZE,
+                        IMAGENET_CLASSES)
     if len(rest) != 1 or not rest[0]:
         raise SpecRobustError(f"dataset {name} needs one path: {name}:PATH (a path holding a comma "
                               "cannot be named this way)")
