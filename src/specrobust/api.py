@@ -61,14 +61,15 @@ def analyze(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     ``{part: result}``, each with the fields of that part's JSON file (documented in
     ``specrobust/analysis/<part>.py``)."""
     from specrobust.analysis.context import AnalysisContext
-    from specrobust.analysis.heatmap import default_n, default_stride
+    from specrobust.analysis.heatmap import sized
 
     chosen = parse_parts(parts)
     shape = tuple(images.shape[1:])
     settings = Settings(norm=norm, seed=seed, batch_size=batch_size, precision=precision,
-                        heatmap_norm=heatmap_norm, heatmap_n=heatmap_n or default_n(shape),
-                        heatmap_stride=heatmap_stride or default_stride(shape))
+                        heatmap_norm=heatmap_norm, heatmap_n=heatmap_n,
+                        heatmap_stride=heatmap_stride)
     settings.check()
+    settings = sized(settings, shape)
     budget = settings.budget(eps, shape, "eps")
     model.eval()
     context = AnalysisContext(model, images, labels, budget, seed=seed, batch_size=batch_size,

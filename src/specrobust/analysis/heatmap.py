@@ -16,14 +16,19 @@ columns: fx, in those orders), ``clean_error`` (the error rate without a perturb
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
 from specrobust import fourier, seeds
 from specrobust.analysis.context import AnalysisContext
 from specrobust.analysis.parts import Entries, Part
+from specrobust.settings import Settings
+
+SettingsLike = TypeVar("SettingsLike", bound=Settings)
 
 # Every frequency costs one pass over the images: 200 images at every frequency of a 32 x 32
 # image; at larger sizes a grid of at most 32 x 32 frequencies and fewer images keep it bounded
@@ -41,6 +46,16 @@ def default_n(shape: tuple[int, ...]) -> int:
     """200 images up to 32 x 32; fewer in proportion to the pixels above (at least 10)."""
     pixels = shape[-2] * shape[-1]
     return max(10, min(DEFAULT_IMAGES, DEFAULT_IMAGES * GRID * GRID // pixels))
+
+
+def sized(settings: SettingsLike, shape: tuple[int, ...]) -> SettingsLike:
+    """``settings`` (``Settings``, or a job made of them) with the heat map's images and stride
+    that were left to their default filled in for images of ``shape``."""
+    return dataclasses.replace(
+        settings,
+        heatmap_n=default_n(shape) if settings.heatmap_n is None else settings.heatmap_n,
+        heatmap_stride=default_stride(shape) if settings.heatmap_stride is None
+        else settings.heatmap_stride)
 
 
 def default_norm(shape: tuple[int, ...]) -> float:

@@ -15,6 +15,7 @@ from pathlib import Path
 from specrobust import layout, locks, outputs, storage
 from specrobust.analysis import PARTS, REGISTRY
 from specrobust.analysis.context import AnalysisContext
+from specrobust.analysis.heatmap import sized
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.job import start_test_job
 from specrobust.loading import ModelSource, as_source
@@ -69,7 +70,7 @@ def run_analysis_job(job: AnalysisJob) -> Path:
     parts = parse_parts(job.parts)  # first: a typo should not wait for a model to load
     shard, target = start_test_job(job, job.source, "the analyses' attacks run")
     loaded = target.loaded
-    job = _sized(job, tuple(target.images.shape[1:]))
+    job = sized(job, tuple(target.images.shape[1:]))  # the heat map's defaults by image size
     progress = progress_bars(job.progress and shard.main, unit="step", indent="  ")
 
     directory = output_dir(job, loaded)
@@ -88,16 +89,6 @@ def run_analysis_job(job: AnalysisJob) -> Path:
                 write_summary(directory)
             _run_parts(job, parts, target, directory, progress, shard)
     return directory
-
-
-def _sized(job: AnalysisJob, shape: tuple[int, ...]) -> AnalysisJob:
-    """The job with the defaults that depend on the image size filled in."""
-    from dataclasses import replace
-
-    from specrobust.analysis.heatmap import default_n, default_stride
-
-    return replace(job, heatmap_n=job.heatmap_n or default_n(shape),
-                   heatmap_stride=job.heatmap_stride or default_stride(shape))
 
 
 def _run_parts(job: AnalysisJob, parts: list[str], target, directory: Path, progress,
