@@ -63,24 +63,26 @@ def is_leftover(path: Path) -> bool:
 
 def has_leftovers(directory: Path, targets: tuple[str, ...]) -> bool:
     """Whether a killed write of one of ``targets`` left its temporary file in ``directory``."""
-    return any(path.name.startswith(temporary_prefix(directory / target))
-               for target in targets for path in directory.glob(".*"))
+    return bool(_leftovers(directory, targets))
 
 
 def remove_leftovers(directory: Path, targets: tuple[str, ...] | None = None) -> None:
     """Remove what killed writes left in ``directory``: the temporary files of ``targets``
     (file names; None: of any target). Regular files only, never links. Call it holding the
     lock of whatever writes those targets, so no live write loses its temporary file."""
+    for entry in _leftovers(directory, targets):
+        if not entry.is_symlink() and entry.is_file():
+            entry.unlink(missing_ok=True)
+
+
+def _leftovers(directory: Path, targets: tuple[str, ...] | None) -> list[Path]:
+    """The temporary files in ``directory`` of killed writes of ``targets`` (None: any)."""
     try:
         entries = list(directory.iterdir())
     except OSError:
-        return
-    for entry in entries:
-        if not is_leftover(entry) or entry.is_symlink() or not entry.is_file():
-            continue
-        target = entry.name[1:entry.name.index(TEMPORARY_MARK)]
-        if targets is None or target in targets:
-            entry.unlink(missing_ok=True)
+        return []
+    return [entry for entry in entries if is_leftover(entry) and (
+        targets is None or entry.name[1:entry.name.index(TEMPORARY_MARK)] in targets)]
 
 
 # ---- names of results --------------------------------------------------------------------------
