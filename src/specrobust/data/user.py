@@ -102,9 +102,10 @@ class Described:
 
 
 def describe(data: UserData) -> Described:
-    if data.kind == "npz":
-        arrays = _npz_arrays(data.path)
-        return Described(_chw_shape(arrays["test"][0], data.path), _npz_classes(data, arrays))
+    if data.kind == "npz":  # the images' shape from their header: the arrays are read once, by load
+        arrays = _npz_arrays(data.path, images=False)
+        shape, dtype = arrays["test"][0]
+        return Described(_chw_shape(shape, dtype, data.path), _npz_classes(data, arrays))
     splits = _folder_splits(data)
     return Described(_decoded_shape(data, splits), splits["test"].class_names)
 
@@ -278,35 +279,54 @@ def _decode(files: list[tuple[Path, int]], data: UserData, shape) -> ImageSplit:
 # ---- arrays ------------------------------------------------------------------------------------
 
 
-def _npz_arrays(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _npz_arrays(path: Path, images: bool = True) -> dict[str, tuple]:
+    """Split -> (images, labels). With ``images=False`` the images are (shape, dtype), read
+    from their header only."""
     if not path.is_file():
         raise SpecRobustError(f"array file {path} does not exist")
     try:
         with np.load(path, allow_pickle=False) as handle:
-            arrays = {key: handle[key] for key in handle.files}
+            splits = _npz_splits(set(handle.files), path)
+            return {split: (handle[x] if images else _npy_header(handle, x), handle[y])
+                    for split, (x, y) in splits.items()}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise SpecRobustError(f"cannot read {path} as an .npz file of arrays ({error})") from None
-    if {"x", "y"} <= set(arrays):
-        return {"test": (arrays["x"], arrays["y"])}
-    if {"x_test", "y_test"} <= set(arrays):
-        found = {"test": (arrays["x_test"], arrays["y_test"])}
-        if {"x_train", "y_train"} <= set(arrays):
-            found["train"] = (arrays["x_train"], arrays["y_train"])
+
+
+def _npz_splits(keys: set[str], path: Path) -> dict[str, tuple[str, str]]:
+    """Split -> (the key of its images, of its labels)."""
+    if {"x", "y"} <= keys:
+        return {"test": ("x", "y")}
+    if {"x_test", "y_test"} <= keys:
+        found = {"test": ("x_test", "y_test")}
+        if {"x_train", "y_train"} <= keys:
+            found["train"] = ("x_train", "y_train")
         return found
-    raise SpecRobustError(f"{path} holds {', '.join(sorted(arrays)) or 'no arrays'}; expected x "
+    raise SpecRobustError(f"{path} holds {', '.join(sorted(keys)) or 'no arrays'}; expected x "
                           "and y, or x_test and y_test (and x_train, y_train)")
 
 
-def _chw_shape(x: np.ndarray, path: Path) -> tuple[int, int, int]:
-    if x.dtype != np.uint8:
-        raise SpecRobustError(f"{path}: images must be uint8 (0-255), got {x.dtype}")
-    if x.ndim == 3:
-        return 1, x.shape[1], x.shape[2]
-    if x.ndim == 4 and x.shape[1] in (1, 3):
-        return x.shape[1], x.shape[2], x.shape[3]
-    if x.ndim == 4 and x.shape[-1] in (1, 3):
-        return x.shape[-1], x.shape[1], x.shape[2]
-    raise SpecRobustError(f"{path}: images of shape {x.shape} are neither NHWC nor NCHW with 1 "
+def _npy_header(handle, key: str) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) of one array of an open .npz file, from its header alone."""
+    names = handle.zip.namelist()
+    with handle.zip.open(f"{key}.npy" if f"{key}.npy" in names else key) as member:
+        version = np.lib.format.read_magic(member)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(member)
+    return shape, dtype
+
+
+def _chw_shape(shape: tuple[int, ...], dtype: np.dtype, path: Path) -> tuple[int, int, int]:
+    if dtype != np.uint8:
+        raise SpecRobustError(f"{path}: images must be uint8 (0-255), got {dtype}")
+    if len(shape) == 3:
+        return 1, shape[1], shape[2]
+    if len(shape) == 4 and shape[1] in (1, 3):
+        return shape[1], shape[2], shape[3]
+    if len(shape) == 4 and shape[-1] in (1, 3):
+        return shape[-1], shape[1], shape[2]
+    raise SpecRobustError(f"{path}: images of shape {shape} are neither NHWC nor NCHW with 1 "
                           "or 3 channels, nor NHW")
 
 
@@ -314,7 +334,7 @@ def _npz_split(x: np.ndarray, y: np.ndarray, path: Path, split: str,
                classes: int) -> ImageSplit:
     import torch
 
-    shape = _chw_shape(x, path)
+    shape = _chw_shape(x.shape, x.dtype, path)
     if x.ndim == 3:
         x = x[:, None]
     elif x.shape[1] not in (1, 3):
