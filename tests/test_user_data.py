@@ -5,6 +5,7 @@ file; and (marker `scale`) a ResNet-50 at 224 pixels goes through eval, analyze 
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -151,6 +152,11 @@ def test_data_mistakes_end_in_one_line_naming_the_file(tmp_path, capsys):
                                               f"npz:{tmp_path / 'keys.npz'}", *common])
     assert "does not exist" in _one_line(capsys, ["eval", tmp_path / "w.pt", "--dataset",
                                                   f"folder:{tmp_path / 'nothing'}", *common])
+    with zipfile.ZipFile(tmp_path / "header.npz", "w") as archive:  # a damaged array header
+        archive.writestr("x.npy", b"\x93NUMPY\x01\x00\xff\xff{'descr': '|u1'")
+        archive.writestr("y.npy", b"\x93NUMPY")
+    assert "header.npz" in _one_line(capsys, ["eval", tmp_path / "w.pt", "--dataset",
+                                              f"npz:{tmp_path / 'header.npz'}", *common])
     np.savez(tmp_path / "ok.npz", x=random_images(4, (3, 8, 8), 1), y=np.array([0, 1, 1, 0]))
     assert "no usual" in _one_line(capsys, ["eval", tmp_path / "w.pt", "--dataset",
                                             f"npz:{tmp_path / 'ok.npz'}", "--model", "cnn_small",
