@@ -23,9 +23,9 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-# The small modules the path comes back to, under their names before and after issue 23 merged
-# some of them (devices, distributed and precision into machine; atomic and bounded into storage;
-# modes into models; attacks.norms into settings).
+# The small modules the path comes back to, under today's names and the ones older checkouts
+# use for the same code (devices, distributed, precision: machine; atomic, bounded: storage;
+# modes: models; attacks.norms: settings), so that both are counted alike.
 HELPERS = ("numbers", "seeds", "locks", "progress", "settings", "errors", "layout", "machine",
            "storage", "devices", "distributed", "precision", "modes", "attacks.norms", "atomic",
            "bounded")
