@@ -15,6 +15,7 @@ user code, pretrained names) is the resolver's (``specrobust.loading``).
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import re
@@ -30,6 +31,7 @@ from specrobust import storage
 from specrobust.errors import SpecRobustError
 from specrobust.layout import CHECKPOINT_FORMAT as FORMAT
 from specrobust.models import Classifier, ModelSpec
+from specrobust.ziparchive import DEFLATED, STORED, Archive, rebuild
 
 FORMAT_VERSION = 1
 # Bookkeeping of torch.optim.swa_utils.AveragedModel, not a weight.
@@ -79,13 +81,34 @@ def export_safetensors(path: str | Path, model: Classifier, *, dataset: str,
     storage.write_bytes(path, save(tensors, metadata=metadata))
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """``torch.load`` with ``weights_only=True`` and one-line errors."""
+# Larger than any checkpoint of the zoo (WRN-70-16 with its optimizer state is about 3.3 GB).
+MAX_CHECKPOINT_BYTES = 8 << 30
+
+
+def read_checkpoint(path: str | Path, data: bytes | None = None) -> dict:
+    """The dict in a ``torch.save`` file (its bytes ``data`` when already read), read with
+    ``weights_only=True`` and one-line errors. torch's reader gets an archive rebuilt from what
+    specrobust's own ZIP reader parsed, never the file itself (``specrobust.ziparchive``)."""
     path = Path(path)
-    if not path.is_file():
-        raise SpecRobustError(f"checkpoint {path} does not exist")
+    if data is None:
+        try:
+            data = storage.read_regular(path, "checkpoint", MAX_CHECKPOINT_BYTES)
+        except FileNotFoundError:
+            raise SpecRobustError(f"checkpoint {path} does not exist") from None
+        except OSError as error:
+            raise SpecRobustError(f"cannot read checkpoint {path} ({error.strerror})") from None
+    if data[:4] == b"PK\x03\x04":
+        archive = Archive.of_bytes(data, f"checkpoint {path}", methods=(STORED, DEFLATED),
+                                   max_size=MAX_CHECKPOINT_BYTES)
+        data = rebuild(archive)
+    elif _is_plain_pickle(data):
+        raise SpecRobustError(
+            f"{path} is a plain Python pickle, not a file torch.save wrote; refused, since "
+            "unpickling it could run code (re-save it with torch.save(model.state_dict()))")
+    else:  # torch's format before 1.6: a pickle read by the same weights-only unpickler
+        _check_legacy_sizes(data, path)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except MemoryError:
         raise
     except Exception as error:  # noqa: BLE001 - torch.load fails in many ways on junk files
@@ -97,11 +120,6 @@ def read_checkpoint(path: str | Path) -> dict:
                 f"{path} holds objects other than tensors and plain data ({named.group(1)}); "
                 "refused, since loading it could run code (re-save its state_dict)"
             ) from None
-        if _is_plain_pickle(path):
-            raise SpecRobustError(
-                f"{path} is a plain Python pickle, not a file torch.save wrote; refused, since "
-                "unpickling it could run code (re-save it with torch.save(model.state_dict()))"
-            ) from None
         raise SpecRobustError(f"cannot read checkpoint {path}: not a PyTorch file, or truncated "
                               f"({type(error).__name__}: {_first_words(_cause(text))})") from None
     if not isinstance(payload, dict):
@@ -109,12 +127,48 @@ def read_checkpoint(path: str | Path) -> dict:
     return payload
 
 
-def _is_plain_pickle(path: Path) -> bool:
+def _check_legacy_sizes(data: bytes, path: Path) -> None:
+    """torch's legacy format (before 1.6) allocates each storage at the size its pickle
+    declares before reading its bytes: read the pickle once with torch's weights-only
+    unpickler, storages on the meta device (nothing allocated), and refuse declared sizes
+    that the file cannot hold."""
+    from torch import _weights_only_unpickler as unpickler
+
+    declared = 0
+
+    def storage(pid):
+        nonlocal declared
+        if not (isinstance(pid, tuple) and len(pid) >= 5):
+            raise pickle.UnpicklingError("not a storage")
+        dtype, numel = getattr(pid[1], "dtype", None), pid[4]
+        if not isinstance(dtype, torch.dtype) or type(numel) is not int or numel < 0:
+            raise pickle.UnpicklingError("not a storage")
+        nbytes = numel * torch._utils._element_size(dtype)
+        declared += nbytes
+        if declared > len(data):
+            raise SpecRobustError(f"checkpoint {path} declares {declared:,} bytes of weights "
+                                  f"in a file of {len(data):,}; it is damaged")
+        return torch.storage.TypedStorage(
+            wrap_storage=torch.UntypedStorage(nbytes, device="meta"), dtype=dtype,
+            _internal=True)
+
+    stream = io.BytesIO(data)
+    try:
+        for _ in range(3):  # the magic number, the protocol version, the system's description
+            unpickler.load(stream, encoding="utf-8")
+        reader = unpickler.Unpickler(stream, encoding="utf-8")
+        reader.persistent_load = storage
+        reader.load()
+    except SpecRobustError:
+        raise
+    except Exception:  # noqa: BLE001, S110 - not this format: torch.load below says what it is
+        pass
+
+
+def _is_plain_pickle(data: bytes) -> bool:
     """A ``pickle.dump`` file of protocol 2 or later (torch.save's legacy format is a pickle
     too, but one whose first object is its magic number, a long integer)."""
-    with open(path, "rb") as handle:
-        head = handle.read(3)
-    return len(head) == 3 and head[0] == 0x80 and 2 <= head[1] <= 5 and head[2] != 0x8A
+    return len(data) >= 3 and data[0] == 0x80 and 2 <= data[1] <= 5 and data[2] != 0x8A
 
 
 def _cause(text: str) -> str:
@@ -134,19 +188,31 @@ def _first_words(text: str, limit: int = 100) -> str:
     return line[:limit].rsplit(" ", 1)[0] + " …"
 
 
-def read_safetensors(path: Path) -> tuple[dict, dict]:
-    """The tensors of a safetensors file and its metadata; no code can hide in this format."""
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
+def read_safetensors(path: Path, data: bytes) -> tuple[dict, dict]:
+    """The tensors and metadata of a safetensors file's bytes; no code can hide in this
+    format. The header is read once here for its metadata (a key named twice is refused, so
+    this reading and the library's cannot differ) before the library reads the tensors."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
 
+    size = int.from_bytes(data[:8], "little")
     try:
-        state_dict = load_file(str(path))
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-    except (SafetensorError, ValueError, OSError) as error:
+        header = json.loads(data[8:8 + size], object_pairs_hook=_unique_keys)
+        metadata = (header.get("__metadata__") or {}) if isinstance(header, dict) else None
+        if not isinstance(metadata, dict):
+            raise ValueError("its header is not a JSON object with a metadata object")
+        state_dict = load(data)
+    except (SafetensorError, ValueError, RecursionError, OSError) as error:
         raise SpecRobustError(f"cannot read safetensors file {path} ({_first_words(str(error))})"
                               ) from None
-    return dict(state_dict), dict(metadata)
+    return dict(state_dict), {str(k): str(v) for k, v in metadata.items()}
+
+
+def _unique_keys(pairs: list) -> dict:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("its header names a key twice")
+    return dict(pairs)
 
 
 def own_checkpoint(payload: dict, path: Path) -> OwnCheckpoint | None:

@@ -18,6 +18,7 @@ import contextlib
 import errno
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -100,8 +101,57 @@ MAX_DEPTH = 64
 MAX_VALUES = 2_000_000
 
 
+_SPECIAL = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+            (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+            (stat.S_ISDIR, "a directory"))
+
+
+def _kind(mode: int) -> str | None:
+    """What a file that is not a regular file is ("a FIFO"); None for a regular file."""
+    return None if stat.S_ISREG(mode) else next(
+        (name for test, name in _SPECIAL if test(mode)), "not a regular file")
+
+
+def open_regular(path: str | os.PathLike, what: str = "file") -> int:
+    """A descriptor open for reading on ``path``, which must be a regular file: a FIFO, device
+    or socket is refused by its type before it is opened (reading one could block forever or
+    never end), and checked again on the open descriptor, so a swap in between is refused.
+    ``OSError`` as the system raises it for a path that is absent or unreadable."""
+    before = _kind(os.stat(path).st_mode)  # OSError (absent, unreadable) as os raises it
+    if before is None:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    if before is not None:
+        raise SpecRobustError(f"{what} {path} is {before}, not a regular file; name a file")
+    after = _kind(os.fstat(descriptor).st_mode)
+    if after is not None:
+        os.close(descriptor)
+        raise SpecRobustError(f"{what} {path} is {after}, not a regular file; name a file")
+    return descriptor
+
+
+def read_regular(path: str | os.PathLike, what: str, limit: int) -> bytes:
+    """The whole of the regular file ``path``, refused in one line when it declares (its size)
+    more than ``limit`` bytes, before anything is read; a file that grows while it is read is
+    cut at ``limit + 1`` bytes and refused."""
+    descriptor = open_regular(path, what)
+    try:
+        size = os.fstat(descriptor).st_size
+        if size > limit:
+            raise SpecRobustError(f"{what} {path} is {size:,} bytes, more than the {limit:,} "
+                                  "that specrobust reads from such a file")
+        with os.fdopen(os.dup(descriptor), "rb") as handle:
+            data = handle.read(limit + 1)
+    finally:
+        os.close(descriptor)
+    if len(data) > limit:
+        raise SpecRobustError(f"{what} {path} grew past {limit:,} bytes while it was read")
+    return data
+
+
 def check_size(path: Path, limit: int, what: str) -> None:
-    """Refuse ``path`` when it is larger than ``limit`` bytes, before reading it."""
+    """Refuse ``path`` when it is not a regular file or is larger than ``limit`` bytes, before
+    reading it."""
+    os.close(open_regular(path, what))
     size = path.stat().st_size
     if size > limit:
         raise SpecRobustError(f"{what} {path} is {size:,} bytes, more than the {limit:,} that "
@@ -142,17 +192,13 @@ def read_json(path: Path, what: str = "file", limit: int = MAX_JSON_BYTES):
     """The JSON value in ``path``: ``OSError`` and ``ValueError`` as ``open``/``json`` raise
     them (callers decide whether an unreadable file is absent or an error), one line for a file
     too large or too deep."""
-    check_size(path, limit, what)
-    with open(path, "rb") as handle:
-        return loads_json(handle.read(limit + 1), f"{what} {path}")
+    return loads_json(read_regular(path, what, limit), f"{what} {path}")
 
 
 def read_yaml(path: Path, what: str = "file", limit: int = MAX_YAML_BYTES):
     """The YAML value in ``path`` (safe loader), bounded like :func:`read_json`; raises
     ``yaml.YAMLError`` for text that is not YAML, ``UnicodeDecodeError`` for binary files."""
-    check_size(path, limit, what)
-    with open(path, "rb") as handle:
-        text = handle.read(limit + 1).decode("utf-8")
+    text = read_regular(path, what, limit).decode("utf-8")
     try:
         value = loads_yaml(text)
     except RecursionError:

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import re
-import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,11 +32,9 @@ import torch
 from torch import nn
 
 from specrobust.errors import SpecRobustError, first_line
+from specrobust.loading.files import ModelFile
 from specrobust.storage import MAX_JSON_BYTES, check_depth
-
-# A program larger than this is refused before it is read (the largest zoo model, WRN-70-16,
-# is about 1.1 GB in fp32).
-MAX_PROGRAM_BYTES = 4 << 30
+from specrobust.ziparchive import Archive, rebuild
 
 _MEMBER = re.compile(
     r"(archive_format|archive_version|byteorder|\.data/version|\.data/serialization_id"
@@ -82,39 +80,29 @@ class ExportedProgram(nn.Module):
         return self.program(x)
 
 
-def load_exported(path: Path) -> nn.Module:
-    """The program in ``path``, checked (module docstring) before torch reads it."""
-    size = path.stat().st_size
-    if size > MAX_PROGRAM_BYTES:
-        raise SpecRobustError(f"{path} is {size >> 20} MiB, more than a torch.export program "
-                              f"specrobust reads ({MAX_PROGRAM_BYTES >> 30} GiB)")
-    data = path.read_bytes()
-    check_archive(data, path)
+def load_exported(file: ModelFile) -> nn.Module:
+    """The program in ``file``, checked (module docstring) before torch reads it."""
+    check_archive(file.archive, file.path)
     try:
-        with _weights_only_everywhere():
-            program = torch.export.load(io.BytesIO(data))
+        with _weights_only_everywhere(), _torch_logs_quiet():
+            program = torch.export.load(io.BytesIO(rebuild(file.archive)))
             return ExportedProgram(program.module())
     except Exception as error:  # noqa: BLE001 - a damaged program fails in many ways
-        raise SpecRobustError(f"cannot load torch.export program {path} "
+        raise SpecRobustError(f"cannot load torch.export program {file.path} "
                               f"({type(error).__name__}: {first_line(error)})") from None
 
 
-def check_archive(data: bytes, path: Path) -> None:
-    """Refuse, in one line, an archive holding anything but a plain exported program."""
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        infos = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as error:
-        raise SpecRobustError(f"cannot read torch.export program {path} ({error})") from None
-    if sum(info.file_size for info in infos) > MAX_PROGRAM_BYTES:
-        raise SpecRobustError(f"{path} unpacks to more than {MAX_PROGRAM_BYTES >> 30} GiB; "
-                              "refused")
-    roots = {info.filename.split("/", 1)[0] for info in infos}
+def check_archive(archive: Archive, path: Path) -> None:
+    """Refuse, in one line, an archive holding anything but a plain exported program. The
+    archive was parsed by specrobust's ZIP reader (unique names, headers that agree, sizes
+    within bounds); torch gets it rebuilt from the same members, so it reads what is checked."""
+    infos = archive.members
+    roots = {info.name.split("/", 1)[0] for info in infos}
     if len(roots) != 1:
         raise SpecRobustError(f"{path} is not a torch.export archive (it has {len(roots)} top "
                               "folders)")
     root = roots.pop() + "/"
-    members = {info.filename[len(root):]: info for info in infos}
+    members = {info.name[len(root):]: info for info in infos}
     for name in members:
         if not _MEMBER.fullmatch(name) or ".." in name.split("/"):
             raise _refused(path, f"it holds {name!r}, which a plain exported program does not "
@@ -127,10 +115,10 @@ def check_archive(data: bytes, path: Path) -> None:
                                  "not a torch.export.save archive)")
 
     def read(name: str) -> bytes:
-        return archive.read(members[name])
+        return archive.read(members[name].name)
 
     def read_json(name: str):
-        if members[name].file_size > MAX_JSON_BYTES:
+        if members[name].size > MAX_JSON_BYTES:
             raise _refused(path, f"{name} is larger than {MAX_JSON_BYTES >> 20} MiB")
         try:
             document = json.loads(read(name))
@@ -142,7 +130,8 @@ def check_archive(data: bytes, path: Path) -> None:
     for config_name, folder in (("data/weights/model_weights_config.json", "data/weights/"),
                                 ("data/constants/model_constants_config.json",
                                  "data/constants/")):
-        config = read_json(config_name).get("config")
+        document = read_json(config_name)
+        config = document.get("config") if isinstance(document, dict) else None
         if not isinstance(config, dict):
             raise _refused(path, f"{config_name} holds no config")
         for fqn, meta in config.items():
@@ -154,6 +143,8 @@ def check_archive(data: bytes, path: Path) -> None:
                                      "tensor")
             if meta.get("use_pickle"):
                 _check_pickle(read(folder + file), path, f"{folder}{file}", tensors_only=True)
+            else:
+                _check_layout(meta.get("tensor_meta"), members[folder + file].size, fqn, path)
     _check_pickle(read("data/sample_inputs/model.pt"), path, "its sample inputs",
                   tensors_only=False)
     _check_program(read_json("models/model.json"), path)
@@ -167,6 +158,37 @@ def _check_pickle(data: bytes, path: Path, what: str, *, tensors_only: bool) -> 
                              f"({type(error).__name__}: {first_line(error)})") from None
     if tensors_only and not isinstance(value, torch.Tensor):
         raise _refused(path, f"{what} holds a {type(value).__name__}, not a tensor")
+
+
+def _check_layout(meta, stored: int, fqn: str, path: Path) -> None:
+    """A raw weight's declared dtype, sizes, strides and offset: whole numbers that address
+    only the bytes stored for it (torch would allocate a zero-byte payload at its declared
+    size, and index past a short one)."""
+    from torch._export.serde.serialize import _SERIALIZE_TO_TORCH_DTYPE
+
+    def whole(value):
+        number = value.get("as_int") if isinstance(value, dict) else None
+        if type(number) is not int or number < 0:
+            raise _refused(path, f"weight {fqn!r} declares a size, stride or offset that is not "
+                                 "a whole number")
+        return number
+
+    if not isinstance(meta, dict) or not isinstance(meta.get("sizes"), list) or \
+            not isinstance(meta.get("strides"), list) or \
+            len(meta["sizes"]) != len(meta["strides"]) or len(meta["sizes"]) > 16:
+        raise _refused(path, f"weight {fqn!r} has no readable tensor layout")
+    dtype = next((d for code, d in _SERIALIZE_TO_TORCH_DTYPE.items()
+                  if type(meta.get("dtype")) is int and int(code) == meta["dtype"]), None)
+    if dtype is None:
+        raise _refused(path, f"weight {fqn!r} declares an unknown dtype")
+    sizes = [whole(size) for size in meta["sizes"]]
+    strides = [whole(stride) for stride in meta["strides"]]
+    offset = whole(meta.get("storage_offset"))
+    elements = 0 if 0 in sizes else \
+        offset + sum((size - 1) * stride for size, stride in zip(sizes, strides)) + 1
+    if elements * torch._utils._element_size(dtype) > stored:
+        raise _refused(path, f"weight {fqn!r} declares more elements than the "
+                             f"{stored:,} bytes stored for it")
 
 
 def _check_program(document: dict, path: Path) -> None:
@@ -227,6 +249,19 @@ def _weights_only_everywhere():
             os.environ.pop(name, None)
         else:
             os.environ[name] = before
+
+
+@contextmanager
+def _torch_logs_quiet():
+    """torch's export loader logs its own traceback before raising on a damaged program; the
+    one line specrobust prints says it all."""
+    logger = logging.getLogger("torch._export")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _refused(path: Path, why: str) -> SpecRobustError:

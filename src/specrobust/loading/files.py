@@ -10,15 +10,37 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from specrobust.errors import SpecRobustError
+from specrobust.storage import read_regular
+from specrobust.ziparchive import DEFLATED, STORED, Archive
 
 TORCH = "a torch.save file"  # a state dict or a specrobust checkpoint (or junk: read says so)
 SAFETENSORS = "a safetensors file"
+
+
+# A model file larger than this is refused before it is read (the largest zoo model, WRN-70-16,
+# is about 1.1 GB in fp32).
+MAX_MODEL_BYTES = 4 << 30
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A model file read once: its bytes, their digest and what they are. Everything that
+    follows (the kind, the checks, torch's readers) works on these bytes, never on the path
+    again, so what was checked is what is loaded."""
+
+    path: Path
+    data: bytes
+    kind: str | ProgramKind
+    archive: Archive | None  # the parsed ZIP archive, for archives
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -26,11 +48,11 @@ class ProgramKind:
     name: str  # for messages: "a torch.export program"
     short: str  # the loaded model's name prefix: "torch.export:model.pt2"
     holds: Callable[[list[str]], bool]  # from a zip archive's member names: is it one?
-    loader: str  # "module:function", (path) -> nn.Module, imported when used
+    loader: str  # "module:function", (ModelFile) -> nn.Module, imported when used
 
-    def load(self, path: Path):
+    def load(self, file: ModelFile):
         module, _, function = self.loader.partition(":")
-        return getattr(importlib.import_module(module), function)(path)
+        return getattr(importlib.import_module(module), function)(file)
 
 
 PROGRAM_KINDS = (
@@ -45,26 +67,26 @@ PROGRAM_KINDS = (
 )
 
 
-def kind_of(path: Path) -> str | ProgramKind:
-    """``TORCH``, ``SAFETENSORS`` or a program kind. A zip archive is a program when it holds a
-    program's members; every other file is read as ``torch.save`` output, whose reader refuses
-    anything but tensors and plain data."""
+def read_model_file(path: Path) -> ModelFile:
+    """The file at ``path``, read once (a regular file within :data:`MAX_MODEL_BYTES`), and its
+    kind: ``TORCH``, ``SAFETENSORS`` or a program kind, decided from the content. A ZIP archive
+    is parsed by specrobust's own reader (``specrobust.ziparchive``, which refuses one that
+    readers could read differently); it is a program when it holds a program's members, else
+    ``torch.save`` output. Every other file is read as ``torch.save`` output, whose reader
+    refuses anything but tensors and plain data."""
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(9)
+        data = read_regular(path, "model file", MAX_MODEL_BYTES)
     except OSError as error:
         raise SpecRobustError(f"cannot read model file {path} ({error.strerror})") from None
-    if head[:4] == b"PK\x03\x04":
-        try:
-            with zipfile.ZipFile(path) as archive:
-                names = archive.namelist()
-        except (zipfile.BadZipFile, OSError, ValueError):
-            return TORCH
-        return next((kind for kind in PROGRAM_KINDS if kind.holds(names)), TORCH)
-    if len(head) == 9 and head[8:9] == b"{" and \
-            int.from_bytes(head[:8], "little") < path.stat().st_size:
-        return SAFETENSORS
-    return TORCH
+    if data[:4] == b"PK\x03\x04":
+        archive = Archive.of_bytes(data, f"model file {path}", methods=(STORED, DEFLATED),
+                                   max_size=MAX_MODEL_BYTES)
+        names = archive.names()
+        kind = next((kind for kind in PROGRAM_KINDS if kind.holds(names)), TORCH)
+        return ModelFile(path, data, kind, archive)
+    if len(data) >= 9 and data[8:9] == b"{" and int.from_bytes(data[:8], "little") < len(data):
+        return ModelFile(path, data, SAFETENSORS, None)
+    return ModelFile(path, data, TORCH, None)
 
 
 def sha256_of(path: Path) -> str:

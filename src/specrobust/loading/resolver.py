@@ -129,32 +129,34 @@ def load_model_source(source: ModelSource) -> LoadedModel:
     if path.is_dir():
         _no_options_for_self_described(path, source)
         return _run_checkpoint(path, source)
-    kind = files.kind_of(path)
-    if isinstance(kind, files.ProgramKind):
+    file = files.read_model_file(path)
+    if isinstance(file.kind, files.ProgramKind):
         if source.model is not None:
-            raise SpecRobustError(f"{path} is {kind.name}, not a weights file: it brings its "
-                                  "own architecture, so drop --model (or name a weights file)")
-        return _program(path, source, kind)
-    weights, own = _read_weights(path, kind)
+            raise SpecRobustError(f"{path} is {file.kind.name}, not a weights file: it brings "
+                                  "its own architecture, so drop --model (or name a weights "
+                                  "file)")
+        return _program(file, source)
+    weights, own = _read_weights(file)
     if own is not None:
         _no_options_for_self_described(path, source)
-        return _own(path, own, source, run_dir=None)
-    return _weights(path, weights, source)
+        return _own(file, own, source, run_dir=None)
+    return _weights(file, weights, source)
 
 
 # ---- the kinds of source -----------------------------------------------------------------------
 
 
-def _read_weights(path: Path, kind: str):
+def _read_weights(file: files.ModelFile):
     """(what the file holds, its own description or None) of a weights file: a safetensors
     file's tensors, or a ``torch.save`` file's content (unwrapped by :func:`_weights`)."""
-    if kind == files.SAFETENSORS:
-        state_dict, metadata = checkpoint.read_safetensors(path)
+    path = file.path
+    if file.kind == files.SAFETENSORS:
+        state_dict, metadata = checkpoint.read_safetensors(path, file.data)
         return state_dict, checkpoint.own_safetensors(state_dict, metadata, path)
     if path.suffix == ".safetensors":
         raise SpecRobustError(f"cannot read safetensors file {path}: it does not start with a "
                               "safetensors header")
-    payload = checkpoint.read_checkpoint(path)
+    payload = checkpoint.read_checkpoint(path, file.data)
     return payload, checkpoint.own_checkpoint(payload, path)
 
 
@@ -169,27 +171,34 @@ def _run_checkpoint(run: Path, source: ModelSource) -> LoadedModel:
     # A run reached through a link is written at its real place (outputs are never written
     # through links: specrobust.outputs).
     run_dir = run.resolve() if run.is_symlink() else run
-    path = layout.find_checkpoint(run, source.which)
-    return _own(path, checkpoint.read_own(path), source, run_dir=run_dir)
+    file = files.read_model_file(layout.find_checkpoint(run, source.which))
+    own = None if isinstance(file.kind, files.ProgramKind) else _read_weights(file)[1]
+    if own is None:
+        raise SpecRobustError(f"{file.path} is not a checkpoint specrobust wrote; a run "
+                              "directory holds only its own checkpoints")
+    return _own(file, own, source, run_dir=run_dir)
 
 
-def _own(path: Path, own: checkpoint.OwnCheckpoint, source: ModelSource,
+def _own(file: files.ModelFile, own: checkpoint.OwnCheckpoint, source: ModelSource,
          run_dir: Path | None) -> LoadedModel:
+    path = file.path
     if source.model is not None and source.model != own.spec.name:
         raise SpecRobustError(f"{path} holds a {own.spec.name} model, not {source.model}")
     network = own.build(path)
     norm = own.norm if own.eps else None
     return LoadedModel(network, source.dataset or own.dataset, own.eps, path, run_dir,
-                       files.sha256_of(path), norm=norm)
+                       file.sha256, norm=norm)
 
 
-def _program(path: Path, source: ModelSource, kind: files.ProgramKind) -> LoadedModel:
+def _program(file: files.ModelFile, source: ModelSource) -> LoadedModel:
+    path, kind = file.path, file.kind
     dataset, classes, shape = _dataset_shape(source.dataset, f"{kind.name} {path}", source)
-    model = _wrap(kind.load(path), f"{kind.short}:{path.name}", classes, shape[0], source)
-    return LoadedModel(model, dataset, None, path, None, files.sha256_of(path))
+    model = _wrap(kind.load(file), f"{kind.short}:{path.name}", classes, shape[0], source)
+    return LoadedModel(model, dataset, None, path, None, file.sha256)
 
 
-def _weights(path: Path, payload: dict, source: ModelSource) -> LoadedModel:
+def _weights(file: files.ModelFile, payload: dict, source: ModelSource) -> LoadedModel:
+    path = file.path
     if source.model is None:
         raise SpecRobustError(f"{path} holds weights without their architecture: name the "
                               "architecture and data with --model and --dataset (a zoo name, "
@@ -199,7 +208,7 @@ def _weights(path: Path, payload: dict, source: ModelSource) -> LoadedModel:
     weights, stored = split_normalisation(state_dict, net)
     load_matching(net, weights, path, name)
     model = _wrap(net, name, classes, channels, source, stored)
-    return LoadedModel(model, dataset, None, path, None, files.sha256_of(path))
+    return LoadedModel(model, dataset, None, path, None, file.sha256)
 
 
 def _from_factory_alone(source: ModelSource) -> LoadedModel:
@@ -217,11 +226,11 @@ def _pretrained(name: str, source: ModelSource) -> LoadedModel:
 
     entry = PRETRAINED[name]
     path = local_file(entry)
-    kind = files.kind_of(path)
-    if isinstance(kind, files.ProgramKind):
-        raise SpecRobustError(f"{path} is {kind.name}, not the weights file of {name}; delete "
-                              f"it and run `specrobust fetch-model {name}`")
-    weights, own = _read_weights(path, kind)
+    file = files.read_model_file(path)
+    if isinstance(file.kind, files.ProgramKind):
+        raise SpecRobustError(f"{path} is {file.kind.name}, not the weights file of {name}; "
+                              f"delete it and run `specrobust fetch-model {name}`")
+    weights, own = _read_weights(file)
     if own is not None:
         weights = own.state_dict
     # Evaluated on its own dataset, or on the user's when that takes the same images and
@@ -230,7 +239,7 @@ def _pretrained(name: str, source: ModelSource) -> LoadedModel:
                        dataset=source.dataset or entry.dataset,
                        mean=source.mean or entry.mean, std=source.std or entry.std,
                        data_root=source.data_root)
-    loaded = _weights(path, weights, spec)
+    loaded = _weights(file, weights, spec)
     loaded.model.spec = dataclasses.replace(loaded.model.spec, name=name)
     loaded.home = Path.cwd() / name
     loaded.eps = entry.eps

@@ -3,14 +3,19 @@ Python; its unpickler builds only TorchScript's own types."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import io
 
 import torch
 from torch import nn
 
 from specrobust.errors import run_user_code
+from specrobust.loading.files import ModelFile
+from specrobust.ziparchive import rebuild
 
 
-def load_torchscript(path: Path) -> nn.Module:
-    return run_user_code(lambda: torch.jit.load(str(path), map_location="cpu"),
-                         f"cannot load TorchScript program {path} (", ")")
+def load_torchscript(file: ModelFile) -> nn.Module:
+    """The program, loaded by TorchScript from an archive rebuilt from the members specrobust's
+    ZIP reader parsed (never from the file itself)."""
+    rebuilt = io.BytesIO(rebuild(file.archive))
+    return run_user_code(lambda: torch.jit.load(rebuilt, map_location="cpu"),
+                         f"cannot load TorchScript program {file.path} (", ")")
