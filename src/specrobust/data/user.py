@@ -27,12 +27,13 @@ These datasets have no usual budget but ImageNet's (L-inf 4/255, L2 3.0, RobustB
 
 from __future__ import annotations
 
-import zipfile
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from specrobust.data import arrays
 from specrobust.data.splits import ImageSplit
 from specrobust.errors import SpecRobustError, first_line, quoted
 
@@ -102,19 +103,12 @@ class Described:
 
 
 def describe(data: UserData) -> Described:
-    if data.kind == "npz":  # the images' shape from their header: the arrays are read once, by load
-        arrays = _npz_arrays(data.path, images=False)
-        shape, dtype = arrays["test"][0]
-        return Described(_chw_shape(shape, dtype, data.path), _npz_classes(data, arrays))
+    if data.kind == "npz":  # from the arrays' headers and labels: images are read by load
+        with arrays.NpzFile(data.path) as npz:
+            headers, names = _npz_contents(npz, data)
+        return Described(arrays.chw_shape(headers["test"][0], data.path), names)
     splits = _folder_splits(data)
     return Described(_decoded_shape(data, splits), splits["test"].class_names)
-
-
-def _npz_classes(data: UserData, arrays: dict) -> tuple[str, ...]:
-    """``classes=K``, else one more than the largest label of any split."""
-    classes = data.classes or int(max((int(y.max()) for _, y in arrays.values() if len(y)),
-                                      default=0)) + 1
-    return tuple(f"class {k}" for k in range(classes))
 
 
 def load(data: UserData, first_test: int | None = None) -> tuple[ImageSplit, ImageSplit,
@@ -122,22 +116,48 @@ def load(data: UserData, first_test: int | None = None) -> tuple[ImageSplit, Ima
     """(train split, test split, class names); the train split is empty where there is none.
     ``first_test``: decode only the first n test images."""
     if data.kind == "npz":
-        arrays = _npz_arrays(data.path)  # read once
-        names = _npz_classes(data, arrays)
-        splits = {key: _npz_split(x, y, data.path, key, len(names))
-                  for key, (x, y) in arrays.items()}
-        test = splits["test"]
-        if first_test is not None:
-            import torch
-
-            test = test.take(torch.arange(min(first_test, len(test))))
-        return splits.get("train", _empty(test)), test, names
+        return _load_npz(data, first_test)
     splits = _folder_splits(data)
     shape = _decoded_shape(data, splits)
     test = _decode(splits["test"].files[:first_test], data, shape)
     train = _decode(splits["train"].files, data, shape) if "train" in splits and \
         first_test is None else _empty(test)
     return train, test, splits["test"].class_names
+
+
+# ---- arrays ------------------------------------------------------------------------------------
+
+
+def _npz_contents(npz: arrays.NpzFile, data: UserData):
+    """Split -> (images' header, labels), and the class names: ``classes=K``, else one more
+    than the largest label of any split."""
+    found = {}
+    for split, (x, y) in arrays.splits(npz).items():
+        header = npz.header(x)
+        arrays.chw_shape(header, data.path)
+        count = header.shape[0]
+        if count == 0:
+            raise SpecRobustError(f"{data.path}: the {split} split holds no images")
+        found[split] = (header, arrays.labels(npz, y, split, count, data.classes))
+    classes = data.classes or max(int(y.max()) for _, y in found.values()) + 1
+    return found, tuple(f"class {k}" for k in range(classes))
+
+
+def _load_npz(data: UserData, first_test: int | None):
+    import torch
+
+    with arrays.NpzFile(data.path) as npz:
+        found, names = _npz_contents(npz, data)
+        splits = {}
+        for split, (header, labels) in found.items():
+            rows = first_test if split == "test" else None
+            if split == "train" and first_test is not None:
+                continue  # a command that names its test images reads no training images
+            images = arrays.as_nchw(npz.read(header, rows))
+            splits[split] = ImageSplit(torch.from_numpy(np.ascontiguousarray(images)),
+                                       torch.from_numpy(labels[:len(images)]))
+    test = splits["test"]
+    return splits.get("train", _empty(test)), test, names
 
 
 def _empty(like: ImageSplit) -> ImageSplit:
@@ -201,18 +221,32 @@ def _in_turn(groups: list[list]) -> list:
 
 def _imagenet_flat(root: Path) -> _FolderSplit:
     labels_file = root / "val.txt"
-    if not labels_file.is_file():
+    if not labels_file.exists():
         raise SpecRobustError(f"{root} holds images but no class folders and no val.txt ("
                               "FILE INDEX lines); see `specrobust data list`")
-    files = []
-    for number, line in enumerate(labels_file.read_text().splitlines(), 1):
+    from specrobust.storage import read_regular
+
+    try:
+        text = read_regular(labels_file, "label file", MAX_LABEL_FILE_BYTES).decode("ascii")
+    except UnicodeDecodeError as error:
+        raise SpecRobustError(f"{labels_file} holds a byte that is not ASCII text at offset "
+                              f"{error.start}; expected FILE INDEX lines") from None
+    except OSError as error:
+        raise SpecRobustError(f"cannot read {labels_file} ({error.strerror})") from None
+    files, seen = [], set()
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split()
         if len(parts) != 2 or not parts[1].isdigit() or int(parts[1]) >= IMAGENET_CLASSES:
             raise SpecRobustError(f"{labels_file}, line {number}: expected FILE INDEX with an "
                                   f"index below {IMAGENET_CLASSES}, got {quoted(line)}")
-        files.append((root / Path(parts[0]).name, int(parts[1])))
+        name = Path(parts[0]).name
+        if name in seen:
+            raise SpecRobustError(f"{labels_file}, line {number}: {quoted(name)} is listed "
+                                  "twice; each image is listed once")
+        seen.add(name)
+        files.append((root / name, int(parts[1])))
     if not files:
         raise SpecRobustError(f"{labels_file} lists no images (FILE INDEX lines)")
     names = tuple(f"class {k}" for k in range(IMAGENET_CLASSES))
@@ -222,20 +256,69 @@ def _imagenet_flat(root: Path) -> _FolderSplit:
     return _FolderSplit(names, _in_turn([by_class[k] for k in sorted(by_class)]))
 
 
+# Allowed by list: the decoders Pillow may use (never one it picks from the content alone: some
+# of its plugins hand the file to an interpreter), and the image modes they may produce, each
+# with the range its values span.
+IMAGE_FORMATS = ("PNG", "JPEG")
+EIGHT_BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK")
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")  # 16-bit grey: values 0-65535
+GREY_MODES = ("1", "L", "LA", *SIXTEEN_BIT_MODES)
+# Bounds checked on what a file declares before it is read or decoded.
+MAX_IMAGE_BYTES = 64 << 20
+MAX_IMAGE_SIDE = 16384
+MAX_IMAGE_PIXELS = 64 << 20
+MAX_UNRESIZED_SIDE = 4096  # as size= allows: a model is never handed larger images
+MAX_LABEL_FILE_BYTES = 16 << 20  # ImageNet's val.txt is about 1.4 MB
+
+
 def _open(path: Path):
+    """The image at ``path``, its header read (format, mode and size checked against the
+    lists and bounds above); nothing is decoded yet."""
     try:
         from PIL import Image, UnidentifiedImageError
     except ImportError:
         raise SpecRobustError("folders of images are read with Pillow: pip install "
                               "'specrobust[formats]'") from None
+    from specrobust.storage import read_regular
 
     try:
-        image = Image.open(path)
-        image.load()
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
-        raise SpecRobustError(f"cannot read image {path} ({type(error).__name__}: "
-                              f"{first_line(error, 120)})") from None
+        data = read_regular(path, "image", MAX_IMAGE_BYTES)
+    except OSError as error:
+        raise SpecRobustError(f"cannot read image {path} ({error.strerror})") from None
+    try:
+        image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError,
+            Image.DecompressionBombError) as error:
+        raise SpecRobustError(f"cannot read image {path}: specrobust reads PNG and JPEG files "
+                              f"({type(error).__name__}: {first_line(error, 120)})") from None
+    width, height = image.size
+    if max(width, height) > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
+        raise SpecRobustError(f"image {path} declares {width}x{height} pixels, more than "
+                              f"specrobust decodes ({MAX_IMAGE_SIDE} a side, "
+                              f"{MAX_IMAGE_PIXELS >> 20} Mpixels)")
+    if image.mode not in EIGHT_BIT_MODES + SIXTEEN_BIT_MODES:
+        raise SpecRobustError(f"image {path} has mode {image.mode}, which specrobust does not "
+                              f"read (it reads {', '.join(EIGHT_BIT_MODES + SIXTEEN_BIT_MODES)})")
     return image
+
+
+def _pixels(path: Path, channels: int):
+    """The decoded image at ``path`` as 8-bit grey or RGB, 16-bit values scaled by their true
+    range (65535 -> 255), never clipped."""
+    from PIL import Image
+
+    image = _open(path)
+    try:
+        if image.mode in SIXTEEN_BIT_MODES:
+            values = np.asarray(image, dtype=np.int64)
+            if values.min(initial=0) < 0 or values.max(initial=0) > 65535:
+                raise SpecRobustError(f"image {path} holds values outside 0-65535 for its "
+                                      f"16-bit mode {image.mode}")
+            image = Image.fromarray(np.rint(values / 257).astype(np.uint8), mode="L")
+        return image.convert("L" if channels == 1 else "RGB")
+    except (OSError, ValueError, SyntaxError) as error:
+        raise SpecRobustError(f"cannot decode image {path} ({type(error).__name__}: "
+                              f"{first_line(error, 120)})") from None
 
 
 def _decoded_shape(data: UserData, splits: dict[str, _FolderSplit]) -> tuple[int, int, int]:
@@ -243,10 +326,14 @@ def _decoded_shape(data: UserData, splits: dict[str, _FolderSplit]) -> tuple[int
     each split are grey; the size from size=, else from the first image."""
     probe = [item for split in splits.values() for item in split.files[:4]]
     modes = {_open(path).mode for path, _ in probe}
-    channels = 1 if modes <= {"L", "1", "I;16", "I"} else 3
+    channels = 1 if modes <= set(GREY_MODES) else 3
     if data.size:
         return channels, data.size, data.size
     width, height = _open(probe[0][0]).size
+    if max(width, height) > MAX_UNRESIZED_SIDE:
+        raise SpecRobustError(f"{probe[0][0]} is {width}x{height}; images larger than "
+                              f"{MAX_UNRESIZED_SIDE} a side are read resized: give size= (e.g. "
+                              "folder:DIR,size=224)")
     return channels, height, width
 
 
@@ -257,7 +344,7 @@ def _decode(files: list[tuple[Path, int]], data: UserData, shape) -> ImageSplit:
     channels, height, width = shape
     images = np.empty((len(files), channels, height, width), dtype=np.uint8)
     for index, (path, _) in enumerate(files):
-        image = _open(path).convert("L" if channels == 1 else "RGB")
+        image = _pixels(path, channels)
         if data.size:
             shorter = data.resize or data.size
             scale = shorter / min(image.size)
@@ -276,74 +363,3 @@ def _decode(files: list[tuple[Path, int]], data: UserData, shape) -> ImageSplit:
     return ImageSplit(torch.from_numpy(images), labels)
 
 
-# ---- arrays ------------------------------------------------------------------------------------
-
-
-def _npz_arrays(path: Path, images: bool = True) -> dict[str, tuple]:
-    """Split -> (images, labels). With ``images=False`` the images are (shape, dtype), read
-    from their header only."""
-    if not path.is_file():
-        raise SpecRobustError(f"array file {path} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as handle:
-            splits = _npz_splits(set(handle.files), path)
-            return {split: (handle[x] if images else _npy_header(handle, x), handle[y])
-                    for split, (x, y) in splits.items()}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise SpecRobustError(f"cannot read {path} as an .npz file of arrays ({error})") from None
-
-
-def _npz_splits(keys: set[str], path: Path) -> dict[str, tuple[str, str]]:
-    """Split -> (the key of its images, of its labels)."""
-    if {"x", "y"} <= keys:
-        return {"test": ("x", "y")}
-    if {"x_test", "y_test"} <= keys:
-        found = {"test": ("x_test", "y_test")}
-        if {"x_train", "y_train"} <= keys:
-            found["train"] = ("x_train", "y_train")
-        return found
-    raise SpecRobustError(f"{path} holds {', '.join(sorted(keys)) or 'no arrays'}; expected x "
-                          "and y, or x_test and y_test (and x_train, y_train)")
-
-
-def _npy_header(handle, key: str) -> tuple[tuple[int, ...], np.dtype]:
-    """(shape, dtype) of one array of an open .npz file, from its header alone."""
-    names = handle.zip.namelist()
-    with handle.zip.open(f"{key}.npy" if f"{key}.npy" in names else key) as member:
-        version = np.lib.format.read_magic(member)
-        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-            np.lib.format.read_array_header_2_0
-        shape, _, dtype = read(member)
-    return shape, dtype
-
-
-def _chw_shape(shape: tuple[int, ...], dtype: np.dtype, path: Path) -> tuple[int, int, int]:
-    if dtype != np.uint8:
-        raise SpecRobustError(f"{path}: images must be uint8 (0-255), got {dtype}")
-    if len(shape) == 3:
-        return 1, shape[1], shape[2]
-    if len(shape) == 4 and shape[1] in (1, 3):
-        return shape[1], shape[2], shape[3]
-    if len(shape) == 4 and shape[-1] in (1, 3):
-        return shape[-1], shape[1], shape[2]
-    raise SpecRobustError(f"{path}: images of shape {shape} are neither NHWC nor NCHW with 1 "
-                          "or 3 channels, nor NHW")
-
-
-def _npz_split(x: np.ndarray, y: np.ndarray, path: Path, split: str,
-               classes: int) -> ImageSplit:
-    import torch
-
-    shape = _chw_shape(x.shape, x.dtype, path)
-    if x.ndim == 3:
-        x = x[:, None]
-    elif x.shape[1] not in (1, 3):
-        x = x.transpose(0, 3, 1, 2)
-    if y.ndim != 1 or len(y) != len(x) or y.dtype.kind not in "iu":
-        raise SpecRobustError(f"{path}: the {split} labels must be one integer per image "
-                              f"({len(x)}), got {y.dtype} of shape {y.shape}")
-    if len(y) and (int(y.min()) < 0 or int(y.max()) >= classes):
-        raise SpecRobustError(f"{path}: the {split} labels hold values outside 0-{classes - 1}")
-    assert x.shape[1:] == shape
-    return ImageSplit(torch.from_numpy(np.ascontiguousarray(x)),
-                      torch.from_numpy(y.astype(np.int64)))

@@ -184,8 +184,8 @@ def _check_layout(meta, stored: int, fqn: str, path: Path) -> None:
     sizes = [whole(size) for size in meta["sizes"]]
     strides = [whole(stride) for stride in meta["strides"]]
     offset = whole(meta.get("storage_offset"))
-    elements = 0 if 0 in sizes else \
-        offset + sum((size - 1) * stride for size, stride in zip(sizes, strides)) + 1
+    reach = sum((size - 1) * stride for size, stride in zip(sizes, strides, strict=True))
+    elements = 0 if 0 in sizes else offset + reach + 1
     if elements * torch._utils._element_size(dtype) > stored:
         raise _refused(path, f"weight {fqn!r} declares more elements than the "
                              f"{stored:,} bytes stored for it")
