@@ -17,12 +17,12 @@ count = 0
 _replace = os.replace
 
 
-def replace(source, target):
+def replace(source, target, **directories):
     global count
     count += 1
     if count == at and when == "before":
         os.kill(os.getpid(), signal.SIGKILL)
-    _replace(source, target)
+    _replace(source, target, **directories)
     if count == at and when == "after":
         os.kill(os.getpid(), signal.SIGKILL)
 

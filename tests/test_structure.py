@@ -15,9 +15,8 @@ SOURCE = Path(__file__).parent.parent / "src" / "specrobust"
 # the rest). A module may import from its own layer and the ones below it, never above.
 LAYERS = (
     ("errors", "settings", "numbers", "seeds", "layout", "fourier", "progress"),
-    ("storage", "ziparchive", "locks", "machine", "outputs", "yamlfile", "figures", "models",
-     "data", "sar",
-     "recipes"),
+    ("storage", "ziparchive", "boundary", "locks", "machine", "outputs", "yamlfile", "figures",
+     "models", "data", "sar", "recipes"),
     ("checkpoint", "attacks"),
     ("loading",),
     ("evaluation", "analysis", "training", "config"),

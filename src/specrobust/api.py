@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -23,9 +24,11 @@ from torch import nn
 from specrobust.analysis import REGISTRY
 from specrobust.analysis.job import parse_parts
 from specrobust.attacks.registry import AttackSpec, parse_attacks
+from specrobust.boundary import check_inputs
+from specrobust.errors import SpecRobustError
 from specrobust.evaluation.runner import EvalResult
 from specrobust.evaluation.runner import evaluate as _evaluate
-from specrobust.sar import sar_loss
+from specrobust.sar import AXES, DISTANCES, sar_loss
 from specrobust.settings import DEFAULT_ATTACKS, DEFAULT_PARTS, Settings
 
 
@@ -44,6 +47,7 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     ``accuracy(label)``, ``worst_case`` (per example), ``as_dict()`` (the fields of
     ``eval.json``)."""
     specs = parse_attacks(attacks) if isinstance(attacks, str) else list(attacks)
+    check_inputs(model, images, labels)
     model.eval()
     return _evaluate(model, images, labels, specs, eps, seed=seed, batch_size=batch_size,
                      checks=checks, check_n=check_n, norm=norm, precision=precision)
@@ -64,6 +68,7 @@ def analyze(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     from specrobust.analysis.heatmap import sized
 
     chosen = parse_parts(parts)
+    check_inputs(model, images, labels)
     shape = tuple(images.shape[1:])
     settings = Settings(norm=norm, seed=seed, batch_size=batch_size, precision=precision,
                         heatmap_norm=heatmap_norm, heatmap_n=heatmap_n,
@@ -90,6 +95,12 @@ class SARLoss(nn.Module):
 
     def __init__(self, lam: float = 0.1, axes: str = "batch_class", distance: str = "l1"):
         super().__init__()
+        if not (isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0):
+            raise SpecRobustError(f"SARLoss: lam must be a finite number >= 0, got {lam!r}")
+        if axes not in AXES or distance not in DISTANCES:
+            raise SpecRobustError(f"SARLoss: axes must be one of {', '.join(AXES)} and distance "
+                                  f"one of {', '.join(DISTANCES)}, got {axes!r} and "
+                                  f"{distance!r}")
         self.lam, self.axes, self.distance = lam, axes, distance
 
     def forward(self, clean_logits: torch.Tensor, adv_logits: torch.Tensor) -> torch.Tensor:

@@ -50,6 +50,13 @@ class _OneLineParser(argparse.ArgumentParser):
     def error(self, message: str):
         raise SpecRobustError(f"{message} (see `{self.prog} --help`)")
 
+    def _get_value(self, action, arg_string):
+        # specrobust's own option types say what is wrong in their error's line; argparse would
+        # replace it (the error is a ValueError) with "invalid parse value".
+        if callable(action.type) and not isinstance(action.type, type):
+            return action.type(arg_string)
+        return super()._get_value(action, arg_string)
+
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(

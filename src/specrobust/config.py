@@ -23,7 +23,7 @@ import yaml
 
 from specrobust.errors import SpecRobustError, quoted
 from specrobust.numbers import parse_fraction, parse_number
-from specrobust.settings import MAX_SEED
+from specrobust.settings import MAX_SEED, MOST_STEPS
 from specrobust.storage import check_depth, loads_yaml
 from specrobust.yamlfile import read_mapping
 
@@ -410,7 +410,8 @@ def validate(config: Config) -> None:
     eps = parse_fraction(config.attack.eps, "attack.eps")
     require(eps >= 0, "attack.eps", f"must be >= 0, got {config.attack.eps}")
     require(parse_fraction(config.attack.alpha, "attack.alpha") > 0, "attack.alpha", "must be > 0")
-    require(config.attack.steps >= 1, "attack.steps", "must be >= 1")
+    require(1 <= config.attack.steps <= MOST_STEPS, "attack.steps",
+            f"must lie in [1, {MOST_STEPS}] (as evaluation's)")
 
     require(config.objective.beta >= 0, "objective.beta", "must be >= 0")
     require(config.awp.gamma >= 0, "awp.gamma", "must be >= 0")
@@ -439,6 +440,7 @@ def validate(config: Config) -> None:
     require(0 < config.averaging.ema_decay < 1, "averaging.ema_decay", "must lie in (0, 1)")
     require(config.validation.n >= 0 and config.validation.test_n >= 0, "validation.n",
             "and validation.test_n must be >= 0")
-    require(config.validation.pgd_steps >= 1, "validation.pgd_steps", "must be >= 1")
+    require(1 <= config.validation.pgd_steps <= MOST_STEPS, "validation.pgd_steps",
+            f"must lie in [1, {MOST_STEPS}]")
     require(all(1 <= k <= optim.epochs for k in config.run.snapshot_epochs),
             "run.snapshot_epochs", f"must lie in [1, optim.epochs] = [1, {optim.epochs}]")

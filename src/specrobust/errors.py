@@ -6,9 +6,10 @@ that sentence on one line and exits with status 2; `--debug` shows the traceback
 """
 
 
-class SpecRobustError(Exception):
+class SpecRobustError(ValueError):
     """A user-facing error: one sentence, no traceback needed. Its message is kept to one line
-    (a library's multi-line message quoted inside it is folded)."""
+    (a library's multi-line message quoted inside it is folded). A ``ValueError``: what a user
+    got wrong is a bad value, and code that catches those catches this."""
 
     exit_code = 2
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from specrobust import layout
 from specrobust.errors import SpecRobustError
 from specrobust.layout import EVAL_MD_MARKER, REPORT_MARKER
-from specrobust.storage import read_json, read_yaml
+from specrobust.storage import make_directories, read_json, read_yaml
 
 __all__ = ["EVAL_MD_MARKER", "REPORT_MARKER"]  # re-exported for the writers
 
@@ -147,6 +147,14 @@ REPORT = Kind("a specrobust report", lambda p: _starts_with(p, REPORT_MARKER)
 STUDY = Kind("a study's directory (runs/, RESULTS.md, summary.json, report.html)", _is_study)
 
 
+def typed(path: str | os.PathLike) -> Path:
+    """A path as the user typed it, resolved once: the directories in it are followed to where
+    they lead now (as a shell would), its last component is kept as it is. Everything written
+    later is reached from here without following any link (``storage``)."""
+    path = Path(os.path.abspath(path))
+    return Path(os.path.realpath(path.parent)) / path.name
+
+
 def _refuse_link(path: Path, role: str) -> None:
     if path.is_symlink():
         raise SpecRobustError(f"{role} {path} is a symbolic link; specrobust does not write "
@@ -157,10 +165,9 @@ def output_file(path: str | os.PathLike, kind: Kind, *, force: bool | None = Non
                 how: str = "choose another --out") -> Path:
     """``path`` checked as an output file of ``kind``: absent, or already of that kind, or any
     regular file when ``force`` is true. ``force`` None: the command has no --force to offer.
-    Creates nothing."""
-    path = Path(path)
+    Creates nothing; returns the path resolved once (:func:`typed`), the one to write to."""
+    path = typed(path)
     _refuse_link(path, "output")
-    _refuse_link(path.parent, "output directory")
     if path.parent.exists() and not path.parent.is_dir():
         raise SpecRobustError(f"cannot write {path}: {path.parent} is a file, not a directory")
     if path.is_dir():
@@ -179,8 +186,8 @@ def check_directory(path: str | os.PathLike, kind: Kind, *,
                     how: str = "choose another --out") -> Path:
     """``path`` checked as an output directory of ``kind``: absent, empty or of that kind;
     refused when it is a file, a link, or a non-empty directory of another kind. Creates
-    nothing."""
-    path = Path(path)
+    nothing; returns the path resolved once (:func:`typed`), the one to write in."""
+    path = typed(path)
     _refuse_link(path, "output directory")
     if path.exists() and not path.is_dir():
         raise SpecRobustError(f"output directory {path} is a file; {how}")
@@ -198,7 +205,7 @@ def output_directory(path: str | os.PathLike, kind: Kind, *,
     again, so a failed command leaves nothing behind."""
     path = check_directory(path, kind, how=how)
     created = not path.exists()
-    path.mkdir(parents=True, exist_ok=True)
+    make_directories(path)
     try:
         yield path
     except BaseException:

@@ -25,6 +25,8 @@ DEFAULT_ATTACKS = "clean,fgsm,pgd20,cw30,aa"
 DEFAULT_PARTS = "filter,spectra,kernels,logits"
 # The arithmetic of the gradient attacks (specrobust.machine); fp32 is the default.
 PRECISIONS = ("fp32", "bf16")
+# Beyond these a typo, not a stronger attack (evaluation, analysis and training alike).
+MOST_STEPS, MOST_RESTARTS = 100_000, 1_000
 # torch's generators take seeds below 2**64; derived seeds add to them, so stay below 2**63.
 MAX_SEED = 2**63 - 1
 MAX_BATCH = 1 << 16

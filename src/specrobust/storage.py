@@ -18,8 +18,8 @@ import contextlib
 import errno
 import json
 import os
+import secrets
 import stat
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
@@ -30,47 +30,100 @@ from specrobust.layout import temporary_prefix
 # ---- writing ------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def replacing(target: str | os.PathLike) -> Iterator[str]:
-    """A temporary file's path beside ``target``, renamed to ``target`` when the block ends
-    and removed if it raises (a download checked before it takes the target's place)."""
-    target = Path(target)
-    for path in (target, target.parent):
-        if path.is_symlink():
-            raise SpecRobustError(f"{path} is a symbolic link; specrobust does not write "
-                                  "through links")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=temporary_prefix(target))
-    os.close(handle)
-    # mkstemp makes the file private (0600); give it the permissions a plain open() would.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)
+_DIRECTORY_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _descend(directory: Path, create: bool) -> int:
+    """A descriptor on ``directory``, reached from the file system's root one component at a
+    time, each opened relative to the last without following a link (``O_NOFOLLOW``), missing
+    ones created when ``create``. Paths a user types are resolved once when a command starts
+    (``specrobust.outputs``), so a link met here was put there during the run: refused, never
+    followed, whatever was checked before."""
+    absolute = Path(os.path.abspath(directory))
+    descriptor = os.open(absolute.anchor, _DIRECTORY_FLAGS)
     try:
-        yield temporary
-        os.replace(temporary, target)
+        for index, part in enumerate(absolute.parts[1:], 2):
+            try:
+                below = os.open(part, _DIRECTORY_FLAGS | _NO_FOLLOW, dir_fd=descriptor)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o777, dir_fd=descriptor)
+                below = os.open(part, _DIRECTORY_FLAGS | _NO_FOLLOW, dir_fd=descriptor)
+            except OSError as error:
+                here = Path(*absolute.parts[:index])
+                if error.errno in (errno.ELOOP, errno.ENOTDIR) and \
+                        stat.S_ISLNK(os.lstat(part, dir_fd=descriptor).st_mode):
+                    raise SpecRobustError(f"{here} is a symbolic link; specrobust does not "
+                                          "follow links below the paths you name (name the "
+                                          "real path)") from None
+                raise
+            os.close(descriptor)
+            descriptor = below
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
+def make_directories(directory: str | os.PathLike) -> None:
+    """``mkdir -p`` that follows no link (:func:`_descend`)."""
+    os.close(_descend(Path(directory), create=True))
+
+
+@contextlib.contextmanager
+def replacing(target: str | os.PathLike) -> Iterator[IO[bytes]]:
+    """A new file beside ``target``, open for writing, renamed to ``target`` when the block
+    ends and removed if it raises. Its directory is held by a descriptor reached without
+    following links (:func:`_descend`), and the file is created and renamed relative to it,
+    so nothing is written through a link, even one swapped in while it is written."""
+    target = Path(target)
+    directory = _descend(target.parent, create=True)
+    try:
+        if stat.S_ISLNK(_mode_in(directory, target.name)):
+            raise SpecRobustError(f"{target} is a symbolic link; specrobust does not write "
+                                  "through links")
+        temporary = f"{temporary_prefix(target)}{secrets.token_hex(6)}"
+        # The mode is 0666 less the umask, as a plain open() gives.
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NO_FOLLOW |
+                         getattr(os, "O_CLOEXEC", 0), 0o666, dir_fd=directory)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                yield out
+            os.replace(temporary, target.name, src_dir_fd=directory, dst_dir_fd=directory)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary, dir_fd=directory)
     finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+        os.close(directory)
+
+
+def _mode_in(directory: int, name: str) -> int:
+    try:
+        return os.lstat(name, dir_fd=directory).st_mode
+    except FileNotFoundError:
+        return 0
 
 
 def write_with(target: str | os.PathLike, writer: Callable[[IO[bytes]], None]) -> None:
-    """Call ``writer(file)`` on a temporary file, flush it to disk, then rename it to ``target``."""
+    """Call ``writer(file)`` on a new file, flush it to disk, then rename it to ``target``
+    (:func:`replacing`)."""
     target = Path(target)
-    with replacing(target) as temporary:
-        with open(temporary, "wb") as out:
-            try:
-                writer(out)
-                out.flush()
-                os.fsync(out.fileno())
-            except (OSError, SpecRobustError):
-                raise
-            except Exception:
-                # Libraries report a write that failed for want of space in their own words
-                # (torch.save: "unexpected pos"): say what happened, as the system would.
-                if _nearly_full(target.parent):
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target)) from None
-                raise
+    with replacing(target) as out:
+        try:
+            writer(out)
+            out.flush()
+            os.fsync(out.fileno())
+        except (OSError, SpecRobustError):
+            raise
+        except Exception:
+            # Libraries report a write that failed for want of space in their own words
+            # (torch.save: "unexpected pos"): say what happened, as the system would.
+            if _nearly_full(target.parent):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target)) from None
+            raise
 
 
 def _nearly_full(directory: Path) -> bool:

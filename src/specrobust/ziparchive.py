@@ -102,8 +102,12 @@ class Archive:
                 piece = raw
             else:
                 # Never inflate more than the member declared: a bomb stops at its declaration.
-                piece = inflater.decompress(inflater.unconsumed_tail + raw,
-                                            member.size - produced + 1)
+                try:
+                    piece = inflater.decompress(inflater.unconsumed_tail + raw,
+                                                member.size - produced + 1)
+                except zlib.error as error:
+                    raise _bad(self.what, f"member {name!r} does not inflate ({error})"
+                               ) from None
             if not piece:
                 if raw or (inflater is not None and inflater.unconsumed_tail):
                     continue

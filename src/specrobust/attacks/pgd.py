@@ -27,7 +27,7 @@ from specrobust import fourier
 from specrobust.attacks.registry import AttackKind, Option, budget_fraction, choice, flag, whole
 from specrobust.errors import SpecRobustError
 from specrobust.models import attack_mode
-from specrobust.settings import check_norm
+from specrobust.settings import MOST_RESTARTS, MOST_STEPS, check_norm
 
 # The loss an attack ascends: a name (``LOSSES``) or (logits, y) -> per-example values.
 Loss = str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -60,8 +60,9 @@ def _check(x: torch.Tensor, eps: float, alpha: float, steps: int, restarts: int,
         raise SpecRobustError(f"eps must be >= 0, got {eps}")
     if not alpha > 0:
         raise SpecRobustError(f"step size alpha must be > 0, got {alpha}")
-    if steps < 0 or restarts < 1:
-        raise SpecRobustError(f"need steps >= 0 and restarts >= 1, got {steps} and {restarts}")
+    if not (1 <= steps <= MOST_STEPS and 1 <= restarts <= MOST_RESTARTS):
+        raise SpecRobustError(f"need steps in [1, {MOST_STEPS}] and restarts in [1, "
+                              f"{MOST_RESTARTS}], got {steps} and {restarts}")
     check_norm(norm)
     if x.numel() and (x.min() < 0 or x.max() > 1):
         raise SpecRobustError("attacks take images in [0, 1]; normalisation belongs in the model")
@@ -261,8 +262,6 @@ def _step(options: dict, eps: float) -> float:
     return options["alpha"] if options["alpha"] is not None else default_step(eps)
 
 
-# Beyond these a typo, not a stronger attack.
-_MOST_STEPS, _MOST_RESTARTS = 100_000, 1_000
 
 KINDS = (
     AttackKind("fgsm", "one gradient step of size eps (signed for L-inf, L2-normalised for L2)",
@@ -271,8 +270,8 @@ KINDS = (
                        "step size (default eps, 1.25 eps with a random start)")),
                run=_run_fgsm, gradient_steps=lambda options: 1),
     AttackKind("pgd", "projected gradient descent (Madry et al. 2018), the best iterate kept",
-               (Option("steps", 20, whole(1, _MOST_STEPS), "gradient steps"),
-                Option("restarts", 1, whole(1, _MOST_RESTARTS), "random restarts"),
+               (Option("steps", 20, whole(1, MOST_STEPS), "gradient steps"),
+                Option("restarts", 1, whole(1, MOST_RESTARTS), "random restarts"),
                 Option("alpha", None, budget_fraction, "step size (default eps/4)"),
                 Option("loss", "ce", choice(LOSSES), "cross-entropy or the C&W margin"),
                 Option("band", None, choice(fourier.BANDS),

@@ -162,7 +162,7 @@ def labels(npz: NpzFile, key: str, split: str, count: int,
     ``MAX_CLASSES``), checked before a list of classes is made from them."""
     header = npz.header(key)
     bound = classes or MAX_CLASSES
-    rule = f"the {split} labels must be one integer in [0, {bound}) per image ({count})"
+    rule = f"the {split} labels must be integers in [0, {bound}), one per image ({count})"
     if len(header.shape) != 1 or header.shape[0] != count or \
             header.dtype.kind not in LABEL_KINDS:
         raise SpecRobustError(f"{npz.path}: {rule}; got {header.dtype} of shape {header.shape}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tarfile
 import urllib.error
 import urllib.request
@@ -136,25 +135,23 @@ class _ChecksumMismatch(Exception):
 
 def _download(download: Download, target: Path) -> None:
     """Fetch one file to ``target`` (atomically), trying each URL, checking the MD5."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     failures = []
     for url in download.urls:
         try:
-            with storage.replacing(target) as temporary:
-                with urllib.request.urlopen(url, timeout=30) as response, \
-                        open(temporary, "wb") as out:
-                    shutil.copyfileobj(response, out)
-                actual = _md5_raw(Path(temporary))
-                if actual != download.md5:
-                    raise _ChecksumMismatch(f"{url}: MD5 {actual}, expected {download.md5}")
+            with storage.replacing(target) as out:
+                with urllib.request.urlopen(url, timeout=30) as response:
+                    digest = hashlib.md5(usedforsecurity=False)
+                    for block in iter(lambda r=response: r.read(1 << 20), b""):
+                        digest.update(block)
+                        out.write(block)
+                if digest.hexdigest() != download.md5:
+                    raise _ChecksumMismatch(f"{url}: MD5 {digest.hexdigest()}, expected "
+                                            f"{download.md5}")
             return
         except _ChecksumMismatch as mismatch:
             failures.append(str(mismatch))
         except (urllib.error.URLError, OSError, ValueError) as error:
             failures.append(f"{url}: {getattr(error, 'reason', error)}")
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
     raise SpecRobustError(f"could not download {download.filename} ({'; '.join(failures)})")
 
 

@@ -287,8 +287,10 @@ def _open(path: Path):
         raise SpecRobustError(f"cannot read image {path} ({error.strerror})") from None
     try:
         image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError,
-            Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError:
+        raise SpecRobustError(f"image {path} declares more pixels than specrobust decodes "
+                              f"({MAX_IMAGE_PIXELS >> 20} Mpixels)") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
         raise SpecRobustError(f"cannot read image {path}: specrobust reads PNG and JPEG files "
                               f"({type(error).__name__}: {first_line(error, 120)})") from None
     width, height = image.size

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from specrobust import seeds
+from specrobust.boundary import check_finite_logits
 from specrobust.machine import SINGLE, Distributed
 from specrobust.models import model_mode
 
@@ -21,9 +22,14 @@ def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def clean_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                   batch_size: int) -> torch.Tensor:
+    found = []
     with model_mode(model):
-        return torch.cat([correct(model, x[i:i + batch_size], y[i:i + batch_size])
-                          for i in range(0, len(x), batch_size)])
+        for first in range(0, len(x), batch_size):
+            logits = model(x[first:first + batch_size])
+            check_finite_logits(logits, f"test images {first} to "
+                                        f"{first + len(logits) - 1}")
+            found.append(logits.argmax(1) == y[first:first + batch_size])
+    return torch.cat(found)
 
 
 def attack_batches(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor,

@@ -98,7 +98,7 @@ def output_path(job: EvalJob, loaded) -> Path:
         path = layout.eval_record(loaded.run_dir, as_source(job.source).which)
     else:
         path = layout.beside(loaded.home, "eval.json")
-    outputs.output_file(path, outputs.EVAL)
+    path = outputs.output_file(path, outputs.EVAL)
     outputs.output_file(layout.table_beside(path), outputs.EVAL_MD)
     return path
 

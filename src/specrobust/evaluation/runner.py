@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from specrobust import layout, locks
+from specrobust import layout, locks, storage
 from specrobust.attacks.folded import folded_for_attack
 from specrobust.attacks.registry import AttackSpec, parse_attack
 from specrobust.evaluation.batched import attack_batches, clean_correct
@@ -219,7 +219,7 @@ def _output_lock(path: str | Path | None):
         yield
         return
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    storage.make_directories(path.parent)
     with locks.held(locks.beside(path), EvalInUseError(
             f"{path} is being written by another evaluation; wait for it to finish or stop it "
             "first"), create=True):

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from specrobust import checkpoint, layout
+from specrobust.boundary import check_finite_logits
 from specrobust.errors import SpecRobustError, run_user_code
 from specrobust.loading import files
 from specrobust.loading.usercode import call_factory
@@ -348,6 +349,7 @@ def _probe(loaded: LoadedModel, source: ModelSource) -> None:
         if not logits.is_floating_point():
             raise SpecRobustError(f"{source.describe()} returns {logits.dtype} logits; a "
                                   "classifier's logits are floating-point numbers")
+        check_finite_logits(logits, f"blank images ({source.describe()})")
 
 
 __all__ = ["LoadedModel", "ModelSource", "as_source", "fetch_pretrained", "load_model", "resolve"]

@@ -365,7 +365,7 @@ def write_report(sources: list[str], out: str | Path, title: str = "specrobust r
         raise SpecRobustError(f"an analysis record among {', '.join(map(str, sources))} is not "
                               f"well formed ({type(error).__name__}); analyse again into a new "
                               "directory") from None
-    out.parent.mkdir(parents=True, exist_ok=True)
+    storage.make_directories(out.parent)
     with locks.waited(locks.beside(out)):  # reports into one file are written in turn
         layout.remove_leftovers(out.parent, (out.name,))  # what a killed report left
         storage.write_text(out, page)

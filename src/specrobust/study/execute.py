@@ -15,12 +15,13 @@ its last finished part.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from specrobust import layout, locks, outputs
+from specrobust import layout, locks, outputs, storage
 from specrobust.locks import InUseError
 from specrobust.study.plan import STAGES, Method, Plan, Run
 from specrobust.study.stages import analyze_method, evaluate_method, log, train_run
@@ -41,8 +42,8 @@ class Options:
 
 def execute(plan: Plan, options: Options) -> Path | None:
     """Run (or finish) ``plan``; returns the report's path when one was written."""
-    outputs.check_directory(plan.out, outputs.STUDY,
-                            how="choose another --out (or the plan's out)")
+    plan = dataclasses.replace(plan, out=outputs.check_directory(
+        plan.out, outputs.STUDY, how="choose another --out (or the plan's out)"))
     seeds = options.seeds or plan.seeds
     # --seeds picks the work, not the table: processes on different seeds all write the whole
     # table.
@@ -87,7 +88,7 @@ _STUDY_FILES = ("summary.json", "RESULTS.md", "report.html")
 def _study_files(plan: Plan):
     """The study's own files are written by every process in turn; holding the turn, what a
     killed process left half-written of them is removed."""
-    plan.out.mkdir(parents=True, exist_ok=True)
+    storage.make_directories(plan.out)
     with locks.waited(locks.beside(plan.out / "summary.json")):
         layout.remove_leftovers(plan.out, _STUDY_FILES)
         yield

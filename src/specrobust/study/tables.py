@@ -88,7 +88,7 @@ def write_summary(plan: Plan, seeds: list[int]) -> None:
             if run.eval_path(method.which).is_file() else None
             for seed, run in runs.items()}
     out = plan.out
-    out.mkdir(parents=True, exist_ok=True)
+    storage.make_directories(out)
     summary = {"plan": plan.name, "seeds": seeds, "eps": plan.eps, "methods": rows,
                "checkpoint_epochs": epochs}
     storage.write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")

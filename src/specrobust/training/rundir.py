@@ -60,7 +60,7 @@ def _comparable(config_dict: dict) -> dict:
 
 class RunDir:
     def __init__(self, path: str | Path):
-        self.path = path = Path(path)
+        self.path = path = outputs.typed(path)  # resolved once: nothing below follows a link
         self.checkpoints = path / layout.CHECKPOINT_DIR
         self.last = layout.checkpoint_file(path, "last")
         self.metrics_file = path / layout.METRICS
@@ -186,7 +186,7 @@ class RunDir:
         elif branch is not None:
             state, branched = self._branch_state(config, *branch), True
         if write:
-            self.path.mkdir(parents=True, exist_ok=True)
+            storage.make_directories(self.path)
             self._lock()
             storage.write_text(self.config_file, config.to_yaml())
             if branched:
