@@ -36,6 +36,7 @@ import specrobust
 from specrobust import storage
 from specrobust.checkpoint import read_checkpoint
 from specrobust.data import user
+from specrobust.data.images import open_image
 from specrobust.errors import SpecRobustError
 from specrobust.ziparchive import DEFLATED, STORED, Archive, rebuild
 
@@ -324,7 +325,7 @@ def test_special_files_are_refused_by_type_without_blocking(tmp_path, reader):
     os.mkfifo(fifo)
     read = {"model": lambda: specrobust.resolve(str(fifo)),
             "recipe": lambda: storage.read_yaml(fifo, "recipe"),
-            "image": lambda: user._open(fifo)}[reader]
+            "image": lambda: open_image(fifo)}[reader]
     with pytest.raises(SpecRobustError, match="a FIFO, not a regular file"):
         read()
 

@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from specrobust.errors import SpecRobustError
+from specrobust.errors import SpecRobustError, quoted
 
 
 def _whole(option: str, low: int | None = None, high: int | None = None):
@@ -53,9 +53,15 @@ class _OneLineParser(argparse.ArgumentParser):
     def _get_value(self, action, arg_string):
         # specrobust's own option types say what is wrong in their error's line; argparse would
         # replace it (the error is a ValueError) with "invalid parse value".
-        if callable(action.type) and not isinstance(action.type, type):
+        if not callable(action.type) or isinstance(action.type, type):
+            return super()._get_value(action, arg_string)
+        try:
             return action.type(arg_string)
-        return super()._get_value(action, arg_string)
+        except SpecRobustError:
+            raise
+        except (TypeError, ValueError):
+            name = "/".join(action.option_strings) or action.dest
+            self.error(f"argument {name}: invalid value {quoted(arg_string)}")
 
 
 def _build_parser() -> argparse.ArgumentParser:

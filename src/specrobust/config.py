@@ -217,6 +217,10 @@ def _upgraded(data: dict) -> dict:
     return {**data, "run": run}
 
 
+# Far more than a recipe needs (the shipped ones have at most two): a chain longer is a mistake.
+MAX_BASES = 16
+
+
 def read_recipe(path: Path) -> dict:
     """A recipe file's mapping with its bases merged (what ``specrobust recipes show`` prints)."""
     return _read_yaml(path)
@@ -230,6 +234,9 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     data = read_mapping(path, kind="config file", what="a recipe", holds="config sections")
     if path.resolve() in seen:
         raise SpecRobustError(f"config {path} includes itself through base:")
+    if len(seen) >= MAX_BASES:
+        raise SpecRobustError(f"config {seen[0]} has a chain of more than {MAX_BASES} bases "
+                              "(base: naming base: ...); shorten it")
     base = data.pop("base", None)
     if base is None:
         return data

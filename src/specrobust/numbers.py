@@ -20,7 +20,7 @@ from specrobust.errors import SpecRobustError, quoted
 _NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?"
 _BUDGET = re.compile(rf"\s*([+-]?{_NUMBER})\s*(?:/\s*({_NUMBER})\s*)?")
 _SIGNED = re.compile(rf"\s*[+-]?{_NUMBER}\s*")
-_WHOLE = re.compile(r"\s*[+-]?[0-9]{1,30}\s*")  # longer is out of every range anyway
+_WHOLE = re.compile(r"[ \t\n]*[+-]?[0-9]{1,30}[ \t\n]*")  # longer is out of every range anyway
 
 
 def parse_number(text: str | float | int, what: str = "value") -> float:

@@ -260,6 +260,11 @@ def read_yaml(path: Path, what: str = "file", limit: int = MAX_YAML_BYTES):
     return value
 
 
+# Allowed by list: the YAML types a recipe, plan or record may hold (no dates, sets, binary or
+# ordered pairs; tags naming Python objects are unknown to the safe loader and refused by it).
+YAML_TYPES = ("null", "bool", "int", "float", "str", "seq", "map")
+
+
 def loads_yaml(text: str):
     """``yaml.safe_load`` that refuses a mapping naming a key twice (PyYAML keeps the last one
     silently, so a plan's second ``AT:`` would replace its first without a word)."""
@@ -286,5 +291,14 @@ def loads_yaml(text: str):
                 keys.add(key)
         return yaml.SafeLoader.construct_mapping(loader, node, deep)
 
+    def refused(loader, node):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"a value of type {node.tag.rsplit(':', 1)[-1]} is not allowed (YAML "
+            f"types allowed: {', '.join(YAML_TYPES)}; quote it to make it text)", node.start_mark)
+
     _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    for tag in _Loader.yaml_constructors:
+        if tag is not None and tag.startswith("tag:yaml.org,2002:") and \
+                tag.rsplit(":", 1)[-1] not in YAML_TYPES + ("merge",):
+            _Loader.add_constructor(tag, refused)
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass

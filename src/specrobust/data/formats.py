@@ -8,7 +8,6 @@ unpickler that builds only plain containers, strings, bytes, numbers and numpy a
 
 from __future__ import annotations
 
-import gzip
 import io
 import math
 import pickle
@@ -21,6 +20,7 @@ import torch
 from specrobust import storage
 from specrobust.data.splits import ImageSplit
 from specrobust.errors import SpecRobustError
+from specrobust.storage import read_regular
 
 # ---------------------------------------------------------------------------------------------
 # Shared helpers
@@ -35,13 +35,25 @@ def existing_variant(path: Path) -> Path | None:
     return None
 
 
+# Larger than any file of a built-in dataset (SVHN's extra split is 1.3 GB), packed or unpacked.
+MAX_DATASET_FILE_BYTES = 4 << 30
+
+
 def read_bytes(path: Path) -> bytes:
-    """The file's content, transparently decompressed when it ends in ``.gz``."""
+    """The file's content (a regular file, within ``MAX_DATASET_FILE_BYTES``), transparently
+    decompressed when it ends in ``.gz``, never past the same bound."""
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as handle:
-                return handle.read()
-        return path.read_bytes()
+        raw = read_regular(path, "dataset file", MAX_DATASET_FILE_BYTES)
+        if path.suffix != ".gz":
+            return raw
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        data = inflater.decompress(raw, MAX_DATASET_FILE_BYTES + 1)
+        if len(data) > MAX_DATASET_FILE_BYTES:
+            raise SpecRobustError(f"{path} unpacks to more than {MAX_DATASET_FILE_BYTES:,} "
+                                  "bytes; it is not a file of a dataset specrobust reads")
+        if not inflater.eof:
+            raise EOFError("compressed file ended before the end-of-stream marker")
+        return data
     except FileNotFoundError:
         raise SpecRobustError(f"dataset file not found: {path}") from None
     except (EOFError, OSError, zlib.error) as error:  # gzip: EOFError when truncated
@@ -258,20 +270,12 @@ def read_svhn(directory: Path) -> tuple[ImageSplit, ImageSplit]:
 
 
 def _read_jpeg_stack(paths: list[Path]) -> np.ndarray:
-    try:
-        from PIL import Image
-    except ImportError:
-        raise SpecRobustError(
-            "reading Tiny ImageNet needs Pillow: pip install 'specrobust[tinyimagenet]'"
-        ) from None
+    from specrobust.data.images import pixels as decoded
+
     stack = np.empty((len(paths), 64, 64, 3), dtype=np.uint8)
     for index, path in enumerate(paths):
-        try:
-            with Image.open(path) as image:
-                # A few Tiny ImageNet images are greyscale; convert keeps every one 3-channel.
-                pixels = np.asarray(image.convert("RGB"))
-        except Exception as error:
-            raise SpecRobustError(f"cannot read {path}: truncated or corrupt ({error})") from None
+        # A few Tiny ImageNet images are greyscale; three channels keeps every one RGB.
+        pixels = np.asarray(decoded(path, 3))
         if pixels.shape != (64, 64, 3):
             raise SpecRobustError(f"{path} is {pixels.shape[1]}x{pixels.shape[0]}, expected 64x64")
         stack[index] = pixels

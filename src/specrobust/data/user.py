@@ -27,15 +27,15 @@ These datasets have no usual budget but ImageNet's (L-inf 4/255, L2 3.0, RobustB
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from specrobust.data import arrays
+from specrobust.data import images as image_files
 from specrobust.data.splits import ImageSplit
-from specrobust.errors import SpecRobustError, first_line, quoted
+from specrobust.errors import SpecRobustError, quoted
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 KINDS = ("folder", "npz", "imagenet")
@@ -44,6 +44,7 @@ PATH_KINDS = ("folder", "npz")  # named with a path after the colon
 IMAGENET_CLASSES = 1000
 IMAGENET_SIZE, IMAGENET_RESIZE = 224, 256
 IMAGENET_BUDGETS = {"linf": "4/255", "l2": "3.0"}
+MAX_LABEL_FILE_BYTES = 16 << 20  # ImageNet's val.txt is about 1.4 MB
 IMAGENET_TITLE = "ImageNet (validation set)"
 
 
@@ -256,86 +257,19 @@ def _imagenet_flat(root: Path) -> _FolderSplit:
     return _FolderSplit(names, _in_turn([by_class[k] for k in sorted(by_class)]))
 
 
-# Allowed by list: the decoders Pillow may use (never one it picks from the content alone: some
-# of its plugins hand the file to an interpreter), and the image modes they may produce, each
-# with the range its values span.
-IMAGE_FORMATS = ("PNG", "JPEG")
-EIGHT_BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK")
-SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")  # 16-bit grey: values 0-65535
-GREY_MODES = ("1", "L", "LA", *SIXTEEN_BIT_MODES)
-# Bounds checked on what a file declares before it is read or decoded.
-MAX_IMAGE_BYTES = 64 << 20
-MAX_IMAGE_SIDE = 16384
-MAX_IMAGE_PIXELS = 64 << 20
-MAX_UNRESIZED_SIDE = 4096  # as size= allows: a model is never handed larger images
-MAX_LABEL_FILE_BYTES = 16 << 20  # ImageNet's val.txt is about 1.4 MB
-
-
-def _open(path: Path):
-    """The image at ``path``, its header read (format, mode and size checked against the
-    lists and bounds above); nothing is decoded yet."""
-    try:
-        from PIL import Image, UnidentifiedImageError
-    except ImportError:
-        raise SpecRobustError("folders of images are read with Pillow: pip install "
-                              "'specrobust[formats]'") from None
-    from specrobust.storage import read_regular
-
-    try:
-        data = read_regular(path, "image", MAX_IMAGE_BYTES)
-    except OSError as error:
-        raise SpecRobustError(f"cannot read image {path} ({error.strerror})") from None
-    try:
-        image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
-    except Image.DecompressionBombError:
-        raise SpecRobustError(f"image {path} declares more pixels than specrobust decodes "
-                              f"({MAX_IMAGE_PIXELS >> 20} Mpixels)") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        raise SpecRobustError(f"cannot read image {path}: specrobust reads PNG and JPEG files "
-                              f"({type(error).__name__}: {first_line(error, 120)})") from None
-    width, height = image.size
-    if max(width, height) > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
-        raise SpecRobustError(f"image {path} declares {width}x{height} pixels, more than "
-                              f"specrobust decodes ({MAX_IMAGE_SIDE} a side, "
-                              f"{MAX_IMAGE_PIXELS >> 20} Mpixels)")
-    if image.mode not in EIGHT_BIT_MODES + SIXTEEN_BIT_MODES:
-        raise SpecRobustError(f"image {path} has mode {image.mode}, which specrobust does not "
-                              f"read (it reads {', '.join(EIGHT_BIT_MODES + SIXTEEN_BIT_MODES)})")
-    return image
-
-
-def _pixels(path: Path, channels: int):
-    """The decoded image at ``path`` as 8-bit grey or RGB, 16-bit values scaled by their true
-    range (65535 -> 255), never clipped."""
-    from PIL import Image
-
-    image = _open(path)
-    try:
-        if image.mode in SIXTEEN_BIT_MODES:
-            values = np.asarray(image, dtype=np.int64)
-            if values.min(initial=0) < 0 or values.max(initial=0) > 65535:
-                raise SpecRobustError(f"image {path} holds values outside 0-65535 for its "
-                                      f"16-bit mode {image.mode}")
-            image = Image.fromarray(np.rint(values / 257).astype(np.uint8), mode="L")
-        return image.convert("L" if channels == 1 else "RGB")
-    except (OSError, ValueError, SyntaxError) as error:
-        raise SpecRobustError(f"cannot decode image {path} ({type(error).__name__}: "
-                              f"{first_line(error, 120)})") from None
-
-
 def _decoded_shape(data: UserData, splits: dict[str, _FolderSplit]) -> tuple[int, int, int]:
     """(channels, height, width) of the decoded images: grey only where the first images of
     each split are grey; the size from size=, else from the first image."""
     probe = [item for split in splits.values() for item in split.files[:4]]
-    modes = {_open(path).mode for path, _ in probe}
-    channels = 1 if modes <= set(GREY_MODES) else 3
+    modes = {image_files.open_image(path).mode for path, _ in probe}
+    channels = 1 if modes <= set(image_files.GREY_MODES) else 3
     if data.size:
         return channels, data.size, data.size
-    width, height = _open(probe[0][0]).size
-    if max(width, height) > MAX_UNRESIZED_SIDE:
-        raise SpecRobustError(f"{probe[0][0]} is {width}x{height}; images larger than "
-                              f"{MAX_UNRESIZED_SIDE} a side are read resized: give size= (e.g. "
-                              "folder:DIR,size=224)")
+    width, height = image_files.open_image(probe[0][0]).size
+    largest = image_files.MAX_UNRESIZED_SIDE
+    if max(width, height) > largest:
+        raise SpecRobustError(f"{probe[0][0]} is {width}x{height}; images larger than {largest} "
+                              "a side are read resized: give size= (e.g. folder:DIR,size=224)")
     return channels, height, width
 
 
@@ -346,7 +280,7 @@ def _decode(files: list[tuple[Path, int]], data: UserData, shape) -> ImageSplit:
     channels, height, width = shape
     images = np.empty((len(files), channels, height, width), dtype=np.uint8)
     for index, (path, _) in enumerate(files):
-        image = _pixels(path, channels)
+        image = image_files.pixels(path, channels)
         if data.size:
             shorter = data.resize or data.size
             scale = shorter / min(image.size)

@@ -292,7 +292,10 @@ def _architecture(source: ModelSource, what: str):
 def _wrap(net: nn.Module, name: str, classes: int, channels: int, source: ModelSource,
           stored: dict | None = None) -> Classifier:
     """``net`` behind the normalisation it expects: --mean/--std, else mean/std that came with
-    its weights, else none."""
+    its weights, else none. A network that is not the zoo's (user code, a program) runs
+    guarded: whatever its forward raises ends in one line."""
+    if name not in MODELS:
+        _guard(net, name)
     mean, std = source.mean, source.std
     if mean is None and std is None and stored:
         mean, std = stored.get("mean"), stored.get("std")
@@ -311,6 +314,18 @@ def _wrap(net: nn.Module, name: str, classes: int, channels: int, source: ModelS
         raise SpecRobustError(f"the normalisation std of {source.describe()} must be positive, "
                               f"got {list(spec.std)}")
     return Classifier(spec, net, Normalize(channels, spec.mean, spec.std)).eval()
+
+
+def _guard(net: nn.Module, name: str) -> None:
+    """Make what ``net``'s own forward raises one line naming the model (an attribute of the
+    instance: its weights and their names are unchanged)."""
+    forward = net.forward
+
+    def guarded(*args, **kwargs):
+        return run_user_code(lambda: forward(*args, **kwargs),
+                             f"the model {name} failed on a batch (", ")")
+
+    net.forward = guarded
 
 
 def _state_sha256(model: nn.Module) -> str:

@@ -66,9 +66,12 @@ def _read_eval(path: Path | None) -> dict | None:
     None when there is none. A record that is not well formed is refused in one line."""
     from specrobust.evaluation.record import EvalRecord, is_well_formed
 
-    data = _read_json(path)
-    if not data:
+    if path is None:
         return None
+    data = _read_json(path)
+    if data is None:
+        raise SpecRobustError(f"{path} is damaged (not a JSON record specrobust can read); "
+                              "evaluate again into a new file, or remove it")
     try:
         result = EvalRecord.from_dict(data).summary()
     except _MALFORMED:

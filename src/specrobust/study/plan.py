@@ -200,7 +200,7 @@ def _build(data: dict, path: Path, extra: dict[str, list[str]]) -> Plan:
     if len(set(seeds)) < len(seeds):
         raise SpecRobustError(f"{path}: seeds lists a seed twice ({quoted(seeds)})")
     report = _mapping(data.get("report", {}), path, "report")
-    report_reference = report.get("reference")
+    report_reference = _optional_text(report.get("reference"), path, "report.reference") or None
     if report_reference is not None and report_reference not in labels:
         raise SpecRobustError(f"{path}: report.reference must be a method label "
                               f"({', '.join(sorted(labels))}), got {quoted(report_reference)}")
@@ -287,13 +287,20 @@ def _check_work(plan: Plan, path: Path) -> None:
         raise SpecRobustError(f"{path}: {error}") from None
 
 
+# Allowed by list: a label heads a row of RESULTS.md and the report, so no table separator,
+# markup or path character can reach them.
+_LABEL_PUNCTUATION = "+-_.,()=:@#%"
+_LABEL = re.compile(rf"[\w {re.escape(_LABEL_PUNCTUATION)}]{{1,80}}")
+
+
 def _methods(data, path: Path, key: str, runs: set[str] | None) -> list[Method]:
     methods = []
     for label, spec in _mapping(data, path, key).items():
-        if not isinstance(label, str | int) or isinstance(label, bool) or not str(label).strip() \
-                or any(c in str(label) for c in "/\\\n\r\t"):
-            raise SpecRobustError(f"{path}: {key}: a method label is text without / \\ or "
-                                  f"line breaks, got {quoted(label)}")
+        if not isinstance(label, str | int) or isinstance(label, bool) or \
+                not str(label).strip() or not _LABEL.fullmatch(str(label)):
+            raise SpecRobustError(f"{path}: {key}: a method label is letters, digits, spaces and "
+                                  f"{_LABEL_PUNCTUATION} (it heads table rows and names files), "
+                                  f"got {quoted(label)}")
         if not (isinstance(spec, list) and len(spec) == 2 and isinstance(spec[0], str)
                 and spec[1] in CHECKPOINTS and (runs is None or spec[0] in runs)):
             raise SpecRobustError(f"{path}: {key}.{label} must be [run, checkpoint] with a run "

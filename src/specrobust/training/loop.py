@@ -155,6 +155,10 @@ def _data(config: Config, dist, device) -> _Data:
         train_split = class_balanced_subset(train_split, config.data.train_subset, classes,
                                             config.seed)
     augment = default_augment(dataset.info) if config.data.augment else None
+    if config.optim.batch_size > len(train_split):
+        raise SpecRobustError(f"optim.batch_size is {config.optim.batch_size} but the training "
+                              f"split holds {len(train_split)} images, so no full batch would "
+                              "ever be drawn; lower optim.batch_size")
     per_process_batch = max(1, config.optim.batch_size // dist.world_size)
     loader = DeviceLoader(train_split, per_process_batch, shuffle=True, augment=augment,
                           drop_last=True, seed=config.seed, device=device, rank=dist.rank,

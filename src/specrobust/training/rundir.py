@@ -176,6 +176,9 @@ class RunDir:
             if not _is_resume_state(state):
                 raise SpecRobustError(f"{self.last} holds no training state to resume from; it "
                                       "is not the last.pt training wrote, or it is damaged")
+            if state["epoch"] > config.optim.epochs and not force:
+                raise SpecRobustError(f"{self.last} claims epoch {state['epoch']:,} of a run of "
+                                      f"{config.optim.epochs} epochs; it is damaged")
             if _comparable(state["config"]) != _comparable(config.as_dict()) and not force:
                 differing = _differences(state["config"], config.as_dict())
                 raise SpecRobustError(f"{self.path} was trained with a different config "

@@ -1,0 +1,82 @@
+"""Images from files a user hands over: decoded only by the decoders named here, within bounds
+read from their headers.
+
+Pillow picks a decoder from a file's content, and some of its plugins hand the file to an
+interpreter (PostScript to Ghostscript), so the formats are allowed by list and a file named
+``.png`` that is something else is refused. The file is read once, within a size cap, and Pillow
+parses those bytes; its dimensions are checked from the header before anything is decoded.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from specrobust.errors import SpecRobustError, first_line
+
+# Allowed by list: the decoders Pillow may use (never one it picks from the content alone: some
+# of its plugins hand the file to an interpreter), and the image modes they may produce, each
+# with the range its values span.
+IMAGE_FORMATS = ("PNG", "JPEG")
+EIGHT_BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK")
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")  # 16-bit grey: values 0-65535
+GREY_MODES = ("1", "L", "LA", *SIXTEEN_BIT_MODES)
+# Bounds checked on what a file declares before it is read or decoded.
+MAX_IMAGE_BYTES = 64 << 20
+MAX_IMAGE_SIDE = 16384
+MAX_IMAGE_PIXELS = 64 << 20
+MAX_UNRESIZED_SIDE = 4096  # as size= allows: a model is never handed larger images
+
+
+def open_image(path: Path):
+    """The image at ``path``, its header read (format, mode and size checked against the
+    lists and bounds above); nothing is decoded yet."""
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise SpecRobustError("images (folders, Tiny ImageNet) are read with Pillow: pip install "
+                              "'specrobust[formats]'") from None
+    from specrobust.storage import read_regular
+
+    try:
+        data = read_regular(path, "image", MAX_IMAGE_BYTES)
+    except OSError as error:
+        raise SpecRobustError(f"cannot read image {path} ({error.strerror})") from None
+    try:
+        image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
+    except Image.DecompressionBombError:
+        raise SpecRobustError(f"image {path} declares more pixels than specrobust decodes "
+                              f"({MAX_IMAGE_PIXELS >> 20} Mpixels)") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+        raise SpecRobustError(f"cannot read image {path}: specrobust reads PNG and JPEG files "
+                              f"({type(error).__name__}: {first_line(error, 120)})") from None
+    width, height = image.size
+    if max(width, height) > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
+        raise SpecRobustError(f"image {path} declares {width}x{height} pixels, more than "
+                              f"specrobust decodes ({MAX_IMAGE_SIDE} a side, "
+                              f"{MAX_IMAGE_PIXELS >> 20} Mpixels)")
+    if image.mode not in EIGHT_BIT_MODES + SIXTEEN_BIT_MODES:
+        raise SpecRobustError(f"image {path} has mode {image.mode}, which specrobust does not "
+                              f"read (it reads {', '.join(EIGHT_BIT_MODES + SIXTEEN_BIT_MODES)})")
+    return image
+
+
+def pixels(path: Path, channels: int):
+    """The decoded image at ``path`` as 8-bit grey or RGB, 16-bit values scaled by their true
+    range (65535 -> 255), never clipped."""
+    from PIL import Image
+
+    image = open_image(path)
+    try:
+        if image.mode in SIXTEEN_BIT_MODES:
+            values = np.asarray(image, dtype=np.int64)
+            if values.min(initial=0) < 0 or values.max(initial=0) > 65535:
+                raise SpecRobustError(f"image {path} holds values outside 0-65535 for its "
+                                      f"16-bit mode {image.mode}")
+            image = Image.fromarray(np.rint(values / 257).astype(np.uint8), mode="L")
+        return image.convert("L" if channels == 1 else "RGB")
+    except (OSError, ValueError, SyntaxError) as error:
+        raise SpecRobustError(f"cannot decode image {path} ({type(error).__name__}: "
+                              f"{first_line(error, 120)})") from None
