@@ -917,11 +917,15 @@ def _exported_archive(path: Path):
     return members, {**program.state_dict, **program.constants}
 
 
-def _write_archive(path: Path, members: dict[str, bytes]) -> None:
+def _write_archive(path: Path, members: dict[str, bytes] | list[tuple[str, bytes]]) -> None:
+    """A ZIP archive of ``members``; a list may name a member twice (zipfile warns, and keeps
+    both: readers then disagree on which one counts)."""
+    import warnings
     import zipfile
 
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, data in members.items():
+    with warnings.catch_warnings(), zipfile.ZipFile(path, "w") as archive:
+        warnings.simplefilter("ignore")
+        for name, data in (members.items() if isinstance(members, dict) else members):
             archive.writestr(name, data)
 
 
@@ -941,7 +945,7 @@ def _pickled_member(members: dict, config_name: str, marker: Path, values: dict)
     return members
 
 
-def _crafted_exports(directory: Path, marker: Path) -> dict[str, dict[str, bytes]]:
+def _crafted_exports(directory: Path, marker: Path) -> dict[str, dict | list]:
     """Archives that each carry one way in for code, with a payload that returns a valid
     value; the rest of each archive is a real exported program."""
     import io
@@ -979,6 +983,12 @@ def _crafted_exports(directory: Path, marker: Path) -> dict[str, dict[str, bytes
     variants["compiled code"] = {**clean, f"{root}/data/aotinductor/model/x.so": b"\x7fELF"}
     for name, members in variants.items():
         assert members != clean, name
+    # The same hostile members beside the clean ones under the same names, in both orders:
+    # which copy a reader takes is its own choice (zipfile the last, torch another).
+    for hostile in ("opaque object", "shape expression"):
+        changed = [(n, data) for n, data in variants[hostile].items() if clean.get(n) != data]
+        variants[f"repeated names ({hostile} last)"] = [*clean.items(), *changed]
+        variants[f"repeated names ({hostile} first)"] = [*changed, *clean.items()]
     return variants
 
 
@@ -1001,7 +1011,10 @@ def test_exported_payloads_would_run_in_torch_itself(tmp_path, variant):
 
 @pytest.mark.parametrize("variant", ["weights", "constants", "sample inputs", "opaque object",
                                      "guard code", "node target", "shape expression",
-                                     "compiled code"])
+                                     "compiled code", "repeated names (opaque object last)",
+                                     "repeated names (opaque object first)",
+                                     "repeated names (shape expression last)",
+                                     "repeated names (shape expression first)"])
 def test_crafted_export_archives_run_no_code_however_named(tmp_path, capsys, monkeypatch,
                                                            variant):
     marker = tmp_path / "code-ran"

@@ -16,15 +16,13 @@ def read_mapping(path: Path, *, kind: str, what: str, holds: str) -> dict:
     is what such a file is ("a recipe"), ``holds`` what its mapping holds ("config
     sections")."""
     try:
-        exists, directory = path.is_file(), path.is_dir()
-    except OSError as error:  # a name too long, a loop of links
+        if path.is_dir():
+            raise SpecRobustError(f"{kind} {path} is a directory; {what} is a YAML file")
+        data = read_yaml(path, kind)  # a FIFO or device: refused by type, never read
+    except FileNotFoundError:
+        raise SpecRobustError(f"{kind} {path} does not exist") from None
+    except OSError as error:  # a name too long, a loop of links, no permission
         raise SpecRobustError(f"{kind} {quoted(str(path))}: {error.strerror}") from None
-    if directory:
-        raise SpecRobustError(f"{kind} {path} is a directory; {what} is a YAML file")
-    if not exists:
-        raise SpecRobustError(f"{kind} {path} does not exist")
-    try:
-        data = read_yaml(path, kind)
     except yaml.YAMLError as error:
         raise SpecRobustError(f"{path} is not valid YAML ({str(error).splitlines()[0]})") \
             from None

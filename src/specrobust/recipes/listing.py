@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from specrobust.recipes import PLAN, RECIPE, find, shipped
+from specrobust.storage import MAX_YAML_BYTES, read_regular
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ def summaries() -> list[Summary]:
 
 def _purpose(path: Path, limit: int = 90) -> str:
     """The first line of a recipe's opening comment (what it is for), cut to ``limit``."""
-    for line in path.read_text().splitlines():
+    for line in read_regular(path, "recipe", MAX_YAML_BYTES).decode("utf-8", "replace"
+                                                                  ).splitlines():
         if line.startswith("#"):
             text = line.lstrip("# ").strip()
             return text if len(text) <= limit else text[:limit - 1].rsplit(" ", 1)[0] + " …"
@@ -60,5 +62,6 @@ def show(name: str) -> str:
     from specrobust.config import read_recipe
 
     path = find(name, RECIPE)
+    recipe = read_recipe(path)  # first: it refuses what is not a recipe file, unread
     header = f"# {name}: {_purpose(path)}\n" if _purpose(path) else ""
-    return header + yaml.safe_dump(read_recipe(path), sort_keys=False)
+    return header + yaml.safe_dump(recipe, sort_keys=False)
