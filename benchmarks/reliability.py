@@ -1,11 +1,13 @@
 """How many bad inputs and environmental faults the robustness suite tries, by class.
 
-    python benchmarks/reliability.py            # runs tests/test_robustness.py, prints the table
+    python benchmarks/reliability.py   # runs tests/test_robustness.py and test_construction.py
 
-Every case in that module asserts one line on stderr and exit status 2 (or, for a reader
+Every case of test_robustness.py asserts one line on stderr and exit status 2 (or, for a reader
 called directly, the project's one-line error), and the cases counted "files checked intact"
-also compare every pre-existing file byte for byte before and after. The counts come from the
-run itself (the module tallies what it tried), so they include every generated example.
+also compare every pre-existing file byte for byte before and after; test_construction.py's
+properties assert, for each generated input, a one-line refusal or a read identical to the
+original. The counts come from the runs themselves (each module tallies what it tried), so they
+include every generated example.
 """
 
 from __future__ import annotations
@@ -40,6 +42,21 @@ DESCRIPTIONS = {
     "filesystem": "full disk (training, evaluation, analysis), read-only filesystem, paths "
                   "of the wrong kind, closed pipe, memory exhaustion",
     "concurrency": "a second analysis of one directory; an evaluation lock reached via a link",
+    # tests/test_construction.py: properties over generated inputs (each generated example
+    # counts once)
+    "parse once": "checkpoints and .npz files mutated at random (repeated, case-folded, "
+                  "reordered, recompressed members; disagreeing headers; declared sizes; "
+                  "flipped bytes; data before the archive): refused in one line or read "
+                  "exactly, and read alike by every ZIP reader",
+    "allow by list": "GIF, BMP, TIFF, EPS, PPM and WebP named .png; PostScript never reaching "
+                     "Ghostscript; 16-bit images keeping their values",
+    "bound by declaration": ".npy headers declaring more than they hold; labels out of range; "
+                            "image headers declaring too many pixels; gigabyte declarations "
+                            "under a hard memory limit",
+    "special files and links": "FIFOs as model, recipe and image; a link swapped in below an "
+                               "output",
+    "python api": "bad images, labels and models for evaluate and analyze; outputs that are "
+                  "not logits",
 }
 
 
@@ -48,7 +65,8 @@ def main() -> int:
         tally_file = Path(scratch) / "tally.json"
         done = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-             str(ROOT / "tests" / "test_robustness.py")],
+             str(ROOT / "tests" / "test_robustness.py"),
+             str(ROOT / "tests" / "test_construction.py")],
             cwd=ROOT, env={**os.environ, "SPECROBUST_RELIABILITY_TALLY": str(tally_file)},
             capture_output=True, text=True)
         summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "?"

@@ -15,6 +15,7 @@ special files are refused by type; the Python API refuses bad arguments with one
 
 from __future__ import annotations
 
+import collections
 import io
 import os
 import struct
@@ -42,6 +43,15 @@ from specrobust.ziparchive import DEFLATED, STORED, Archive, rebuild
 
 PROPERTY = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
+TALLY: collections.Counter = collections.Counter()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _write_tally():
+    yield
+    from tests_support import write_tally
+
+    write_tally(TALLY)
 
 
 def _one_line(error: BaseException) -> bool:
@@ -118,6 +128,7 @@ def _mutate(data: bytes, mutation) -> bytes:
 @PROPERTY
 @given(mutation=MUTATIONS)
 def test_a_mutated_checkpoint_is_refused_in_one_line_or_read_exactly(mutation):
+    TALLY["parse once"] += 1
     original, state = _state_dict_file()
     mutated = _mutate(original, mutation)
     try:
@@ -135,6 +146,7 @@ def test_a_mutated_checkpoint_is_refused_in_one_line_or_read_exactly(mutation):
 def test_what_the_zip_reader_accepts_is_what_every_reader_reads(mutation):
     """Where specrobust's reader accepts an archive, Python's zipfile reads the same members
     with the same bytes: no two readers can disagree on an accepted archive."""
+    TALLY["parse once"] += 1
     mutated = _mutate(_state_dict_file()[0], mutation)
     try:
         archive = Archive.of_bytes(mutated, "archive", methods=(STORED, DEFLATED),
@@ -169,6 +181,7 @@ def test_repeated_names_in_an_export_archive_are_refused(tmp_path):
 @given(count=st.integers(1, 6), compressed=st.booleans(), mutation=MUTATIONS)
 def test_a_mutated_npz_is_refused_in_one_line_or_read_exactly(tmp_path, count, compressed,
                                                                mutation):
+    TALLY["parse once"] += 1
     rng = np.random.default_rng(count)
     x = rng.integers(0, 256, (count, 4, 4, 3), dtype=np.uint8)
     y = rng.integers(0, 3, count)
@@ -196,6 +209,7 @@ def _npy(shape, dtype, payload: bytes) -> bytes:
 @PROPERTY
 @given(rows=st.integers(1, 10**9), held=st.integers(0, 64))
 def test_npz_arrays_declaring_more_than_they_hold_are_refused(tmp_path, rows, held):
+    TALLY["bound by declaration"] += 1
     path = tmp_path / "bomb.npz"
     path.write_bytes(_zip([("x.npy", _npy((rows, 4, 4), "u1", bytes(held))),
                            ("y.npy", _npy((rows,), "<i8", bytes(8 * min(rows, 8))))],
@@ -214,6 +228,7 @@ def test_npz_arrays_declaring_more_than_they_hold_are_refused(tmp_path, rows, he
     (np.array([0, 10**12]), "integers in [0, 100000)"),
 ])
 def test_npz_labels_are_checked_before_classes_are_made(tmp_path, labels, says):
+    TALLY["bound by declaration"] += 1
     np.savez(tmp_path / "l.npz", x=np.zeros((2, 4, 4), np.uint8), y=labels)
     classes = 2 if labels.min() < 0 else None
     with pytest.raises(SpecRobustError, match=says.replace("[", r"\[").replace("(", r"\(")
@@ -235,6 +250,7 @@ def _image_folder(tmp_path: Path, data: bytes, name: str = "a.png") -> user.User
 def test_only_png_and_jpeg_are_decoded_whatever_the_name(tmp_path, image_format):
     from PIL import Image
 
+    TALLY["allow by list"] += 1
     buffer = io.BytesIO()
     try:
         Image.new("RGB", (8, 8), (10, 20, 30)).save(buffer, image_format)
@@ -251,6 +267,7 @@ def test_a_postscript_file_named_png_never_reaches_an_interpreter(tmp_path, monk
     def never(*_, **__):
         raise AssertionError("Ghostscript was called")
 
+    TALLY["allow by list"] += 1
     monkeypatch.setattr(PIL.EpsImagePlugin, "Ghostscript", never, raising=False)
     data = _image_folder(tmp_path, b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\n"
                                    b"showpage\n")
@@ -263,11 +280,43 @@ def test_a_postscript_file_named_png_never_reaches_an_interpreter(tmp_path, monk
 def test_sixteen_bit_images_keep_their_values(tmp_path, values):
     from PIL import Image
 
+    TALLY["allow by list"] += 1
     pixels = np.array(values, dtype=np.uint16).reshape(4, 4)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, "PNG")
     _, test, _ = user.load(_image_folder(tmp_path, buffer.getvalue()))
     assert np.array_equal(test.images[0, 0].numpy(), np.rint(pixels / 257).astype(np.uint8))
+
+
+@PROPERTY
+@given(mode=st.sampled_from(["L", "RGB", "I;16"]), position=st.integers(0, 10**5),
+       flip=st.integers(1, 255), jpeg=st.booleans())
+def test_a_damaged_image_is_refused_in_one_line_or_read_exactly(tmp_path, mode, position, flip,
+                                                               jpeg):
+    """Bytes flipped anywhere in a real PNG (its chunks carry CRCs): one line, or the pixels of
+    the original. A JPEG carries no checksum, so a flip there may decode to other pixels: only
+    the one line or a decoded image is asked of it."""
+    from PIL import Image
+
+    TALLY["parse once"] += 1
+    rng = np.random.default_rng(position)
+    pixels = rng.integers(0, 65536 if mode == "I;16" else 256, (6, 5, 3)[:2 if mode != "RGB"
+                                                                          else 3])
+    image = Image.fromarray(pixels.astype(np.uint16 if mode == "I;16" else np.uint8))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG" if jpeg and mode != "I;16" else "PNG")
+    original = buffer.getvalue()
+    data = _image_folder(tmp_path, original)
+    _, expected, _ = user.load(data)
+    at = position % len(original)
+    _image_folder(tmp_path, original[:at] + bytes([original[at] ^ flip]) + original[at + 1:])
+    try:
+        _, test, _ = user.load(data)
+    except Exception as error:  # noqa: BLE001 - what is raised is the property
+        assert _one_line(error), repr(error)
+        return
+    if not (jpeg and mode != "I;16"):
+        assert torch.equal(test.images, expected.images)
 
 
 def _png_declaring(width: int, height: int) -> bytes:
@@ -280,6 +329,7 @@ def _png_declaring(width: int, height: int) -> bytes:
 @PROPERTY
 @given(width=st.integers(16385, 10**6), height=st.integers(1, 10**6))
 def test_image_dimensions_are_checked_from_the_header(tmp_path, width, height):
+    TALLY["bound by declaration"] += 1
     with pytest.raises(SpecRobustError, match="declares"):
         user.describe(_image_folder(tmp_path, _png_declaring(width, height)))
 
@@ -314,6 +364,7 @@ def test_declared_sizes_allocate_nothing_under_a_hard_memory_limit(tmp_path):
                           timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("refused:") == 2, done.stdout
+    TALLY["bound by declaration"] += 2
 
 
 # ---- special files and the output rule -----------------------------------------------------------
@@ -321,6 +372,7 @@ def test_declared_sizes_allocate_nothing_under_a_hard_memory_limit(tmp_path):
 
 @pytest.mark.parametrize("reader", ["model", "recipe", "image"])
 def test_special_files_are_refused_by_type_without_blocking(tmp_path, reader):
+    TALLY["special files and links"] += 1
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     read = {"model": lambda: specrobust.resolve(str(fifo)),
@@ -331,6 +383,7 @@ def test_special_files_are_refused_by_type_without_blocking(tmp_path, reader):
 
 
 def test_a_link_swapped_in_below_an_output_is_refused_not_followed(tmp_path):
+    TALLY["special files and links"] += 1
     run, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
     (run / "checkpoints").mkdir(parents=True)
     elsewhere.mkdir()
@@ -383,6 +436,7 @@ BAD_ARGUMENTS = [
 @pytest.mark.parametrize("which, value, says", BAD_ARGUMENTS)
 @pytest.mark.parametrize("entry", ["evaluate", "analyze"])
 def test_the_api_refuses_bad_arguments_with_one_value_error(entry, which, value, says):
+    TALLY["python api"] += 1
     arguments = {"model": _model(), "images": GOOD_IMAGES, "labels": GOOD_LABELS, which: value}
     options = {"attacks": "clean"} if entry == "evaluate" else {"parts": "kernels"}
     with pytest.raises(ValueError, match=says) as refused:
@@ -407,6 +461,7 @@ class _Returns(torch.nn.Module):
     (lambda x: torch.zeros(len(x), 3, dtype=torch.int64), "floating-point logits"),
 ])
 def test_the_api_refuses_models_whose_outputs_are_not_logits(output, says):
+    TALLY["python api"] += 1
     with pytest.raises(ValueError, match=says):
         specrobust.evaluate(_Returns(output), GOOD_IMAGES, GOOD_LABELS, attacks="clean")
 

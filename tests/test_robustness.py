@@ -64,9 +64,9 @@ def tried(kind: str, intact_checked: bool = False) -> None:
 @pytest.fixture(scope="module", autouse=True)
 def _write_tally():
     yield
-    target = os.environ.get("SPECROBUST_RELIABILITY_TALLY")
-    if target:
-        Path(target).write_text(json.dumps(dict(TALLY), indent=1, sort_keys=True) + "\n")
+    from tests_support import write_tally
+
+    write_tally(TALLY)
 
 
 def refused(capsys, argv) -> str:

@@ -23,3 +23,19 @@ def tiny_recipe(directory: Path) -> Path:
     path = directory / "tiny.yaml"
     path.write_text(yaml.safe_dump(TINY_RECIPE))
     return path
+
+
+def write_tally(tally: dict) -> None:
+    """Add ``tally`` (cases tried, by class) to the file ``SPECROBUST_RELIABILITY_TALLY`` names,
+    where ``benchmarks/reliability.py`` reads the counts of every module that keeps one."""
+    import json
+    import os
+
+    target = os.environ.get("SPECROBUST_RELIABILITY_TALLY")
+    if not target:
+        return
+    path = Path(target)
+    merged = json.loads(path.read_text()) if path.is_file() else {}
+    for kind, count in tally.items():
+        merged[kind] = merged.get(kind, 0) + count
+    path.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")

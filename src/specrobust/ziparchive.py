@@ -43,6 +43,7 @@ _END64 = struct.Struct("<4sQ2H2L4Q")
 _CENTRAL = struct.Struct("<4s6H3L5H2L")
 _LOCAL = struct.Struct("<4s5H3L2H")
 _MAX_MEMBERS = 100_000
+_NEWEST_FEATURES = 45  # "version needed to extract": 4.5 is ZIP64; later ones add encryption
 _CHUNK = 1 << 20
 
 
@@ -154,7 +155,7 @@ def _parse(read_at, length: int, what: str, methods: tuple[int, ...]) -> list[Me
         fixed = read_at(position, _CENTRAL.size)
         if len(fixed) != _CENTRAL.size:
             raise _bad(what, "its central directory is cut short")
-        (signature, _made_by, _needed, flags, method, _time, _date, crc, compressed, size,
+        (signature, _made_by, needed, flags, method, _time, _date, crc, compressed, size,
          name_length, extra_length, comment_length, disk, _internal, _external,
          offset) = _CENTRAL.unpack(fixed)
         if signature != b"PK\x01\x02":
@@ -166,9 +167,9 @@ def _parse(read_at, length: int, what: str, methods: tuple[int, ...]) -> list[Me
             raise _bad(what, "its central directory is damaged")
         name = _name(raw_name, flags, what)
         compressed, size, offset = _zip64(extra, compressed, size, offset, what)
-        if flags & 1 or flags & ~_ALLOWED_FLAGS:
+        if flags & 1 or flags & ~_ALLOWED_FLAGS or needed > _NEWEST_FEATURES:
             raise _bad(what, f"member {name!r} is encrypted or uses a feature specrobust does "
-                             f"not read (flags {flags:#x})")
+                             f"not read (flags {flags:#x}, version {needed / 10})")
         if method not in methods:
             raise _bad(what, f"member {name!r} is compressed with method {method}; specrobust "
                              f"reads {' and '.join(_METHOD_NAMES[m] for m in methods)} members")
@@ -275,8 +276,10 @@ def _local(read_at, offset: int, raw_name: bytes, flags: int, method: int, crc: 
     header = read_at(offset, _LOCAL.size)
     if len(header) != _LOCAL.size or header[:4] != b"PK\x03\x04":
         raise _bad(what, f"the local header of {raw_name[:60]!r} is missing")
-    (_, _, local_flags, local_method, _, _, local_crc, local_compressed, local_size,
+    (_, local_needed, local_flags, local_method, _, _, local_crc, local_compressed, local_size,
      name_length, extra_length) = _LOCAL.unpack(header)
+    if local_needed > _NEWEST_FEATURES:
+        raise _bad(what, f"member {raw_name[:60]!r} needs ZIP features specrobust does not read")
     local_name = read_at(offset + _LOCAL.size, name_length)
     declared = (local_crc, local_compressed, local_size)
     agrees = local_name == raw_name and local_flags == flags and local_method == method and (

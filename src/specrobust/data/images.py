@@ -10,6 +10,7 @@ parses those bytes; its dimensions are checked from the header before anything i
 from __future__ import annotations
 
 import io
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +31,10 @@ MAX_IMAGE_PIXELS = 64 << 20
 MAX_UNRESIZED_SIDE = 4096  # as size= allows: a model is never handed larger images
 
 
-def open_image(path: Path):
+def open_image(path: Path, *, verify: bool = False):
     """The image at ``path``, its header read (format, mode and size checked against the
-    lists and bounds above); nothing is decoded yet."""
+    lists and bounds above); nothing is decoded yet. With ``verify``, a PNG's whole structure
+    is checked first (:func:`_check_png`), as it must be before its pixels are used."""
     try:
         from PIL import Image, UnidentifiedImageError
     except ImportError:
@@ -60,7 +62,55 @@ def open_image(path: Path):
     if image.mode not in EIGHT_BIT_MODES + SIXTEEN_BIT_MODES:
         raise SpecRobustError(f"image {path} has mode {image.mode}, which specrobust does not "
                               f"read (it reads {', '.join(EIGHT_BIT_MODES + SIXTEEN_BIT_MODES)})")
+    if verify and image.format == "PNG":
+        _check_png(data, image.size, path)
     return image
+
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by colour type
+
+
+def _check_png(data: bytes, size: tuple[int, int], path: Path) -> None:
+    """Every chunk whole and its CRC right, IHDR first and IEND last with nothing after, and
+    the image data one complete zlib stream (its Adler-32 checked) of no more than the header
+    declares. Pillow checks none of the image data's CRCs and stops inflating once it has its
+    rows, so a damaged PNG would otherwise decode to other pixels without a word."""
+    def refused(why: str) -> SpecRobustError:
+        return SpecRobustError(f"image {path} is damaged: {why}")
+
+    position, chunks, image_data = 8, [], []
+    while position < len(data):
+        if position + 12 > len(data):
+            raise refused("its last chunk is cut short")
+        length = int.from_bytes(data[position:position + 4], "big")
+        kind = data[position + 4:position + 8]
+        end = position + 12 + length
+        if end > len(data):
+            raise refused(f"chunk {kind!r} runs past the end of the file")
+        body = data[position + 8:end - 4]
+        if zlib.crc32(kind + body) != int.from_bytes(data[end - 4:end], "big"):
+            raise refused(f"chunk {kind!r} fails its CRC check")
+        chunks.append(kind)
+        if kind == b"IDAT":
+            image_data.append(body)
+        position = end
+        if kind == b"IEND":
+            break
+    if not chunks or chunks[0] != b"IHDR" or chunks[-1] != b"IEND" or position != len(data):
+        raise refused("it does not run from IHDR to IEND with nothing after")
+    width, height = (int.from_bytes(data[16 + 4 * i:20 + 4 * i], "big") for i in range(2))
+    depth, colour = data[24], data[25]
+    if (width, height) != size or colour not in _PNG_CHANNELS:
+        raise refused("its header is inconsistent")
+    row = (width * _PNG_CHANNELS[colour] * depth + 7) // 8 + 1
+    bound = 2 * height * row + 7 * height  # interlaced passes add at most a row's filter bytes
+    inflater = zlib.decompressobj()
+    try:
+        produced = len(inflater.decompress(b"".join(image_data), bound + 1))
+    except zlib.error as error:
+        raise refused(f"its image data does not inflate ({error})") from None
+    if not inflater.eof or inflater.unused_data or produced > bound:
+        raise refused("its image data is not one complete stream of the declared size")
 
 
 def pixels(path: Path, channels: int):
@@ -68,7 +118,7 @@ def pixels(path: Path, channels: int):
     range (65535 -> 255), never clipped."""
     from PIL import Image
 
-    image = open_image(path)
+    image = open_image(path, verify=True)
     try:
         if image.mode in SIXTEEN_BIT_MODES:
             values = np.asarray(image, dtype=np.int64)
