@@ -46,8 +46,9 @@ DESCRIPTIONS = {
     # counts once)
     "parse once": "checkpoints and .npz files mutated at random (repeated, case-folded, "
                   "reordered, recompressed members; disagreeing headers; declared sizes; "
-                  "flipped bytes; data before the archive): refused in one line or read "
-                  "exactly, and read alike by every ZIP reader",
+                  "flipped bytes; data before the archive) and PNG and JPEG files with flipped "
+                  "bytes: refused in one line or read exactly, and read alike by every ZIP "
+                  "reader",
     "allow by list": "GIF, BMP, TIFF, EPS, PPM and WebP named .png; PostScript never reaching "
                      "Ghostscript; 16-bit images keeping their values",
     "bound by declaration": ".npy headers declaring more than they hold; labels out of range; "
