@@ -144,10 +144,10 @@ def test_results_are_plain_json(contexts):
         assert json.loads(json.dumps(result)) == result
 
 
-def test_a_part_is_one_registry_entry(tmp_path, monkeypatch):
+def test_a_part_is_one_registry_entry(tmp_path, request):
     """A new part registered once is run by `specrobust analyze`, fingerprinted, summarised,
     drawn and shown in the report: nothing else needs to know about it."""
-    from specrobust.analysis import REGISTRY
+    from specrobust.analysis import PARTS
     from specrobust.analysis.parts import Part
     from specrobust.checkpoint import save_checkpoint
     from specrobust.cli import main
@@ -163,7 +163,8 @@ def test_a_part_is_one_registry_entry(tmp_path, monkeypatch):
     brightness = Part("brightness", "Mean brightness", "The mean pixel value of the images.",
                       compute=lambda ctx: {"mean": float(ctx.images.mean())},
                       headline=lambda result: {"mean brightness": result["mean"]}, plot=plot)
-    monkeypatch.setitem(REGISTRY, "brightness", brightness)
+    PARTS.add("brightness", brightness)
+    request.addfinalizer(lambda: PARTS.remove("brightness"))
     run = tmp_path / "run"
     save_checkpoint(run / "checkpoints" / "best.pt", create_model("cnn_small", 10),
                     dataset="synthetic:band=low,n_train=40,n_test=20", eps="8/255")
@@ -176,5 +177,5 @@ def test_a_part_is_one_registry_entry(tmp_path, monkeypatch):
     assert main(["report", str(run), "-o", str(tmp_path / "r.html")]) == 0
     page = (tmp_path / "r.html").read_text()
     assert "Mean brightness" in page and "The mean pixel value of the images." in page
-    for name, part in REGISTRY.items():  # the shipped parts are complete entries too
+    for name, part in PARTS.items():  # the shipped parts are complete entries too
         assert part.name == name and part.title and part.explanation.endswith(".")

@@ -16,7 +16,6 @@ from specrobust.data import (
     DeviceLoader,
     ImageSplit,
     class_balanced_subset,
-    get_dataset_info,
     load_dataset,
     parse_dataset_name,
     store,
@@ -42,10 +41,10 @@ def test_registry_entries_are_complete():
             assert len(set(info.class_names)) == info.num_classes
         if not info.generated:
             assert info.downloads and all(d.md5 and d.urls for d in info.downloads)
-    assert get_dataset_info("cifar10").eps == pytest.approx(8 / 255)
-    assert not get_dataset_info("mnist").hflip and get_dataset_info("cifar10").hflip
+    assert DATASETS["cifar10"].eps == pytest.approx(8 / 255)
+    assert not DATASETS["mnist"].hflip and DATASETS["cifar10"].hflip
     with pytest.raises(SpecRobustError, match="unknown dataset 'imagenet'"):
-        get_dataset_info("imagenet")
+        DATASETS["imagenet"]
 
 
 def test_train_val_split_is_seeded_disjoint_and_nine_to_one():
@@ -131,7 +130,7 @@ def test_fetch_downloads_checks_and_unpacks(tmp_path):
     archive = tmp_path / "server" / "cifar-10-binary.tar.gz"
     archive.parent.mkdir()
     md5 = _cifar_archive(archive, members)
-    info = replace(get_dataset_info("cifar10"), downloads=(
+    info = replace(DATASETS["cifar10"], downloads=(
         Download(("file:///nonexistent/mirror.tar.gz", archive.as_uri()),
                  "cifar-10-binary.tar.gz", md5, ".", unpack="tar"),))
     root = tmp_path / "root"
@@ -144,7 +143,7 @@ def test_fetch_downloads_checks_and_unpacks(tmp_path):
 def test_fetch_rejects_wrong_checksum_and_leaves_nothing(tmp_path):
     archive = tmp_path / "a.tar.gz"
     _cifar_archive(archive, {"cifar-10-batches-bin/test_batch.bin": b"x"})
-    info = replace(get_dataset_info("cifar10"), downloads=(
+    info = replace(DATASETS["cifar10"], downloads=(
         Download((archive.as_uri(),), "cifar-10-binary.tar.gz", "0" * 32, ".", unpack="tar"),))
     with pytest.raises(SpecRobustError, match="MD5") as error:
         store.fetch(info, tmp_path / "root")
@@ -155,7 +154,7 @@ def test_fetch_rejects_wrong_checksum_and_leaves_nothing(tmp_path):
 def test_fetch_refuses_archive_members_outside_the_root(tmp_path):
     archive = tmp_path / "evil.tar.gz"
     md5 = _cifar_archive(archive, {"../escaped.txt": b"x"})
-    info = replace(get_dataset_info("cifar10"), downloads=(
+    info = replace(DATASETS["cifar10"], downloads=(
         Download((archive.as_uri(),), "cifar-10-binary.tar.gz", md5, ".", unpack="tar"),))
     with pytest.raises(SpecRobustError, match="outside"):
         store.fetch(info, tmp_path / "root")
@@ -163,9 +162,9 @@ def test_fetch_refuses_archive_members_outside_the_root(tmp_path):
 
 
 def test_offline_fetch_gives_one_clear_error(tmp_path):
-    info = replace(get_dataset_info("mnist"), downloads=tuple(
+    info = replace(DATASETS["mnist"], downloads=tuple(
         replace(d, urls=("http://127.0.0.1:9/" + d.filename,))
-        for d in get_dataset_info("mnist").downloads))
+        for d in DATASETS["mnist"].downloads))
     with pytest.raises(SpecRobustError) as error:
         store.fetch(info, tmp_path)
     message = str(error.value)

@@ -62,9 +62,9 @@ def test_l2_budgets_default_and_are_range_checked(tmp_path, capsys, checkpoint):
     assert "no usual L2 budget; give one with --eps" in capsys.readouterr().err
     assert main(["eval", str(checkpoint), "--norm", "l2", "--eps", "100", "--n", "4"]) == 2
     assert "--eps must be in [0, 55.4256], got 100" in capsys.readouterr().err
-    from specrobust.data import get_dataset_info
+    from specrobust.data import DATASETS
 
-    assert get_dataset_info("cifar10").budget_text("l2") == "0.5"
+    assert DATASETS["cifar10"].budget_text("l2") == "0.5"
 
 
 def test_training_in_l2_records_its_threat_model(tmp_path, capsys):

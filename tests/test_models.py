@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from specrobust.data import get_dataset_info
+from specrobust.data import DATASETS
 from specrobust.errors import SpecRobustError
 from specrobust.models import MODELS, count_parameters, create_model
 
@@ -60,7 +60,7 @@ def test_published_layouts_match_robustbench_key_for_key(name):
 def test_every_model_forwards_its_datasets_shape(name):
     datasets = ["cifar10", "fashion-mnist", "tinyimagenet"] if name == "cnn_small" else ["cifar10"]
     for dataset in datasets:
-        info = get_dataset_info(dataset)
+        info = DATASETS[dataset]
         with torch.device("meta"):
             large = count_parameters(MODELS[name](info.num_classes, info.image_shape[0])) > LARGE
         if large:  # shapes only

@@ -31,8 +31,8 @@ NOISE = AttackKind("noise", "a random corner of the ball, scaled",
 def noise_registered():
     registry.register(NOISE, presets={"noise-half": {"scale": 0.5}})
     yield
-    registry.kinds().pop("noise")
-    registry.presets().pop("noise-half")
+    registry.KINDS.remove("noise")
+    registry.NAMED.remove("noise-half")
 
 
 def test_a_toy_attack_through_the_registry_alone(noise_registered, natural_low, tmp_path):
@@ -62,7 +62,7 @@ def test_a_toy_attack_from_the_command_line(noise_registered, tmp_path, capsys):
 
 
 def test_the_named_attacks_are_presets_of_their_kinds():
-    assert registry.preset("pgd20") == {**registry.kind("pgd").defaults(), "steps": 20}
+    assert registry.preset("pgd20") == {**registry.KINDS["pgd"].defaults(), "steps": 20}
     assert parse_attacks("pgd20")[0].options == parse_attacks("pgd:steps=20")[0].options
     assert parse_attacks("cw30")[0].options["loss"] == "cw"
     assert parse_attacks("pgd20")[0].alpha(8 / 255) == pytest.approx(2 / 255)
@@ -85,9 +85,9 @@ def test_a_toy_objective_through_its_registry(tmp_path):
 
     with pytest.raises(SpecRobustError, match="objective.name"):
         load_config(tiny_recipe(tmp_path), ["objective.name=half_natural"])
-    objectives.register(HalfNatural)
+    objectives.OBJECTIVES.register()(HalfNatural)
     try:
         config = load_config(tiny_recipe(tmp_path), ["objective.name=half_natural"])
         assert isinstance(objectives.build_objective(config.objective.name), HalfNatural)
     finally:
-        objectives.OBJECTIVES.pop("half_natural")
+        objectives.OBJECTIVES.remove("half_natural")

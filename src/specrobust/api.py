@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from specrobust.analysis import REGISTRY
+from specrobust.analysis import PARTS
 from specrobust.analysis.job import parse_parts
 from specrobust.attacks.registry import AttackSpec, parse_attacks
 from specrobust.boundary import check_inputs
@@ -79,7 +79,7 @@ def analyze(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     model.eval()
     context = AnalysisContext(model, images, labels, budget, seed=seed, batch_size=batch_size,
                               norm=norm, precision=precision)
-    return {part: REGISTRY[part].compute(context, **REGISTRY[part].options(settings))
+    return {part: PARTS[part].compute(context, **PARTS[part].options(settings))
             for part in chosen}
 
 

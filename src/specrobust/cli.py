@@ -386,9 +386,9 @@ def _data_verify(args) -> int:
 
 
 def _data_fetch(args) -> int:
-    from specrobust.data import get_dataset_info, parse_dataset_name, store
+    from specrobust.data import DATASETS, parse_dataset_name, store
 
-    info = get_dataset_info(parse_dataset_name(args.name)[0])
+    info = DATASETS[parse_dataset_name(args.name)[0]]
     layout, directory = store.fetch(info, store.resolve_data_root(args.data_root))
     print(f"{info.name}: present ({layout.name} layout) in {directory}")
     return 0

@@ -81,7 +81,7 @@ class AttackConfig:
 
 @dataclass
 class ObjectiveConfig:
-    name: str = "pgd_at"  # one of training.objectives.objectives()
+    name: str = "pgd_at"  # one of training.objectives.OBJECTIVES
     beta: float = 6.0  # TRADES' and MART's weight of the robustness term
 
 
@@ -365,7 +365,7 @@ def _type_name(option) -> str:
 
 def validate(config: Config) -> None:
     """Checks beyond types: ranges, names and choices, each naming its key."""
-    from specrobust.data import get_dataset_info, parse_dataset_name, user_data
+    from specrobust.data import DATASETS, parse_dataset_name, user_data
     from specrobust.models import MODELS
     from specrobust.sar import AXES, DISTANCES
 
@@ -384,7 +384,7 @@ def validate(config: Config) -> None:
     if user is not None:  # the user's own: read when training starts
         options = {}
     else:
-        get_dataset_info(dataset_name)  # raises with the known names
+        DATASETS[dataset_name]  # raises with the known names
     if options:
         from specrobust.data import SyntheticSpec
 
@@ -393,9 +393,9 @@ def validate(config: Config) -> None:
     require(0 <= config.seed <= MAX_SEED, "seed", f"must lie in [0, 2**63 - 1], got "
             f"{quoted(config.seed)}")
     choice(config.model.name, tuple(MODELS), "model.name")
-    from specrobust.training.objectives import objectives
+    from specrobust.training.objectives import OBJECTIVES
 
-    choice(config.objective.name, tuple(objectives()), "objective.name")
+    choice(config.objective.name, tuple(OBJECTIVES), "objective.name")
     require(0 < config.data.val_fraction < 1, "data.val_fraction", "must lie in (0, 1)")
     require(config.data.train_subset is None or config.data.train_subset >= 1,
             "data.train_subset", "must be >= 1")

@@ -16,42 +16,28 @@ logits     the logit-spectrum gap: SAR's distance between clean and adversarial 
 =========  ====================================================================================
 
 Each part is one ``analysis.parts.Part`` defined in its own module (compute, options, headline
-numbers, figure, title, explanation); ``REGISTRY`` holds them in report order. The JSON fields
+numbers, figure, title, explanation); ``PARTS`` holds them in report order. The JSON fields
 of each part are documented in its module; accuracies and shares are fractions in [0, 1],
 frequencies are in cycles per image (see ``specrobust.fourier``).
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
-# Part name -> the module defining it, in the order reports show them: adding a part is adding
-# a module and its line here. Names are known without importing anything (the CLI's help).
-MODULES = {"filter": "filtering", "spectra": "spectra", "bands": "band_attacks",
-           "heatmap": "heatmap", "kernels": "kernels", "logits": "logits"}
-PARTS = tuple(MODULES)
+from specrobust.registry import Registry
 
-
-def __getattr__(name: str):
-    """``REGISTRY`` (part name -> ``analysis.parts.Part``), imported on first use."""
-    if name != "REGISTRY":
-        raise AttributeError(name)
-    return _registry()
-
-
-def _registry() -> dict:
-    if "REGISTRY" not in globals():
-        registry = {}
-        for part, module in MODULES.items():
-            registry[part] = importlib.import_module(f"specrobust.analysis.{module}").PART
-            assert registry[part].name == part, module
-        globals()["REGISTRY"] = registry
-    return globals()["REGISTRY"]
+# Part name -> the module that defines and registers it, in the order reports show them: adding
+# a part is adding a module and its line here. Names are known without importing anything (the
+# CLI's help); a part's module is imported when the part is first used.
+PARTS: Registry = Registry("analysis part", lazy={
+    "filter": "specrobust.analysis.filtering", "spectra": "specrobust.analysis.spectra",
+    "bands": "specrobust.analysis.band_attacks", "heatmap": "specrobust.analysis.heatmap",
+    "kernels": "specrobust.analysis.kernels", "logits": "specrobust.analysis.logits"})
 
 
 def draw(part: str, entries: list[tuple[str, dict]], path: str | Path) -> None:
     """A part's figure of one model or several side by side. Labels are names from files ("$x"
     is a legal run name): matplotlib's mathtext marker is escaped in them, so they are drawn as
     written (tick labels keep their mathtext)."""
-    _registry()[part].plot([(label.replace("$", r"\$"), data) for label, data in entries], path)
+    PARTS[part].plot([(label.replace("$", r"\$"), data) for label, data in entries], path)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from specrobust import fourier
+from specrobust.analysis import PARTS
 from specrobust.analysis.context import AnalysisContext
 from specrobust.analysis.parts import Entries, Part
 
@@ -66,3 +67,4 @@ PART = Part(
     headline=headline,
     plot=_plot_band_attacks,
 )
+PARTS.add(PART.name, PART)

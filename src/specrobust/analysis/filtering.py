@@ -21,6 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from specrobust import fourier
+from specrobust.analysis import PARTS
 from specrobust.analysis.context import AnalysisContext
 from specrobust.analysis.parts import Entries, Part
 
@@ -104,3 +105,4 @@ PART = Part(
     headline=headline,
     plot=_plot_filter_sweep,
 )
+PARTS.add(PART.name, PART)

@@ -24,6 +24,7 @@ from typing import TypeVar
 import torch
 
 from specrobust import fourier, seeds
+from specrobust.analysis import PARTS
 from specrobust.analysis.context import AnalysisContext
 from specrobust.analysis.parts import Entries, Part
 from specrobust.settings import Settings
@@ -168,3 +169,4 @@ PART = Part(
     plot=_plot_heatmaps,
     options=options,
 )
+PARTS.add(PART.name, PART)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from specrobust import layout, locks, outputs, storage
-from specrobust.analysis import PARTS, REGISTRY
+from specrobust.analysis import PARTS
 from specrobust.analysis.context import AnalysisContext
 from specrobust.analysis.heatmap import sized
 from specrobust.errors import SpecRobustError
@@ -40,15 +40,15 @@ class AnalysisJob(Settings):
 
     def part_options(self, part: str) -> dict:
         """Options that change a part's result (they join its fingerprint)."""
-        return REGISTRY[part].options(self)
+        return PARTS[part].options(self)
 
 
 def parse_parts(text: str) -> list[str]:
     parts = [p.strip() for p in text.split(",") if p.strip()]
-    unknown = [p for p in parts if p not in REGISTRY]
+    unknown = [p for p in parts if p not in PARTS]
     if unknown or not parts:
         raise SpecRobustError(f"unknown analysis part {', '.join(unknown) or repr(text)}; known: "
-                              f"{', '.join(REGISTRY)}")
+                              f"{', '.join(PARTS)}")
     return list(dict.fromkeys(parts))
 
 
@@ -117,7 +117,7 @@ def _run_parts(job: AnalysisJob, parts: list[str], target, directory: Path, prog
         started = time.perf_counter()
         if job.progress and shard.main:
             print(f"{label}: {part} ...", flush=True)
-        result = REGISTRY[part].compute(ctx, **options)
+        result = PARTS[part].compute(ctx, **options)
         if not shard.main:
             continue
         record = {"format": FORMAT, "part": part, "label": label, "model": loaded.model.name,
@@ -153,7 +153,7 @@ def read_parts(directory: Path, root: Path | None = None) -> dict[str, dict]:
     read here ends up in shared reports."""
     root = directory if root is None else root
     found = {}
-    for part in REGISTRY:
+    for part in PARTS:
         path = outputs.regular_file_inside(root, str(directory.relative_to(root) / f"{part}.json"))
         if path is None:
             continue
@@ -170,7 +170,7 @@ def read_parts(directory: Path, root: Path | None = None) -> dict[str, dict]:
 def headline_numbers(parts: dict[str, dict]) -> dict[str, float]:
     """A few numbers per part, for tables across models and seeds (fractions in [0, 1])."""
     numbers: dict[str, float] = {}
-    for name, part in REGISTRY.items():
+    for name, part in PARTS.items():
         if name in parts:
             numbers |= part.headline(parts[name])
     return numbers

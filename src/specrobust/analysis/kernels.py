@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from specrobust import fourier
+from specrobust.analysis import PARTS
 from specrobust.analysis.parts import Entries, Part
 from specrobust.errors import SpecRobustError
 
@@ -106,3 +107,4 @@ PART = Part(
     headline=headline,
     plot=_plot_kernels,
 )
+PARTS.add(PART.name, PART)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from specrobust.analysis import PARTS
 from specrobust.analysis.context import AnalysisContext
 from specrobust.analysis.parts import Entries, Part
 from specrobust.sar import sar_loss
@@ -73,3 +74,4 @@ PART = Part(
     headline=headline,
     plot=_plot_logit_gap,
 )
+PARTS.add(PART.name, PART)

@@ -3,8 +3,8 @@
 A part computes a JSON-able result from an ``AnalysisContext`` (and its options), names a few
 headline numbers for tables across models and seeds, draws its figure from ``(label, result)``
 entries (one model, or many side by side in a report), and says in a title and a sentence what
-it shows. Adding a part means adding a module that defines ``PART`` and naming the module in
-``specrobust.analysis.MODULES``.
+it shows. Adding a part means adding a module that defines ``PART`` and registers it
+(``PARTS.add(PART.name, PART)``), and naming the module in ``specrobust.analysis.PARTS``.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from specrobust import fourier
+from specrobust.analysis import PARTS
 from specrobust.analysis.context import AnalysisContext
 from specrobust.analysis.parts import Entries, Part
 
@@ -105,3 +106,4 @@ PART = Part(
     headline=headline,
     plot=_plot_spectra,
 )
+PARTS.add(PART.name, PART)

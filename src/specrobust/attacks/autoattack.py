@@ -25,7 +25,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from specrobust.attacks.registry import AttackKind, Option, choice
+from specrobust.attacks.registry import AttackKind, Option, choice, register
 from specrobust.errors import SpecRobustError, quoted
 from specrobust.models import attack_mode
 
@@ -132,11 +132,11 @@ def _recorded(options: dict, eps: float) -> dict:
         dict(options)
 
 
-KINDS = (AttackKind(
+register(AttackKind(
     "aa", "AutoAttack (Croce and Hein 2020), the authors' code: the standard version runs "
           "APGD-CE, APGD-T, FAB-T and Square", (
         Option("version", "standard", choice(tuple(v for v in VERSIONS if v != "custom")),
                "standard or rand"),
         Option("attacks", None, _attack_list, "a custom list, e.g. apgd-ce+apgd-t")),
-    run=_run, gradient_steps=lambda options: None, check=_check_options, resolved=_recorded),)
-PRESETS = {"aa": ("aa", {}), "aa-apgd-ce": ("aa", {"attacks": ("apgd-ce",)})}
+    run=_run, gradient_steps=lambda options: None, check=_check_options, resolved=_recorded),
+    presets={"aa": {}, "aa-apgd-ce": {"attacks": ("apgd-ce",)}})

@@ -1,8 +1,8 @@
 """No attack: the images as they are (the registry's ``clean``)."""
 
-from specrobust.attacks.registry import AttackKind
+from specrobust.attacks.registry import AttackKind, register
 
-KINDS = (AttackKind("clean", "no attack: accuracy on the images as they are", (),
+register(AttackKind("clean", "no attack: accuracy on the images as they are", (),
                     run=lambda model, x, y, options, batch: x,
-                    gradient_steps=lambda options: 0),)
-PRESETS = {"clean": ("clean", {})}
+                    gradient_steps=lambda options: 0),
+         presets={"clean": {}})

@@ -24,7 +24,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from specrobust import fourier
-from specrobust.attacks.registry import AttackKind, Option, budget_fraction, choice, flag, whole
+from specrobust.attacks.registry import (
+    AttackKind,
+    Option,
+    budget_fraction,
+    choice,
+    flag,
+    register,
+    whole,
+)
 from specrobust.errors import SpecRobustError
 from specrobust.models import attack_mode
 from specrobust.settings import MOST_RESTARTS, MOST_STEPS, check_norm
@@ -262,13 +270,14 @@ def _step(options: dict, eps: float) -> float:
     return options["alpha"] if options["alpha"] is not None else default_step(eps)
 
 
-
-KINDS = (
-    AttackKind("fgsm", "one gradient step of size eps (signed for L-inf, L2-normalised for L2)",
-               (Option("random_start", False, flag, "start at a random point of the ball"),
-                Option("alpha", None, budget_fraction,
-                       "step size (default eps, 1.25 eps with a random start)")),
-               run=_run_fgsm, gradient_steps=lambda options: 1),
+register(AttackKind("fgsm",
+                    "one gradient step of size eps (signed for L-inf, L2-normalised for L2)",
+                    (Option("random_start", False, flag, "start at a random point of the ball"),
+                     Option("alpha", None, budget_fraction,
+                            "step size (default eps, 1.25 eps with a random start)")),
+                    run=_run_fgsm, gradient_steps=lambda options: 1),
+         presets={"fgsm": {}})
+register(
     AttackKind("pgd", "projected gradient descent (Madry et al. 2018), the best iterate kept",
                (Option("steps", 20, whole(1, MOST_STEPS), "gradient steps"),
                 Option("restarts", 1, whole(1, MOST_RESTARTS), "random restarts"),
@@ -280,10 +289,6 @@ KINDS = (
                run=_run_pgd,
                gradient_steps=lambda options: options["steps"] * options["restarts"],
                resolved=lambda options, eps: {**options, "alpha": _step(options, eps)}),
-)
-PRESETS = {
-    "fgsm": ("fgsm", {}),
-    "pgd20": ("pgd", {"steps": 20}),  # the paper's evaluation attack
-    "pgd50": ("pgd", {"steps": 50}),
-    "cw30": ("pgd", {"steps": 30, "loss": "cw"}),  # the paper's C&W-inf
-}
+    presets={"pgd20": {"steps": 20},  # the paper's evaluation attack
+             "pgd50": {"steps": 50},
+             "cw30": {"steps": 30, "loss": "cw"}})  # the paper's C&W-inf

@@ -35,7 +35,6 @@ In a comma-separated list, a ``key=value`` item continues the attack before it, 
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +44,7 @@ from torch import nn
 
 from specrobust import seeds
 from specrobust.errors import SpecRobustError, quoted
+from specrobust.registry import Registry
 
 # The modules that define attack kinds, in the order --help lists them.
 MODULES = ("specrobust.attacks.clean", "specrobust.attacks.pgd", "specrobust.attacks.autoattack")
@@ -98,54 +98,24 @@ class AttackKind:
         return {option.name: option.default for option in self.options}
 
 
-_KINDS: dict[str, AttackKind] = {}
-_PRESETS: dict[str, tuple[str, dict]] = {}
-_loaded = False
+# Attack kinds, and the named attacks that are presets of them ("pgd20": pgd with 20 steps),
+# registered by the modules that define them, imported on the first lookup.
+KINDS: Registry[AttackKind] = Registry("attack kind", modules=MODULES)
+NAMED: Registry[tuple[str, dict]] = Registry("attack", modules=MODULES)
 
 
-def register(kind: AttackKind, presets: dict[str, dict] | None = None) -> None:
-    """Add an attack kind (and named presets of it) to the registry."""
-    _load()
-    _KINDS[kind.name] = kind
+def register(kind: AttackKind, presets: dict[str, dict] | None = None) -> AttackKind:
+    """Add an attack kind, and named presets of it (name -> the options they set)."""
+    KINDS.add(kind.name, kind)
     for name, options in (presets or {}).items():
-        _PRESETS[name] = (kind.name, options)
-
-
-def kinds() -> dict[str, AttackKind]:
-    _load()
-    return _KINDS
-
-
-def presets() -> dict[str, tuple[str, dict]]:
-    """Named attack -> (kind, the options it sets)."""
-    _load()
-    return _PRESETS
-
-
-def kind(name: str) -> AttackKind:
-    _load()
-    if name not in _KINDS:
-        raise SpecRobustError(f"unknown attack kind {name!r}; known: {', '.join(_KINDS)}")
-    return _KINDS[name]
+        NAMED.add(name, (kind.name, options))
+    return kind
 
 
 def preset(name: str) -> dict:
     """Every option of a named attack: ``preset("pgd20")["steps"]`` is 20."""
-    kind_name, options = presets()[name]
-    return {**kind(kind_name).defaults(), **options}
-
-
-def _load() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for module_name in MODULES:
-        module = importlib.import_module(module_name)
-        for entry in module.KINDS:
-            _KINDS[entry.name] = entry
-        for name, (kind_name, options) in module.PRESETS.items():
-            _PRESETS[name] = (kind_name, options)
+    kind_name, options = NAMED[name]
+    return {**KINDS[kind_name].defaults(), **options}
 
 
 # ---- attack lists as users write them -------------------------------------------------------
@@ -166,13 +136,13 @@ class AttackSpec:
 
     def describe(self, eps: float) -> dict:
         """Plain-data description with the step size resolved, for eval.json."""
-        options = kind(self.kind).resolved(self.options, eps)
+        options = KINDS[self.kind].resolved(self.options, eps)
         return {"label": self.label, "kind": self.kind, "options": options}
 
     @property
     def gradient_steps(self) -> int | None:
         """Forward+backward passes per image (restarts included); None where it varies (AA)."""
-        return kind(self.kind).gradient_steps(self.options)
+        return KINDS[self.kind].gradient_steps(self.options)
 
     def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *,
             seed: int, on_stage: Callable | None = None,
@@ -182,7 +152,7 @@ class AttackSpec:
         uninterrupted one would have). ``on_stage`` hears about each stage of attacks made of
         stages (AutoAttack)."""
         batch = Batch(eps, norm, seeds.generator(seed, x.device), seed, on_stage)
-        return kind(self.kind).run(model, x, y, self.options, batch)
+        return KINDS[self.kind].run(model, x, y, self.options, batch)
 
 
 def parse_attacks(text: str) -> list[AttackSpec]:
@@ -212,14 +182,13 @@ def parse_attacks(text: str) -> list[AttackSpec]:
 def parse_attack(text: str) -> AttackSpec:
     name, colon, rest = text.partition(":")
     name = name.strip()
-    named, known_kinds = presets(), kinds()
-    if name in named and not colon:
-        return AttackSpec(name, named[name][0], preset(name))
-    if name not in known_kinds or (colon and not known_kinds[name].options):
-        known = ", ".join([*named, *(f"{k}:key=value" for k, entry in known_kinds.items()
+    if name in NAMED and not colon:
+        return AttackSpec(name, NAMED[name][0], preset(name))
+    if name not in KINDS or (colon and not KINDS[name].options):
+        known = ", ".join([*NAMED, *(f"{k}:key=value" for k, entry in KINDS.items()
                                      if entry.options)])
         raise SpecRobustError(f"unknown attack {quoted(text)}; known: {known}")
-    entry = known_kinds[name]
+    entry = KINDS[name]
     options = entry.defaults()
     parsers = {option.name: option.parse for option in entry.options}
     for item in filter(None, (part.strip() for part in rest.split(","))):

@@ -13,14 +13,14 @@ from pathlib import Path
 
 from specrobust.data import store, user
 from specrobust.data.loader import Augment, DeviceLoader
-from specrobust.data.registry import DATASETS, DatasetInfo, get_dataset_info
+from specrobust.data.registry import DATASETS, DatasetInfo
 from specrobust.data.splits import ImageSplit, class_balanced_subset, train_val_split
 from specrobust.data.synthetic import SyntheticSpec
 from specrobust.errors import SpecRobustError, quoted
 
 __all__ = [
     "DATASETS", "Augment", "Dataset", "DatasetInfo", "DeviceLoader", "ImageSplit",
-    "SyntheticSpec", "class_balanced_subset", "default_augment", "get_dataset_info",
+    "SyntheticSpec", "class_balanced_subset", "default_augment",
     "load_dataset", "parse_dataset_name", "train_val_split", "verify_dataset",
 ]
 
@@ -75,7 +75,7 @@ def dataset_facts(text: str, data_root: str | Path | None = None
         described = user.describe(data)
         return len(described.class_names), described.image_shape
     name, options = parse_dataset_name(text)
-    info = get_dataset_info(name)
+    info = DATASETS[name]
     if info.generated:
         spec = SyntheticSpec.from_options(options)
         return spec.num_classes, (spec.channels, spec.size, spec.size)
@@ -100,7 +100,7 @@ def load_dataset(name: str, data_root: str | Path | None = None,
     if data is not None:
         return _load_user_data(data, first_test)
     base, options = parse_dataset_name(name)
-    info = get_dataset_info(base)
+    info = DATASETS[base]
     if info.generated:
         from specrobust.data import synthetic
 
@@ -149,7 +149,7 @@ def _read_class_names(info: DatasetInfo, directory: Path) -> tuple[str, ...]:
 
 def verify_dataset(name: str, data_root: str | Path | None = None) -> store.VerifyReport:
     """Checksums of every file, then a full parse with split sizes compared to the registry."""
-    info = get_dataset_info(parse_dataset_name(name)[0])
+    info = DATASETS[parse_dataset_name(name)[0]]
     if info.generated:
         raise SpecRobustError(f"{info.name} is generated on the fly; there are no files to verify")
     layout, directory = store.locate(info, data_root)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from specrobust.data import formats
 from specrobust.data.splits import ImageSplit
-from specrobust.errors import SpecRobustError, quoted
 from specrobust.numbers import parse_fraction
+from specrobust.registry import Registry
 
 Reader = Callable[[Path], tuple[ImageSplit, ImageSplit]]
 
@@ -291,16 +291,7 @@ SYNTHETIC = DatasetInfo(
     notes="Generated, nothing to download; options such as synthetic:band=high,n_train=2000.",
 )
 
-DATASETS: dict[str, DatasetInfo] = {
-    info.name: info
-    for info in (FASHION_MNIST, MNIST, CIFAR10, CIFAR100, SVHN, TINY_IMAGENET, SYNTHETIC)
-}
-
-
-def get_dataset_info(name: str) -> DatasetInfo:
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise SpecRobustError(
-            f"unknown dataset {quoted(name)}; known: {', '.join(DATASETS)}"
-        ) from None
+# The built-in datasets by name (`specrobust data list`).
+DATASETS: Registry[DatasetInfo] = Registry("dataset", hint=" (or folder:DIR, npz:FILE, imagenet)")
+for _info in (FASHION_MNIST, MNIST, CIFAR10, CIFAR100, SVHN, TINY_IMAGENET, SYNTHETIC):
+    DATASETS.add(_info.name, _info)

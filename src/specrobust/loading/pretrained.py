@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from specrobust.errors import SpecRobustError
+from specrobust.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,10 @@ _ROBUSTBENCH_IMAGENET = ("RobustBench ImageNet Linf leaderboard "
                          "normalisation inside; no address is known here: put the file in "
                          "place by hand")
 
-PRETRAINED: dict[str, Pretrained] = {p.name: p for p in [
+# Pretrained models by name (`specrobust models --pretrained`).
+PRETRAINED: Registry[Pretrained] = Registry(
+    "pretrained model", hint="; `specrobust models --pretrained` lists them")
+for _entry in [
     Pretrained(
         name="autoattack-natural-resnet18", architecture="resnet18", dataset="cifar10",
         threat_model="none", eps=None, clean=None, autoattack=None,
@@ -81,20 +85,14 @@ PRETRAINED: dict[str, Pretrained] = {p.name: p for p in [
         name="Salman2020Do_50_2", architecture="imagenet_wrn50_2", dataset="imagenet",
         threat_model="Linf", eps="4/255", clean=68.46, autoattack=38.14,
         source=_ROBUSTBENCH_IMAGENET.format("Salman2020Do_50_2"), sha256=None),
-]}
+]:
+    PRETRAINED.add(_entry.name, _entry)
 
 
 def models_root() -> Path:
     """Where downloaded checkpoints live: ``$SPECROBUST_MODELS``, else
     ``~/.cache/specrobust/models``."""
     return Path(os.environ.get("SPECROBUST_MODELS") or Path.home() / ".cache/specrobust/models")
-
-
-def get(name: str) -> Pretrained:
-    if name not in PRETRAINED:
-        raise SpecRobustError(f"unknown pretrained model {name!r}; known: "
-                              f"{', '.join(PRETRAINED)}")
-    return PRETRAINED[name]
 
 
 def local_file(entry: Pretrained) -> Path:
@@ -123,7 +121,7 @@ def fetch(name: str) -> Path:
     from specrobust import storage
     from specrobust.loading.files import sha256_of
 
-    entry = get(name)
+    entry = PRETRAINED[name]
     if entry.package_file is not None or (models_root() / f"{entry.name}.pt").is_file():
         path = local_file(entry)
     else:

@@ -10,7 +10,7 @@ parameters) and hand it back exactly as it was found.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
@@ -18,24 +18,20 @@ import torch
 from torch import nn
 
 from specrobust.errors import SpecRobustError
-from specrobust.models.cnn import cnn_small
-from specrobust.models.dm_resnets import (
-    dm_preact_resnet18,
-    dm_wrn28_10,
-    dm_wrn34_10,
-    dm_wrn34_20,
-    dm_wrn70_16,
+
+# The families register their architectures in MODELS as they are imported (by family, in
+# this order: the one `specrobust models` lists them in).
+from specrobust.models import (  # noqa: F401 - imported for their registrations
+    cnn,
+    dm_resnets,
+    imagenet_resnet,
+    preact_resnet,
+    resnet,
+    trades_wideresnet,
+    wideresnet,
 )
-from specrobust.models.imagenet_resnet import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    imagenet_resnet50,
-    imagenet_wrn50_2,
-)
-from specrobust.models.preact_resnet import preact_resnet18
-from specrobust.models.resnet import resnet18, resnet50
-from specrobust.models.trades_wideresnet import rb_wrn28_10, rb_wrn34_10, rb_wrn34_20, rb_wrn70_16
-from specrobust.models.wideresnet import wrn28_10, wrn34_10
+from specrobust.models.imagenet_resnet import IMAGENET_MEAN, IMAGENET_STD
+from specrobust.models.zoo import MODELS
 
 
 class Normalize(nn.Module):
@@ -68,28 +64,6 @@ class Normalize(nn.Module):
         return x if self.identity else (x - self.mean) / self.std
 
 
-MODELS: dict[str, Callable[[int, int], nn.Module]] = {
-    "resnet18": resnet18,
-    "preact_resnet18": preact_resnet18,
-    "wrn34_10": wrn34_10,
-    "wrn28_10": wrn28_10,
-    "cnn_small": cnn_small,
-    # The layouts of published checkpoints (RobustBench CIFAR leaderboards): load them as they
-    # are. rb_*: TRADES' WideResNet (ReLU); dm_*: SiLU, normalisation inside (DM networks).
-    "resnet50": resnet50,
-    "rb_wrn28_10": rb_wrn28_10,
-    "rb_wrn34_10": rb_wrn34_10,
-    "rb_wrn34_20": rb_wrn34_20,
-    "rb_wrn70_16": rb_wrn70_16,
-    "dm_wrn28_10": dm_wrn28_10,
-    "dm_wrn34_10": dm_wrn34_10,
-    "dm_wrn34_20": dm_wrn34_20,
-    "dm_wrn70_16": dm_wrn70_16,
-    "dm_preact_resnet18": dm_preact_resnet18,
-    # ImageNet, torchvision's layout (RobustBench's ImageNet leaderboards), 224 x 224 inputs.
-    "imagenet_resnet50": imagenet_resnet50,
-    "imagenet_wrn50_2": imagenet_wrn50_2,
-}
 # The normalisation an architecture's published weights expect, where it is not the identity:
 # the model's first layer unless --mean/--std (or the weights file) say otherwise.
 DEFAULT_NORMALISATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
@@ -160,8 +134,7 @@ def create_model(
     """A zoo model (``specrobust models`` lists them) for ``num_classes`` classes and
     ``in_channels`` input channels, behind the normalisation ``mean``/``std`` (none by default,
     the authors' default): it takes images in [0, 1]."""
-    if name not in MODELS:
-        raise SpecRobustError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    factory = MODELS[name]  # an unknown name: one line listing the known ones
     if mean is None and std is None and name in DEFAULT_NORMALISATION:
         mean, std = DEFAULT_NORMALISATION[name]
     if not (2 <= num_classes <= MAX_CLASSES and 1 <= in_channels <= MAX_CHANNELS):
@@ -171,7 +144,7 @@ def create_model(
         )
     spec = ModelSpec(name, num_classes, in_channels,
                      None if mean is None else tuple(mean), None if std is None else tuple(std))
-    return Classifier(spec, MODELS[name](num_classes, in_channels),
+    return Classifier(spec, factory(num_classes, in_channels),
                       Normalize(in_channels, mean, std))
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from specrobust.models.zoo import register_model
+
 
 def _conv(in_channels: int, out_channels: int) -> list[nn.Module]:
     return [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
@@ -37,5 +39,6 @@ class SmallCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
+@register_model()
 def cnn_small(num_classes: int = 10, in_channels: int = 3) -> SmallCNN:
     return SmallCNN(num_classes, in_channels)

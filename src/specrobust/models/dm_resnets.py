@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from specrobust.errors import SpecRobustError
+from specrobust.models.zoo import MODELS
 
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616)
 CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
@@ -146,8 +147,8 @@ class DMPreActResNet(_Normalised):
 
 
 # Zoo entries: (num_classes, in_channels) -> model.
-dm_wrn28_10 = partial(DMWideResNet, 28, 10)
-dm_wrn34_10 = partial(DMWideResNet, 34, 10)
-dm_wrn34_20 = partial(DMWideResNet, 34, 20)
-dm_wrn70_16 = partial(DMWideResNet, 70, 16)
-dm_preact_resnet18 = partial(DMPreActResNet)
+dm_wrn28_10 = MODELS.add("dm_wrn28_10", partial(DMWideResNet, 28, 10))
+dm_wrn34_10 = MODELS.add("dm_wrn34_10", partial(DMWideResNet, 34, 10))
+dm_wrn34_20 = MODELS.add("dm_wrn34_20", partial(DMWideResNet, 34, 20))
+dm_wrn70_16 = MODELS.add("dm_wrn70_16", partial(DMWideResNet, 70, 16))
+dm_preact_resnet18 = MODELS.add("dm_preact_resnet18", partial(DMPreActResNet))

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from specrobust.models.zoo import register_model
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -71,9 +73,11 @@ class ImageNetResNet(nn.Module):
         return self.fc(self.avgpool(x).flatten(1))
 
 
+@register_model()
 def imagenet_resnet50(num_classes: int = 1000, in_channels: int = 3) -> ImageNetResNet:
     return ImageNetResNet((3, 4, 6, 3), 1, num_classes, in_channels)
 
 
+@register_model()
 def imagenet_wrn50_2(num_classes: int = 1000, in_channels: int = 3) -> ImageNetResNet:
     return ImageNetResNet((3, 4, 6, 3), 2, num_classes, in_channels)

@@ -6,6 +6,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from specrobust.models.resnet import stages
+from specrobust.models.zoo import register_model
 
 
 class PreActBlock(nn.Module):
@@ -44,5 +45,6 @@ class PreActResNet(nn.Module):
         return self.linear(F.adaptive_avg_pool2d(out, 1).flatten(1))
 
 
+@register_model()
 def preact_resnet18(num_classes: int = 10, in_channels: int = 3) -> PreActResNet:
     return PreActResNet((2, 2, 2, 2), num_classes, in_channels)

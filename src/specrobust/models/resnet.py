@@ -7,6 +7,8 @@ from __future__ import annotations
 from torch import nn
 from torch.nn import functional as F
 
+from specrobust.models.zoo import register_model
+
 
 class BasicBlock(nn.Module):
     expansion = 1  # output width over ``planes``
@@ -85,9 +87,11 @@ class ResNet(nn.Module):
         return self.linear(out)
 
 
+@register_model()
 def resnet18(num_classes: int = 10, in_channels: int = 3) -> ResNet:
     return ResNet((2, 2, 2, 2), num_classes, in_channels)
 
 
+@register_model()
 def resnet50(num_classes: int = 10, in_channels: int = 3) -> ResNet:
     return ResNet((3, 4, 6, 3), num_classes, in_channels, Bottleneck)

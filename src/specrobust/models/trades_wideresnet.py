@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from specrobust.errors import SpecRobustError
+from specrobust.models.zoo import MODELS
 
 
 class TradesBlock(nn.Module):
@@ -70,7 +71,7 @@ class TradesWideResNet(nn.Module):
 
 
 # Zoo entries: (num_classes, in_channels) -> model.
-rb_wrn28_10 = partial(TradesWideResNet, 28, 10)
-rb_wrn34_10 = partial(TradesWideResNet, 34, 10)
-rb_wrn34_20 = partial(TradesWideResNet, 34, 20)
-rb_wrn70_16 = partial(TradesWideResNet, 70, 16)
+rb_wrn28_10 = MODELS.add("rb_wrn28_10", partial(TradesWideResNet, 28, 10))
+rb_wrn34_10 = MODELS.add("rb_wrn34_10", partial(TradesWideResNet, 34, 10))
+rb_wrn34_20 = MODELS.add("rb_wrn34_20", partial(TradesWideResNet, 34, 20))
+rb_wrn70_16 = MODELS.add("rb_wrn70_16", partial(TradesWideResNet, 70, 16))

@@ -10,6 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from specrobust.errors import SpecRobustError
+from specrobust.models.zoo import register_model
 
 
 class WideBlock(nn.Module):
@@ -61,9 +62,11 @@ class WideResNet(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
 
 
+@register_model()
 def wrn34_10(num_classes: int = 10, in_channels: int = 3) -> WideResNet:
     return WideResNet(34, 10, num_classes, in_channels)
 
 
+@register_model()
 def wrn28_10(num_classes: int = 10, in_channels: int = 3) -> WideResNet:
     return WideResNet(28, 10, num_classes, in_channels)

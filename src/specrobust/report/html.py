@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from specrobust import layout, locks, outputs, storage
-from specrobust.analysis import REGISTRY
+from specrobust.analysis import PARTS
 from specrobust.analysis.job import headline_numbers, read_parts
 from specrobust.errors import SpecRobustError
 from specrobust.report.markup import Markup, html, join
@@ -312,9 +312,9 @@ def render(models: list[Model], runs: list[RunInfo], title: str,
            reference: str | None = None) -> str:
     sections = [html('<h1>{}</h1><p class="lead">{} model(s); generated {} by specrobust. '
                      "Accuracies in %.</p>", title, len(models), time.strftime("%Y-%m-%d %H:%M"))]
-    present = [p for p in REGISTRY if any(p in m.parts for m in models)]
+    present = [p for p in PARTS if any(p in m.parts for m in models)]
     nav = [html('<a href="#summary">summary</a>')]
-    nav += [html('<a href="#{}">{}</a>', p, REGISTRY[p].title.lower()) for p in present]
+    nav += [html('<a href="#{}">{}</a>', p, PARTS[p].title.lower()) for p in present]
     if any(m.evaluation for m in models):
         nav.append(html('<a href="#evaluation">evaluation</a>'))
     if runs:
@@ -323,7 +323,7 @@ def render(models: list[Model], runs: list[RunInfo], title: str,
     sections.append(html('<h2 id="summary">Summary</h2>{}', _summary_table(models)))
     for part in present:
         entries = [(m.label, m.parts[part]) for m in models if part in m.parts]
-        heading, text = REGISTRY[part].title, REGISTRY[part].explanation
+        heading, text = PARTS[part].title, PARTS[part].explanation
         body = _filter_table(models) if part == "filter" else ""
         sections.append(html('<h2 id="{}">{}</h2><p class="note">{}</p>{}{}', part, heading,
                              text, body, _figure(part, entries)))

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from specrobust import seeds
+from specrobust import outputs, seeds
 from specrobust.attacks import pgd
 from specrobust.attacks.pgd import default_step
 from specrobust.config import Config
@@ -72,7 +72,7 @@ def train(config: Config, run_dir: str | Path, *, resume: bool = False,
     (run, epoch): a new run starts from that run's snapshot after that epoch
     (``RunDir._branch_state``)."""
     dist, device = init_distributed(config.run.device)
-    run = rundir.RunDir(Path(run_dir))
+    run = rundir.RunDir(outputs.typed(run_dir))  # resolved once: nothing below follows a link
     try:
         state = run.prepare(config, resume=resume, force=force, write=dist.main,
                             branch=None if branch is None else (Path(branch[0]), branch[1]))

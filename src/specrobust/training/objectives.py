@@ -17,8 +17,8 @@ import torch
 from torch.nn import functional as F
 
 from specrobust.attacks.pgd import pgd
-from specrobust.errors import SpecRobustError
 from specrobust.models import model_mode
+from specrobust.registry import Registry
 
 
 @dataclass
@@ -61,6 +61,11 @@ def _training_pgd(model, x, y, ctx: StepContext, **options) -> torch.Tensor:
                mode=ctx.generation_mode, generator=ctx.generator, **options)
 
 
+
+# Objectives by name (config ``objective.name``): ``@OBJECTIVES.register()`` above each class.
+OBJECTIVES: Registry[type[Objective]] = Registry("objective")
+
+@OBJECTIVES.register()
 class Natural(Objective):
     name = "natural"
 
@@ -72,6 +77,7 @@ class Natural(Objective):
         return LossTerms(F.cross_entropy(logits, y), clean_logits=logits)
 
 
+@OBJECTIVES.register()
 class PGDAT(Objective):
     """Madry et al.: cross-entropy on PGD adversarial examples."""
 
@@ -82,6 +88,7 @@ class PGDAT(Objective):
         return LossTerms(F.cross_entropy(adv_logits, y), adv_logits=adv_logits)
 
 
+@OBJECTIVES.register()
 class TRADES(Objective):
     """Zhang et al.: CE on clean inputs + beta * KL(clean || adversarial); the attack maximises
     the KL from a small Gaussian start, as the authors' code does."""
@@ -106,6 +113,7 @@ class TRADES(Objective):
                          {"natural": natural.detach(), "kl": robust.detach()})
 
 
+@OBJECTIVES.register()
 class MART(Objective):
     """Wang et al.: boosted CE on adversarial examples + beta * KL weighted by how wrong the
     clean prediction is."""
@@ -128,29 +136,5 @@ class MART(Objective):
                          {"boosted_ce": boosted.detach(), "weighted_kl": robust.detach()})
 
 
-OBJECTIVES: dict[str, type[Objective]] = {cls.name: cls for cls in (Natural, PGDAT, TRADES, MART)}
-# Modules defining further objectives (each registers its class with ``register``): a new
-# objective is a new module and its line here.
-MODULES: tuple[str, ...] = ()
-
-
-def register(cls: type[Objective]) -> type[Objective]:
-    """Class decorator: make an objective known by its ``name`` (config ``objective.name``)."""
-    OBJECTIVES[cls.name] = cls
-    return cls
-
-
-def objectives() -> dict[str, type[Objective]]:
-    """Every objective, the modules of ``MODULES`` imported."""
-    import importlib
-
-    for module in MODULES:
-        importlib.import_module(module)
-    return OBJECTIVES
-
-
 def build_objective(name: str) -> Objective:
-    known = objectives()
-    if name not in known:
-        raise SpecRobustError(f"unknown objective {name!r}; known: {', '.join(known)}")
-    return known[name]()
+    return OBJECTIVES[name]()  # an unknown name: one line listing the known ones

@@ -60,7 +60,7 @@ def _comparable(config_dict: dict) -> dict:
 
 class RunDir:
     def __init__(self, path: str | Path):
-        self.path = path = outputs.typed(path)  # resolved once: nothing below follows a link
+        self.path = path = Path(path)
         self.checkpoints = path / layout.CHECKPOINT_DIR
         self.last = layout.checkpoint_file(path, "last")
         self.metrics_file = path / layout.METRICS
