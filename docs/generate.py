@@ -19,9 +19,9 @@ DOCS = Path(__file__).resolve().parent
 
 
 def cli_page() -> str:
-    from specrobust.cli import _build_parser
+    from specrobust.cli import build_parser
 
-    parser = _build_parser()
+    parser = build_parser()
     lines = ["# Command line", "",
              "Generated from the parser itself (`python docs/generate.py`); `specrobust COMMAND "
              "--help` prints the same.", "", "```text", _help(parser), "```", ""]

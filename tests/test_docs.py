@@ -27,10 +27,10 @@ def test_generated_pages_match_their_sources(page):
 
 
 def test_the_cli_page_names_every_command_and_option():
-    from specrobust.cli import _build_parser
+    from specrobust.cli import build_parser
 
     page = (ROOT / "docs" / "cli.md").read_text()
-    for name, command in _generator()._commands(_build_parser()):
+    for name, command in _generator()._commands(build_parser()):
         assert f"## specrobust {name}\n" in page
         for action in command._actions:
             for option in action.option_strings:

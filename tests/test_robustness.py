@@ -41,7 +41,7 @@ from hypothesis import strategies as st
 
 from specrobust import locks
 from specrobust.checkpoint import save_checkpoint
-from specrobust.cli import _build_parser, main
+from specrobust.cli import build_parser, main
 from specrobust.config import Config, load_config
 from specrobust.errors import SpecRobustError
 from specrobust.loading import load_model
@@ -125,7 +125,7 @@ def _value_options() -> list[tuple[list[str], str]]:
     """(command words, option) for every option that takes a value, read off the parser.
     ``demo`` and ``data fetch`` are left out: a valid value there starts hours of work or a
     download; their options are the same types as eval's."""
-    parser = _build_parser()
+    parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
     found = []
     for name, sub in commands.items():

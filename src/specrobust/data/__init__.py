@@ -21,7 +21,7 @@ from specrobust.errors import SpecRobustError, quoted
 __all__ = [
     "DATASETS", "Augment", "Dataset", "DatasetInfo", "DeviceLoader", "ImageSplit",
     "SyntheticSpec", "class_balanced_subset", "default_augment",
-    "load_dataset", "parse_dataset_name", "train_val_split", "verify_dataset",
+    "catalogue", "load_dataset", "parse_dataset_name", "train_val_split", "verify_dataset",
 ]
 
 
@@ -159,3 +159,36 @@ def verify_dataset(name: str, data_root: str | Path | None = None) -> store.Veri
     train, test = layout.reader(directory)
     report.train, report.test = len(train), len(test)
     return report
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    """One line of `specrobust data list`: a dataset and whether it is present here."""
+
+    name: str
+    shape: tuple[int, ...]
+    classes: int
+    train: int | None
+    test: int | None
+    eps: str
+    flip: bool
+    status: str
+
+
+def catalogue(root: Path) -> list[CatalogueEntry]:
+    """Every dataset specrobust can read by name, and where it was found under ``root``."""
+    entries = []
+    for info in DATASETS.values():
+        found = None if info.generated else store.find_layout(info, root)
+        status = "generated" if info.generated else \
+            f"found ({found[0].name}) in {found[1]}" if found else "not found"
+        entries.append(CatalogueEntry(info.name, info.image_shape, info.num_classes,
+                                      info.train_size, info.test_size, info.eps_text, info.hflip,
+                                      status))
+    imagenet, size = root / "imagenet" / "val", user.IMAGENET_SIZE
+    entries.append(CatalogueEntry(
+        "imagenet", (3, size, size), user.IMAGENET_CLASSES, None, None,
+        user.IMAGENET_BUDGETS["linf"], True,
+        (f"found in {imagenet}" if imagenet.is_dir() else "not found") +
+        f" (validation set, resize {user.IMAGENET_RESIZE}, crop {size})"))
+    return entries

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from specrobust import layout, locks, outputs, storage
+from specrobust.errors import SpecRobustError
 from specrobust.locks import InUseError
 from specrobust.study.plan import STAGES, Method, Plan, Run
 from specrobust.study.stages import analyze_method, evaluate_method, log, train_run
@@ -97,6 +99,33 @@ def _study_files(plan: Plan):
 def _write_tables(plan: Plan, seeds: list[int]) -> None:
     with _study_files(plan):
         write_summary(plan, seeds)
+
+
+def run(plan: Plan, options: Options, *, workers: int = 1, threads: int = 0,
+        worker_argv: Callable[[list[str]], list[str]] | None = None) -> Path | None:
+    """The study, in this process or in ``workers`` processes sharing the plan (each running
+    `specrobust` with ``worker_argv(stages)``, then the report once, over every worker's
+    results); returns the report's path when one was written. A missing dataset fails first,
+    in one line, before anything is written."""
+    if "train" in options.stages:
+        from specrobust.config import load_config
+        from specrobust.data import load_dataset
+
+        first = plan.runs[0]
+        load_dataset(load_config(first.recipe, list(first.overrides)).data.dataset,
+                     options.data_root)
+    stages = options.stages
+    if workers > 1 and worker_argv is not None:
+        code = run_workers(worker_argv([s for s in stages if s != "report"]), workers, threads)
+        if code:
+            raise SpecRobustError(f"a worker of the study stopped with exit status {code}; "
+                                  "run the study again to continue")
+        stages = tuple(s for s in stages if s == "report")
+    elif threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    return execute(plan, dataclasses.replace(options, stages=stages))
 
 
 def run_workers(argv: list[str], workers: int, threads: int) -> int:
