@@ -9,8 +9,8 @@ import os
 import signal
 import sys
 
-from specrobust import storage
 from specrobust.cli import main
+from specrobust.files import storage
 
 at, when = int(os.environ["KILL_AT"]), os.environ.get("KILL_WHEN", "before")
 count = 0

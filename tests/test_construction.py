@@ -34,12 +34,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import specrobust
-from specrobust import storage
 from specrobust.checkpoint import read_checkpoint
 from specrobust.data import user
 from specrobust.data.images import open_image
 from specrobust.errors import SpecRobustError
-from specrobust.ziparchive import DEFLATED, STORED, Archive, rebuild
+from specrobust.files import storage
+from specrobust.files.ziparchive import DEFLATED, STORED, Archive, rebuild
 
 PROPERTY = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -397,7 +397,7 @@ def test_a_link_swapped_in_below_an_output_is_refused_not_followed(tmp_path):
 
 
 def test_a_typed_path_through_a_link_is_resolved_once(tmp_path):
-    from specrobust.outputs import typed
+    from specrobust.files.outputs import typed
 
     (tmp_path / "real").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "real")

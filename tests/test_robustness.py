@@ -39,11 +39,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from specrobust import locks
 from specrobust.checkpoint import save_checkpoint
 from specrobust.cli import build_parser, main
 from specrobust.config import Config, load_config
 from specrobust.errors import SpecRobustError
+from specrobust.files import locks
 from specrobust.loading import load_model
 from specrobust.models import create_model
 from specrobust.numbers import parse_fraction
@@ -85,7 +85,7 @@ def snapshot(*roots: Path) -> dict:
     for root in roots:
         for path in [root, *root.rglob("*")] if root.exists() else []:
             if path.name.endswith(".lock"):
-                continue  # lock files stay beside their outputs by design (specrobust.locks)
+                continue  # lock files stay beside their outputs by design (specrobust.files.locks)
             if path.is_symlink():
                 found[str(path)] = ("link", os.readlink(path))
             elif path.is_file():
@@ -692,7 +692,7 @@ def test_a_full_disk_is_one_line_and_loses_nothing(tmp_path, capsys, checkpoint,
     with small_filesystem(tmp_path / "fs", 1024) as fs:
         if fs is None:  # simulated: every durable write fails as on a full disk
             fs = tmp_path / "fs"
-            monkeypatch.setattr("specrobust.storage.os.fsync", _no_space)
+            monkeypatch.setattr("specrobust.files.storage.os.fsync", _no_space)
         run = fresh_run(checkpoint, fs)
         (run / "eval.json").write_text('{"format": "specrobust-eval", "old": true}')
         _fill(fs)

@@ -14,9 +14,9 @@ SOURCE = Path(__file__).parent.parent / "src" / "specrobust"
 # Low to high: modules and packages (a dotted name places one module of a package apart from
 # the rest). A module may import from its own layer and the ones below it, never above.
 LAYERS = (
-    ("errors", "registry", "settings", "numbers", "seeds", "layout", "fourier", "progress"),
-    ("storage", "ziparchive", "boundary", "locks", "machine", "outputs", "yamlfile", "figures",
-     "models", "data", "sar", "recipes"),
+    ("errors", "registry", "settings", "numbers", "seeds", "files.layout", "fourier",
+     "progress"),
+    ("files", "boundary", "machine", "figures", "models", "data", "sar", "recipes"),
     ("checkpoint", "attacks"),
     ("loading",),
     ("evaluation", "analysis", "training", "config"),

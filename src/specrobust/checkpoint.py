@@ -27,11 +27,11 @@ import torch
 from torch import nn
 from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
-from specrobust import storage
 from specrobust.errors import SpecRobustError
-from specrobust.layout import CHECKPOINT_FORMAT as FORMAT
+from specrobust.files import storage
+from specrobust.files.layout import CHECKPOINT_FORMAT as FORMAT
+from specrobust.files.ziparchive import DEFLATED, STORED, Archive, rebuild
 from specrobust.models import Classifier, ModelSpec
-from specrobust.ziparchive import DEFLATED, STORED, Archive, rebuild
 
 FORMAT_VERSION = 1
 # Bookkeeping of torch.optim.swa_utils.AveragedModel, not a weight.
@@ -88,7 +88,7 @@ MAX_CHECKPOINT_BYTES = 8 << 30
 def read_checkpoint(path: str | Path, data: bytes | None = None) -> dict:
     """The dict in a ``torch.save`` file (its bytes ``data`` when already read), read with
     ``weights_only=True`` and one-line errors. torch's reader gets an archive rebuilt from what
-    specrobust's own ZIP reader parsed, never the file itself (``specrobust.ziparchive``)."""
+    specrobust's own ZIP reader parsed, never the file itself (``specrobust.files.ziparchive``)."""
     path = Path(path)
     if data is None:
         try:

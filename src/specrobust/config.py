@@ -22,10 +22,9 @@ from typing import Literal
 import yaml
 
 from specrobust.errors import SpecRobustError, quoted
+from specrobust.files.storage import check_depth, loads_yaml, read_mapping
 from specrobust.numbers import parse_fraction, parse_number
 from specrobust.settings import MAX_SEED, MOST_STEPS
-from specrobust.storage import check_depth, loads_yaml
-from specrobust.yamlfile import read_mapping
 
 # Closed choices: a value outside them is refused while the config is read, naming them.
 AveragingKind = Literal["none", "swa", "ema"]

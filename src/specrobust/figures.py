@@ -14,7 +14,7 @@ matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from specrobust import storage  # noqa: E402
+from specrobust.files import storage  # noqa: E402
 
 __all__ = ["COLOURS", "centred_extent", "extent", "np", "plt", "save"]
 

@@ -12,17 +12,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from specrobust import layout, locks, outputs, storage
 from specrobust.analysis import PARTS
 from specrobust.analysis.context import AnalysisContext
 from specrobust.analysis.heatmap import sized
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.job import start_test_job
+from specrobust.files import layout, locks, outputs, storage
+from specrobust.files.storage import read_json
 from specrobust.loading import ModelSource, as_source
 from specrobust.machine import Distributed, precision_fingerprint
 from specrobust.progress import progress_bars
 from specrobust.settings import Settings
-from specrobust.storage import read_json
 
 FORMAT = layout.ANALYSIS_FORMAT
 # Part of every fingerprint: bump it when a part's method changes, so old results are redone.

@@ -94,7 +94,7 @@ def floats(option: str):
 def add_model_source(command) -> None:
     """The options that say where a model comes from (``specrobust.loading``): declared
     here once for every command that takes a model, read back by :func:`model_source`."""
-    from specrobust.layout import CHECKPOINTS
+    from specrobust.files.layout import CHECKPOINTS
 
     group = command.add_argument_group("model source")
     group.add_argument("--model", help="architecture for a weights file: a zoo name "

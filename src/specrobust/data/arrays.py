@@ -1,7 +1,7 @@
 """``.npz`` datasets, read by specrobust's own ZIP reader: bounded by what they declare.
 
 An ``.npz`` file is a ZIP archive of ``.npy`` members. It is parsed once by
-``specrobust.ziparchive`` (which refuses an archive that readers could read differently), each
+``specrobust.files.ziparchive`` (which refuses an archive that readers could read differently), each
 member's ``.npy`` header is read from the bytes that parser returns, and every declaration is
 checked before anything is allocated: the archive's unpacked size, each array's dtype (allowed
 by list), its shape against the bytes it holds, the labels against ``MAX_CLASSES``. Images are
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from specrobust.errors import SpecRobustError
-from specrobust.storage import open_regular
-from specrobust.ziparchive import DEFLATED, STORED, Archive
+from specrobust.files.storage import open_regular
+from specrobust.files.ziparchive import DEFLATED, STORED, Archive
 
 # Larger than any dataset held in memory here (ImageNet's validation set at 224 px is 7.5 GB).
 MAX_NPZ_BYTES = 8 << 30

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from specrobust import storage
 from specrobust.data.splits import ImageSplit
 from specrobust.errors import SpecRobustError
-from specrobust.storage import read_regular
+from specrobust.files import storage
+from specrobust.files.storage import read_regular
 
 # ---------------------------------------------------------------------------------------------
 # Shared helpers

@@ -40,7 +40,7 @@ def open_image(path: Path, *, verify: bool = False):
     except ImportError:
         raise SpecRobustError("images (folders, Tiny ImageNet) are read with Pillow: pip install "
                               "'specrobust[formats]'") from None
-    from specrobust.storage import read_regular
+    from specrobust.files.storage import read_regular
 
     try:
         data = read_regular(path, "image", MAX_IMAGE_BYTES)

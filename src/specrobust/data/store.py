@@ -16,10 +16,10 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from specrobust import storage
 from specrobust.data import formats
 from specrobust.data.registry import DatasetInfo, Download, Layout
 from specrobust.errors import SpecRobustError
+from specrobust.files import storage
 
 ENV_DATA_ROOT = "SPECROBUST_DATA"
 

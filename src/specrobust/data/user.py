@@ -225,7 +225,7 @@ def _imagenet_flat(root: Path) -> _FolderSplit:
     if not labels_file.exists():
         raise SpecRobustError(f"{root} holds images but no class folders and no val.txt ("
                               "FILE INDEX lines); see `specrobust data list`")
-    from specrobust.storage import read_regular
+    from specrobust.files.storage import read_regular
 
     try:
         text = read_regular(labels_file, "label file", MAX_LABEL_FILE_BYTES).decode("ascii")

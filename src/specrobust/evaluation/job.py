@@ -8,11 +8,11 @@ from pathlib import Path
 
 import torch
 
-from specrobust import layout, outputs, storage
 from specrobust.attacks.registry import parse_attacks
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.record import EvalRecord, markdown
 from specrobust.evaluation.runner import evaluate_checked, fingerprint_of
+from specrobust.files import layout, outputs, storage
 from specrobust.loading import LoadedModel, ModelSource, as_source, resolve
 from specrobust.machine import Distributed, init_distributed, precision_fingerprint, warn_if_slow
 from specrobust.progress import progress_bars
@@ -88,7 +88,7 @@ class EvalJob(Settings):
 
 def output_path(job: EvalJob, loaded) -> Path:
     """Where the evaluation record goes; its table goes beside it as ``.md``. Both are checked
-    against ``specrobust.outputs``' rule before anything is attacked."""
+    against ``specrobust.files.outputs``' rule before anything is attacked."""
     if job.out:
         path = Path(job.out)
         if path.suffix != ".json":

@@ -32,11 +32,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from specrobust import storage
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.stats import wilson_interval
-from specrobust.layout import EVAL_FORMAT
-from specrobust.storage import read_json
+from specrobust.files import storage
+from specrobust.files.layout import EVAL_FORMAT
+from specrobust.files.storage import read_json
 
 FORMAT = EVAL_FORMAT
 FORMAT_VERSION = 2

@@ -21,12 +21,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from specrobust import layout, locks, storage
 from specrobust.attacks.folded import folded_for_attack
 from specrobust.attacks.registry import AttackSpec, parse_attack
 from specrobust.evaluation.batched import attack_batches, clean_correct
 from specrobust.evaluation.checks import Check, self_checks
 from specrobust.evaluation.record import AttackEntry, EvalRecord, stage_table
+from specrobust.files import layout, locks, storage
 from specrobust.machine import SINGLE, Distributed, autocast, precision_fingerprint
 from specrobust.progress import Progress
 from specrobust.settings import Settings

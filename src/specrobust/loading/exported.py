@@ -32,9 +32,9 @@ import torch
 from torch import nn
 
 from specrobust.errors import SpecRobustError, first_line
+from specrobust.files.storage import MAX_JSON_BYTES, check_depth
+from specrobust.files.ziparchive import Archive, rebuild
 from specrobust.loading.files import ModelFile
-from specrobust.storage import MAX_JSON_BYTES, check_depth
-from specrobust.ziparchive import Archive, rebuild
 
 _MEMBER = re.compile(
     r"(archive_format|archive_version|byteorder|\.data/version|\.data/serialization_id"

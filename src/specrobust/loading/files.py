@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from specrobust.errors import SpecRobustError
-from specrobust.storage import read_regular
-from specrobust.ziparchive import DEFLATED, STORED, Archive
+from specrobust.files.storage import read_regular
+from specrobust.files.ziparchive import DEFLATED, STORED, Archive
 
 TORCH = "a torch.save file"  # a state dict or a specrobust checkpoint (or junk: read says so)
 SAFETENSORS = "a safetensors file"
@@ -70,7 +70,7 @@ PROGRAM_KINDS = (
 def read_model_file(path: Path) -> ModelFile:
     """The file at ``path``, read once (a regular file within :data:`MAX_MODEL_BYTES`), and its
     kind: ``TORCH``, ``SAFETENSORS`` or a program kind, decided from the content. A ZIP archive
-    is parsed by specrobust's own reader (``specrobust.ziparchive``, which refuses one that
+    is parsed by specrobust's own reader (``specrobust.files.ziparchive``, which refuses one that
     readers could read differently); it is a program when it holds a program's members, else
     ``torch.save`` output. Every other file is read as ``torch.save`` output, whose reader
     refuses anything but tensors and plain data."""

@@ -118,7 +118,7 @@ def fetch(name: str) -> Path:
     """Make the entry's file present: found, or downloaded; then checked against its SHA-256
     where one was published (where none was, ``specrobust.loading.fetch_pretrained`` checks it
     by loading it into its architecture)."""
-    from specrobust import storage
+    from specrobust.files import storage
     from specrobust.loading.files import sha256_of
 
     entry = PRETRAINED[name]

@@ -36,9 +36,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from specrobust import checkpoint, layout
+from specrobust import checkpoint
 from specrobust.boundary import check_finite_logits
 from specrobust.errors import SpecRobustError, run_user_code
+from specrobust.files import layout
 from specrobust.loading import files
 from specrobust.loading.usercode import call_factory
 from specrobust.loading.weights import load_matching, split_normalisation, state_dict_of
@@ -170,7 +171,7 @@ def _no_options_for_self_described(path: Path, source: ModelSource) -> None:
 
 def _run_checkpoint(run: Path, source: ModelSource) -> LoadedModel:
     # A run reached through a link is written at its real place (outputs are never written
-    # through links: specrobust.outputs).
+    # through links: specrobust.files.outputs).
     run_dir = run.resolve() if run.is_symlink() else run
     file = files.read_model_file(layout.find_checkpoint(run, source.which))
     own = None if isinstance(file.kind, files.ProgramKind) else _read_weights(file)[1]

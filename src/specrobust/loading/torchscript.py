@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from specrobust.errors import run_user_code
+from specrobust.files.ziparchive import rebuild
 from specrobust.loading.files import ModelFile
-from specrobust.ziparchive import rebuild
 
 
 def load_torchscript(file: ModelFile) -> nn.Module:

@@ -15,7 +15,7 @@ from pathlib import Path
 from torch import nn
 
 from specrobust.errors import SpecRobustError, quoted, run_user_code
-from specrobust.storage import loads_json
+from specrobust.files.storage import loads_json
 
 
 def load_factory(text: str):

@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from specrobust.files.storage import MAX_YAML_BYTES, read_regular
 from specrobust.recipes import PLAN, RECIPE, find, shipped
-from specrobust.storage import MAX_YAML_BYTES, read_regular
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from specrobust import layout, locks, outputs, storage
 from specrobust.analysis import PARTS
 from specrobust.analysis.job import headline_numbers, read_parts
 from specrobust.errors import SpecRobustError
+from specrobust.files import layout, locks, outputs, storage
+from specrobust.files.storage import read_json
 from specrobust.report.markup import Markup, html, join
 from specrobust.settings import NORMS
-from specrobust.storage import read_json
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Larger than any figure specrobust draws by far; a larger "curves.png" is not one of them.

@@ -22,9 +22,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from specrobust import layout, locks, outputs, storage
 from specrobust.errors import SpecRobustError
-from specrobust.locks import InUseError
+from specrobust.files import layout, locks, outputs, storage
+from specrobust.files.locks import InUseError
 from specrobust.study.plan import STAGES, Method, Plan, Run
 from specrobust.study.stages import analyze_method, evaluate_method, log, train_run
 from specrobust.study.tables import write_summary

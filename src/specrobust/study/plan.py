@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from specrobust.errors import SpecRobustError, quoted
-from specrobust.layout import CHECKPOINTS_IN_TRAINING_ORDER as CHECKPOINTS
+from specrobust.files.layout import CHECKPOINTS_IN_TRAINING_ORDER as CHECKPOINTS
+from specrobust.files.storage import read_mapping
 from specrobust.settings import DEFAULT_ATTACKS, DEFAULT_PARTS, Settings
-from specrobust.yamlfile import read_mapping
 
 STAGES = ("train", "eval", "analyze", "aa", "report")
 # A run's name becomes a directory name (OUT/runs/<run>-seed<k>): one path component.

@@ -12,10 +12,10 @@ import json
 import statistics
 from pathlib import Path
 
-from specrobust import storage
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.record import EvalRecord
-from specrobust.storage import read_json
+from specrobust.files import storage
+from specrobust.files.storage import read_json
 from specrobust.study.plan import Plan
 from specrobust.study.stages import log
 from specrobust.training.rundir import RunDir

@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from specrobust import storage  # noqa: E402
+from specrobust.files import storage  # noqa: E402
 
 # (metric key, label, colour, line style)
 _SERIES = [

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from specrobust import outputs, seeds
+from specrobust import seeds
 from specrobust.attacks import pgd
 from specrobust.attacks.pgd import default_step
 from specrobust.config import Config
@@ -38,6 +38,7 @@ from specrobust.data import (
 )
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.batched import clean_correct
+from specrobust.files import outputs
 from specrobust.machine import autocast as precision_autocast
 from specrobust.machine import init_distributed, training_precision, warn_if_slow
 from specrobust.models import create_model

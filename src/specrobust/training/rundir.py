@@ -30,11 +30,11 @@ from pathlib import Path
 
 import torch
 
-from specrobust import layout, locks, outputs, storage
 from specrobust.checkpoint import export_safetensors, read_checkpoint, read_own, save_checkpoint
 from specrobust.config import Config, config_from_dict
 from specrobust.errors import SpecRobustError
-from specrobust.storage import MAX_JSON_BYTES, check_size, loads_json
+from specrobust.files import layout, locks, outputs, storage
+from specrobust.files.storage import MAX_JSON_BYTES, check_size, loads_json
 
 # Settings that are not the recipe: a resume may differ in them. Where the data lie does not
 # change a number (files are checksummed); another device changes floating-point rounding only,
@@ -68,7 +68,7 @@ class RunDir:
         self.metrics: list[dict] = []
         self._claim: int | None = None  # descriptor holding the directory's lock while training
 
-    # ---- layout (specrobust.layout names every file) ------------------------------------------
+    # ---- layout (specrobust.files.layout names every file) ------------------------------------
     # "auto" is the run's default checkpoint (``layout.find_checkpoint``); its results have
     # unsuffixed names.
 

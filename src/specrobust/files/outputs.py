@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from specrobust import layout
 from specrobust.errors import SpecRobustError
-from specrobust.layout import EVAL_MD_MARKER, REPORT_MARKER
-from specrobust.storage import make_directories, read_json, read_yaml
+from specrobust.files import layout
+from specrobust.files.layout import EVAL_MD_MARKER, REPORT_MARKER
+from specrobust.files.storage import make_directories, read_json, read_yaml
 
 __all__ = ["EVAL_MD_MARKER", "REPORT_MARKER"]  # re-exported for the writers
 

@@ -5,7 +5,7 @@ so an interrupted run (or a full disk) leaves either the old file or the new one
 one, and no temporary file behind. A kill -9 cannot run the clean-up, so the temporary file is
 named for what it is (``layout.temporary_prefix``) and the next command that owns the directory
 removes it (``layout.remove_leftovers``). A target that is a symbolic link, or lies in a linked
-directory, is refused rather than followed (``specrobust.outputs`` states the rule).
+directory, is refused rather than followed (``specrobust.files.outputs`` states the rule).
 
 Reading. What specrobust parses from files a user may hand over or may have altered (records,
 summaries, plans, recipes, metadata) is read with a size cap checked before anything is read,
@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-from specrobust.errors import SpecRobustError
-from specrobust.layout import temporary_prefix
+from specrobust.errors import SpecRobustError, quoted
+from specrobust.files.layout import temporary_prefix
 
 # ---- writing ------------------------------------------------------------------------------------
 
@@ -38,7 +38,7 @@ def _descend(directory: Path, create: bool) -> int:
     """A descriptor on ``directory``, reached from the file system's root one component at a
     time, each opened relative to the last without following a link (``O_NOFOLLOW``), missing
     ones created when ``create``. Paths a user types are resolved once when a command starts
-    (``specrobust.outputs``), so a link met here was put there during the run: refused, never
+    (``specrobust.files.outputs``), so a link met here was put there during the run: refused, never
     followed, whatever was checked before."""
     absolute = Path(os.path.abspath(directory))
     descriptor = os.open(absolute.anchor, _DIRECTORY_FLAGS)
@@ -302,3 +302,29 @@ def loads_yaml(text: str):
                 tag.rsplit(":", 1)[-1] not in YAML_TYPES + ("merge",):
             _Loader.add_constructor(tag, refused)
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+def read_mapping(path: Path, *, kind: str, what: str, holds: str) -> dict:
+    """The mapping in ``path``. ``kind`` names the file in messages ("config file"), ``what``
+    is what such a file is ("a recipe"), ``holds`` what its mapping holds ("config
+    sections")."""
+    import yaml
+
+    try:
+        if path.is_dir():
+            raise SpecRobustError(f"{kind} {path} is a directory; {what} is a YAML file")
+        data = read_yaml(path, kind)  # a FIFO or device: refused by type, never read
+    except FileNotFoundError:
+        raise SpecRobustError(f"{kind} {path} does not exist") from None
+    except OSError as error:  # a name too long, a loop of links, no permission
+        raise SpecRobustError(f"{kind} {quoted(str(path))}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise SpecRobustError(f"{path} is not valid YAML ({str(error).splitlines()[0]})") \
+            from None
+    except UnicodeDecodeError:
+        raise SpecRobustError(f"{path} is not a text file; {what} is YAML") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SpecRobustError(f"{path} must hold a mapping of {holds}")
+    return data
