@@ -401,10 +401,15 @@ def test_a_typed_path_through_a_link_is_resolved_once(tmp_path):
 
     (tmp_path / "real").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "real")
-    resolved = typed(tmp_path / "link" / "out.json")
-    assert resolved == (tmp_path / "real" / "out.json").resolve()
-    storage.write_text(resolved, "x")
-    assert (tmp_path / "real" / "out.json").read_text() == "x"
+    output = typed(tmp_path / "link" / "sub" / "out.json")
+    assert output == tmp_path / "link" / "sub" / "out.json"  # shown as typed
+    storage.write_text(output, "x")  # written where the link led when it was typed
+    assert (tmp_path / "real" / "sub" / "out.json").read_text() == "x"
+    (tmp_path / "real" / "sub").rename(tmp_path / "moved")
+    (tmp_path / "real" / "sub").symlink_to(tmp_path / "moved")  # a link swapped in below
+    with pytest.raises(SpecRobustError, match="symbolic link"):
+        storage.write_text(output, "y")
+    assert (tmp_path / "moved" / "out.json").read_text() == "x"
 
 
 # ---- the Python API's boundary -------------------------------------------------------------------

@@ -95,7 +95,7 @@ def test_work_another_process_holds_is_skipped_then_taken_up_again(tmp_path, mon
                                                                     capsys):
     from specrobust.evaluation.runner import EvalInUseError
     from specrobust.study import execute
-    from specrobust.training.rundir import RunInUseError
+    from specrobust.training.resume import RunInUseError
 
     calls = {"train": 0, "eval": 0}
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from specrobust.errors import SpecRobustError
-from specrobust.files import layout
+from specrobust.files import layout, storage
 from specrobust.files.layout import EVAL_MD_MARKER, REPORT_MARKER
 from specrobust.files.storage import make_directories, read_json, read_yaml
 
@@ -148,11 +148,13 @@ STUDY = Kind("a study's directory (runs/, RESULTS.md, summary.json, report.html)
 
 
 def typed(path: str | os.PathLike) -> Path:
-    """A path as the user typed it, resolved once: the directories in it are followed to where
-    they lead now (as a shell would), its last component is kept as it is. Everything written
-    later is reached from here without following any link (``storage``)."""
-    path = Path(os.path.abspath(path))
-    return Path(os.path.realpath(path.parent)) / path.name
+    """A path as the user typed it, resolved once: the directories in it lead where they lead
+    now (as a shell would follow them), and everything written below it later is reached from
+    there without following any link (``storage.anchor``). Returns the path unchanged, so
+    records and messages show it as the user wrote it."""
+    parent = Path(os.path.abspath(path)).parent
+    storage.anchor(parent, Path(os.path.realpath(parent)))
+    return Path(path)
 
 
 def _refuse_link(path: Path, role: str) -> None:

@@ -34,13 +34,32 @@ _DIRECTORY_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_
 _NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
+# Directories a user named, as typed (absolute) -> where they led when the command started
+# (``specrobust.files.outputs.typed``): the one place links are followed.
+_ANCHORS: dict[Path, Path] = {}
+
+
+def anchor(typed: Path, real: Path) -> None:
+    """Remember that the directory ``typed`` (a path the user gave) is ``real``: writes below
+    it go to ``real`` without following any link again (:func:`_descend`)."""
+    _ANCHORS[Path(os.path.abspath(typed))] = Path(real)
+
+
+def _real(absolute: Path) -> Path:
+    """``absolute`` with the longest anchored directory above it replaced by where it led."""
+    for typed in sorted(_ANCHORS, key=lambda path: len(path.parts), reverse=True):
+        if absolute == typed or typed in absolute.parents:
+            return _ANCHORS[typed] / absolute.relative_to(typed)
+    return absolute
+
+
 def _descend(directory: Path, create: bool) -> int:
     """A descriptor on ``directory``, reached from the file system's root one component at a
     time, each opened relative to the last without following a link (``O_NOFOLLOW``), missing
-    ones created when ``create``. Paths a user types are resolved once when a command starts
-    (``specrobust.files.outputs``), so a link met here was put there during the run: refused, never
-    followed, whatever was checked before."""
-    absolute = Path(os.path.abspath(directory))
+    ones created when ``create``. The directories of a path the user typed were resolved once
+    when the command started (:func:`anchor`), so a link met here was put there during the run:
+    refused, never followed, whatever was checked before."""
+    absolute = _real(Path(os.path.abspath(directory)))
     descriptor = os.open(absolute.anchor, _DIRECTORY_FLAGS)
     try:
         for index, part in enumerate(absolute.parts[1:], 2):

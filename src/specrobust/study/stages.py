@@ -28,7 +28,7 @@ def train_run(config: Config, directory: Path, label: str, branch_from: Path | N
               ) -> None:
     """Train, or continue an interrupted run; a finished run is left alone. A new run with
     ``branch_from`` takes its epochs before SAR starts from that run's snapshot, where there is
-    one (``RunDir._branch_state``: same weights as training them again)."""
+    one (``RunWriter._branch_state``: same weights as training them again)."""
     from specrobust.training.loop import train
     from specrobust.training.rundir import RunDir
 

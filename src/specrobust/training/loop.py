@@ -42,10 +42,10 @@ from specrobust.files import outputs
 from specrobust.machine import autocast as precision_autocast
 from specrobust.machine import init_distributed, training_precision, warn_if_slow
 from specrobust.models import create_model
-from specrobust.training import rundir
 from specrobust.training.averaging import WeightAveraging
 from specrobust.training.objectives import LossTerms, StepContext, build_objective
 from specrobust.training.regularizers import AWP, SAR
+from specrobust.training.resume import RunWriter
 
 
 def _step_generator(device, seed: int, epoch: int, step: int) -> torch.Generator:
@@ -71,9 +71,9 @@ def train(config: Config, run_dir: str | Path, *, resume: bool = False,
           force: bool = False, branch: tuple[str | Path, int] | None = None) -> dict:
     """Train per ``config`` into ``run_dir``; returns the last epoch's metrics. ``branch`` =
     (run, epoch): a new run starts from that run's snapshot after that epoch
-    (``RunDir._branch_state``)."""
+    (``RunWriter._branch_state``)."""
     dist, device = init_distributed(config.run.device)
-    run = rundir.RunDir(outputs.typed(run_dir))  # resolved once: nothing below follows a link
+    run = RunWriter(outputs.typed(run_dir))  # resolved once: nothing below follows a link
     try:
         state = run.prepare(config, resume=resume, force=force, write=dist.main,
                             branch=None if branch is None else (Path(branch[0]), branch[1]))
@@ -107,7 +107,7 @@ class _Learner:
     averaging: WeightAveraging | None
 
 
-def _train(config: Config, run: rundir.RunDir, state: dict | None, dist, device) -> dict:
+def _train(config: Config, run: RunWriter, state: dict | None, dist, device) -> dict:
     # The order matters: the data's draws come from their own streams, the model's initial
     # weights from the global one, seeded after the data are read.
     data = _data(config, dist, device)
@@ -208,7 +208,7 @@ def _restore(learner: _Learner, state: dict | None) -> tuple[int, dict]:
 
 
 def _train_epoch(config: Config, learner: _Learner, loader: DeviceLoader, attacked, forward,
-                 autocast, epoch: int, run: rundir.RunDir, dist, device) -> dict:
+                 autocast, epoch: int, run: RunWriter, dist, device) -> dict:
     """One epoch of updates (and the averaged model's end-of-epoch work); its running sums."""
     model = learner.model
     loader.set_epoch(epoch)
@@ -246,7 +246,7 @@ def _train_epoch(config: Config, learner: _Learner, loader: DeviceLoader, attack
     return sums
 
 
-def _finish_epoch(config: Config, learner: _Learner, data: _Data, run: rundir.RunDir,
+def _finish_epoch(config: Config, learner: _Learner, data: _Data, run: RunWriter,
                   epoch: int, best: dict, metrics: dict, writer, started: float) -> None:
     """Validation, the run's checkpoints and records, the epoch's line (the writing process)."""
     metrics.update(_validate(config, learner.model, *data.val, *data.test, epoch, ""))
