@@ -98,12 +98,46 @@ def test_fourier_heat_map_lights_up_in_the_signal_band(contexts):
     assert _mean_error_in(high, "high") > _mean_error_in(high, "low") + 0.1
 
 
-def test_heat_map_is_symmetric_under_frequency_negation(contexts):
-    result = fourier_heatmap(contexts["low"], norm=6.0, n=16)
-    error = torch.tensor(result["error_rate"])
-    assert not torch.isnan(error).any()
-    # (fy, fx) and (-fy, -fx) are the same basis image: rows/cols 1.. mirror onto themselves
-    assert torch.equal(error[1:, 1:], error[1:, 1:].flip(0, 1))
+class _Counting(torch.nn.Module):
+    """A small fixed classifier that counts the images it judges."""
+
+    def __init__(self, channels: int, size: int):
+        super().__init__()
+        torch.manual_seed(1)
+        self.linear = torch.nn.Linear(channels * size * size, 3)
+        self.images = 0
+
+    def forward(self, x):
+        self.images += len(x)
+        return self.linear(x.flatten(1))
+
+
+@pytest.mark.parametrize("size", [8, 7])
+def test_heat_map_equals_every_cell_measured_and_measures_each_basis_image_once(size):
+    """Against the definition measured cell by cell (no mirroring): the copied cells must hold
+    what measuring them gives, and only the distinct basis images may be measured (on an even
+    axis -N/2 is its own mirror: (N*N + 4) / 2 of N*N; on odd axes (N*N + 1) / 2)."""
+    from specrobust import fourier, seeds
+    from specrobust.analysis.context import AnalysisContext
+
+    torch.manual_seed(0)
+    images, labels = torch.rand(12, 3, size, size), torch.randint(0, 3, (12,))
+    model = _Counting(3, size).eval()
+    result = fourier_heatmap(AnalysisContext(model, images, labels, EPS, seed=5), norm=3.0, n=12)
+    signs = (torch.randint(0, 2, (12,), generator=seeds.generator(5)) * 2 - 1).float()
+    expected = []
+    for fy in result["frequencies_y"]:
+        row = []
+        for fx in result["frequencies_x"]:
+            basis = fourier.cosine_image((size, size), fy, fx)
+            perturbed = (images + signs.view(-1, 1, 1, 1) * (3.0 / 3 ** 0.5) * basis).clamp(0, 1)
+            with torch.no_grad():
+                row.append(float((model.linear(perturbed.flatten(1)).argmax(1) != labels)
+                                 .float().mean()))
+        expected.append(row)
+    assert torch.allclose(torch.tensor(result["error_rate"]), torch.tensor(expected), atol=1e-6)
+    distinct = (size * size + (4 if size % 2 == 0 else 1)) // 2
+    assert model.images == 12 * (distinct + 1)  # each distinct basis image, and the clean pass
 
 
 def test_kernel_smoothness_is_zero_for_constant_kernels_and_high_for_random_ones():

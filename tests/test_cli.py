@@ -51,7 +51,12 @@ def test_list_inspect_and_models(capsys, tmp_path):
     code, out, _ = _run(capsys, "data", "inspect", "synthetic:band=high,n_train=200,n_test=100")
     assert code == 0 and "high" in out and "200 images" in out
     code, out, _ = _run(capsys, "models")
-    assert code == 0 and "11,173,962" in out
+    from specrobust.models import MODELS, count_parameters, create_model
+
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:]}
+    assert code == 0 and set(rows) == set(MODELS)
+    assert rows["resnet18"] == ["10", f"{count_parameters(create_model('resnet18', 10)):,}"]
+    assert rows["imagenet_resnet50"][0] == "1000"  # counted as published, at 1000 classes
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["eval", "--help"], ["analyze", "--help"]])

@@ -489,3 +489,31 @@ def test_sar_loss_refuses_a_weight_that_is_not_a_finite_number_at_least_zero(lam
 def test_pgd_refuses_zero_steps():
     with pytest.raises(ValueError, match="steps"):
         specrobust.pgd(_model(), GOOD_IMAGES, GOOD_LABELS, 8 / 255, 2 / 255, 0)
+
+
+# ---- random streams ------------------------------------------------------------------------------
+
+
+@PROPERTY
+@given(seed=st.integers(0, 2**62), epoch=st.integers(0, 10**4), step=st.integers(0, 10**6),
+       start=st.integers(0, 10**6))
+def test_random_streams_of_different_purposes_and_positions_never_share_a_seed(seed, epoch, step,
+                                                                              start):
+    """Every stream a run draws from, around one position: all seeds distinct (the linear
+    arithmetic this replaced made epoch e, step 10,007 + k meet epoch e + 1, step k)."""
+    from specrobust import seeds
+
+    drawn = {}
+    for offset in range(3):
+        e, s = epoch + offset, step + offset
+        drawn[("training step", e, s)] = seeds.training_step(seed, e, s)
+        drawn[("training step", e + 1, s)] = seeds.training_step(seed, e + 1, s)
+        drawn[("training step", e, s + 10_007)] = seeds.training_step(seed, e, s + 10_007)
+        drawn[("data epoch", e)] = seeds.data_epoch(seed, e)
+        drawn[("validation", e, start + offset)] = seeds.validation(seed, e, start + offset)
+        drawn[("validation", e + start, 0)] = seeds.validation(seed, e + start, 0)
+        drawn[("synthetic", offset)] = seeds.synthetic(seed, offset)
+        drawn[("batch", "pgd20", start + offset)] = seeds.batch(seed, "pgd20", start + offset)
+    drawn[("data split",)] = seeds.data_split(seed)
+    assert len(set(drawn.values())) == len(drawn)
+    assert all(0 <= value < 2**63 for value in drawn.values())

@@ -13,10 +13,10 @@ from specrobust.training import loop
 
 @pytest.fixture
 def calls(monkeypatch):
-    """Records train() calls instead of training."""
+    """Records train() calls instead of training: (resume, branch) of each."""
     made = []
     monkeypatch.setattr(loop, "train",
-                        lambda config, directory, resume, branch: made.append(branch))
+                        lambda config, directory, resume, branch: made.append((resume, branch)))
     return made
 
 
@@ -33,7 +33,7 @@ def _run(directory, epochs_done: int, checkpoint: bool):
 def test_an_unfinished_run_is_continued(tmp_path, calls):
     config = load_config(None, ["optim.epochs=3", "optim.milestones=[2]"])
     stages.train_run(config, _run(tmp_path / "run", 2, checkpoint=True), "at")
-    assert calls == [None]
+    assert calls == [(True, None)]  # resumed from its last.pt, not started again
 
 
 def test_a_finished_run_is_left_alone_even_without_its_checkpoints(tmp_path, calls, capsys):
@@ -52,7 +52,8 @@ def test_a_new_run_branches_where_its_source_kept_a_snapshot(tmp_path, calls):
     (source / "checkpoints" / "epoch2").mkdir()
     (source / "checkpoints" / "epoch2" / "last.pt").write_bytes(b"")
     stages.train_run(config, tmp_path / "at_sar", "at_sar", branch_from=source)
-    assert calls == [None, (source, 2)]  # no snapshot: from scratch; then from epoch 2 (SAR's)
+    # No snapshot: from scratch; then from epoch 2 (SAR's); resuming whatever a kill left.
+    assert calls == [(True, None), (True, (source, 2))]
 
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,7 +4,10 @@ For each frequency ``(fy, fx)`` on a grid: add ``r * s * basis(fy, fx)`` to ever
 ``basis`` is ``fourier.cosine_image`` (unit L2 norm, energy at ``(fy, fx)`` and ``(-fy, -fx)``
 only), the same in every channel and scaled so the whole perturbation has L2 norm ``r``, and
 ``s = +-1`` is drawn per image; clip to [0, 1]; record the error rate. ``(fy, fx)`` and
-``(-fy, -fx)`` give the same basis image, so one half-plane is computed and mirrored.
+``(-fy, -fx)`` give the same basis image, so each pair is measured once and copied to its
+mirror. Frequencies are taken modulo the image size: on an even axis of N pixels, -N/2 is its
+own mirror (cos(pi y) has no sign to flip), so a 32 x 32 map measures 514 of its 1024 cells
+(every pair once, and the 4 cells that are their own mirrors).
 
 The default norm keeps Yin et al.'s per-pixel strength: ``r = 4`` for a 3x32x32 image, scaled by
 ``sqrt(pixels / 3072)`` for other shapes (about 2 for 1x28x28).
@@ -80,15 +83,17 @@ def fourier_heatmap(ctx: AnalysisContext, *, norm: float | None = None, n: int =
         for j, fx in enumerate(fx_values):
             if (i, j) in seen:
                 continue
-            mirror = (_index(fy_values, -fy), _index(fx_values, -fx))
+            mirror = (_mirror(fy_values, fy, height), _mirror(fx_values, fx, width))
             measured.append((i, j))
             seen.add((i, j))
             if None not in mirror:
                 mirrors[(i, j)] = mirror
                 seen.add(mirror)
     total = len(fy_values) * len(fx_values)
+    done = 0  # cells filled so far, for the progress line
 
     def error_at(position: tuple[int, int]) -> float:
+        nonlocal done
         i, j = position
         basis = fourier.cosine_image((height, width), fy_values[i], fx_values[j],
                                      device=images.device)
@@ -97,11 +102,9 @@ def fourier_heatmap(ctx: AnalysisContext, *, norm: float | None = None, n: int =
             wrong = torch.cat([ctx.model(x).argmax(1) != y for _, (x, y) in
                                ctx.batches(perturbed, labels)])
         if ctx.progress:  # each measurement fills about two cells, in every process
-            progress[0] += 2 * ctx.shard.world_size
-            ctx.progress("heatmap", min(total - 1, progress[0]), total)
+            done += 2 * ctx.shard.world_size
+            ctx.progress("heatmap", min(total - 1, done), total)
         return float(wrong.float().mean())
-
-    progress = [0]
 
     error = torch.full((len(fy_values), len(fx_values)), float("nan"))
     for position, value in zip(measured, ctx.shared_map(measured, error_at), strict=True):
@@ -115,11 +118,11 @@ def fourier_heatmap(ctx: AnalysisContext, *, norm: float | None = None, n: int =
             "frequencies_x": fx_values, "error_rate": error.tolist(), "clean_error": clean_error}
 
 
-def _index(values: list[int], value: int) -> int | None:
-    """Position of a frequency on the grid axis; -N/2 aliases to itself on even axes."""
-    if value in values:
-        return values.index(value)
-    return None
+def _mirror(values: list[int], value: int, size: int) -> int | None:
+    """Position on the grid axis of the frequency -``value`` taken modulo ``size`` (so -N/2 is
+    its own mirror on an even axis); None where the grid (a stride) leaves it out."""
+    mirrored = (-value + size // 2) % size - size // 2
+    return values.index(mirrored) if mirrored in values else None
 
 
 def headline(result: dict) -> dict[str, float]:

@@ -63,7 +63,10 @@ def attack_loss(logits: torch.Tensor, labels: torch.Tensor, loss: str,
     return -value if targeted else value
 
 
-def _check(x: torch.Tensor, eps: float, alpha: float, steps: int, restarts: int, norm: str):
+def _check(x: torch.Tensor | None, eps: float, alpha: float, steps: int, restarts: int,
+           norm: str):
+    """The arguments in their ranges; ``x`` in [0, 1] unless None (a caller that knows it is:
+    the check reads the images back from the device, a wait on every call)."""
     if not eps >= 0:
         raise SpecRobustError(f"eps must be >= 0, got {eps}")
     if not alpha > 0:
@@ -72,7 +75,7 @@ def _check(x: torch.Tensor, eps: float, alpha: float, steps: int, restarts: int,
         raise SpecRobustError(f"need steps in [1, {MOST_STEPS}] and restarts in [1, "
                               f"{MOST_RESTARTS}], got {steps} and {restarts}")
     check_norm(norm)
-    if x.numel() and (x.min() < 0 or x.max() > 1):
+    if x is not None and x.numel() and bool(((x < 0) | (x > 1)).any()):
         raise SpecRobustError("attacks take images in [0, 1]; normalisation belongs in the model")
 
 
@@ -161,6 +164,7 @@ def pgd(
     generator: torch.Generator | None = None,
     start: torch.Tensor | None = None,
     mode: str = "eval",
+    images_checked: bool = False,
 ) -> torch.Tensor:
     """Projected gradient ascent on ``loss`` within the ``norm`` ball of radius ``eps``.
 
@@ -168,12 +172,15 @@ def pgd(
     (TRADES' KL, for its training attack). ``targeted``: ``y`` holds target classes and the
     attack moves towards them. ``keep_best``: return, per example, the strongest iterate seen
     (the final one otherwise, as adversarial training uses); across ``restarts`` the strongest
-    restart is always kept, so more restarts never make the attack weaker. ``start``: where each
-    restart begins (projected into the budget) instead of a random or the clean image. ``mode``:
+    restart is always kept, so more restarts never make the attack weaker. ``start``: where the
+    first restart begins (projected into the budget) instead of a random or the clean image;
+    the others begin as they would without it. ``mode``:
     the model's mode while attacked, ``eval`` or ``train`` (batch statistics; the training
-    attack's ``attack.generation_mode``). Returns detached images in [0, 1] within the budget.
+    attack's ``attack.generation_mode``). ``images_checked``: the caller vouches that ``x`` lies
+    in [0, 1] (the training step: checking would wait for the device every step). Returns
+    detached images in [0, 1] within the budget.
     """
-    _check(x, eps, alpha, steps, restarts, norm)
+    _check(None if images_checked else x, eps, alpha, steps, restarts, norm)
     if mode not in ("eval", "train"):
         raise SpecRobustError(f"attack mode must be eval or train, got {mode!r}")
     band = None if mask is None else fourier.hermitian_symmetric(mask.to(x.device))
@@ -181,8 +188,8 @@ def pgd(
     allowed = _projector(x, eps, norm, band)
     best = _Best(x)
     with attack_mode(model, training=mode == "train"), torch.enable_grad():
-        for _ in range(restarts):
-            if start is not None:
+        for restart in range(restarts):
+            if start is not None and restart == 0:  # later restarts explore elsewhere
                 x_adv = allowed(start.detach())
             else:
                 x_adv = allowed(x + (sample_in_ball(x, eps, norm, generator) if random_start

@@ -23,6 +23,7 @@ from torch import nn
 
 from specrobust.attacks.folded import folded_for_attack
 from specrobust.attacks.registry import AttackSpec, parse_attack
+from specrobust.errors import SpecRobustError
 from specrobust.evaluation.batched import attack_batches, clean_correct
 from specrobust.evaluation.checks import Check, self_checks
 from specrobust.evaluation.record import AttackEntry, EvalRecord, stage_table
@@ -59,10 +60,12 @@ class EvalResult:
         return torch.stack([a.correct for a in self.attacks]).all(dim=0)
 
     def accuracy(self, label: str) -> float:
+        """The fraction of the images correct under the attack labelled ``label``."""
         for result in self.attacks:
             if result.spec.label == label:
                 return result.correct.float().mean().item()
-        raise KeyError(label)
+        raise SpecRobustError(f"no attack labelled {label!r} in this result; its attacks: "
+                              f"{', '.join(a.spec.label for a in self.attacks)}")
 
     def as_dict(self) -> dict:
         """The fields of eval.json."""

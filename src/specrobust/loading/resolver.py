@@ -77,7 +77,7 @@ class ModelSource:
         return self.path or self.model or "?"
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoadedModel:
     model: Classifier
     dataset: str | None  # the dataset it was trained on, when the source says so
@@ -92,7 +92,7 @@ class LoadedModel:
 
     def __post_init__(self):
         if self.home is None:
-            self.home = self.path
+            object.__setattr__(self, "home", self.path)
 
 
 def as_source(source: ModelSource | str) -> ModelSource:
@@ -199,17 +199,20 @@ def _program(file: files.ModelFile, source: ModelSource) -> LoadedModel:
     return LoadedModel(model, dataset, None, path, None, file.sha256)
 
 
-def _weights(file: files.ModelFile, payload: dict, source: ModelSource) -> LoadedModel:
+def _weights(file: files.ModelFile, payload: dict, source: ModelSource,
+             name: str | None = None) -> LoadedModel:
+    """The weights in ``payload`` in the architecture ``source.model`` names; ``name``: what the
+    model is called (a pretrained entry's name; default the architecture's)."""
     path = file.path
     if source.model is None:
         raise SpecRobustError(f"{path} holds weights without their architecture: name the "
                               "architecture and data with --model and --dataset (a zoo name, "
                               "or path/to/arch.py:factory)")
     state_dict = state_dict_of(payload, path)
-    net, name, dataset, classes, channels = _architecture(source, f"weights {path}")
+    net, architecture, dataset, classes, channels = _architecture(source, f"weights {path}")
     weights, stored = split_normalisation(state_dict, net)
-    load_matching(net, weights, path, name)
-    model = _wrap(net, name, classes, channels, source, stored)
+    load_matching(net, weights, path, architecture)
+    model = _wrap(net, architecture, classes, channels, source, stored, title=name)
     return LoadedModel(model, dataset, None, path, None, file.sha256)
 
 
@@ -241,12 +244,9 @@ def _pretrained(name: str, source: ModelSource) -> LoadedModel:
                        dataset=source.dataset or entry.dataset,
                        mean=source.mean or entry.mean, std=source.std or entry.std,
                        data_root=source.data_root)
-    loaded = _weights(file, weights, spec)
-    loaded.model.spec = dataclasses.replace(loaded.model.spec, name=name)
-    loaded.home = Path.cwd() / name
-    loaded.eps = entry.eps
-    loaded.norm = entry.threat_model.lower() if entry.eps else None
-    return loaded
+    loaded = _weights(file, weights, spec, name=name)
+    return dataclasses.replace(loaded, home=Path.cwd() / name, eps=entry.eps,
+                               norm=entry.threat_model.lower() if entry.eps else None)
 
 
 def fetch_pretrained(name: str) -> Path:
@@ -291,10 +291,11 @@ def _architecture(source: ModelSource, what: str):
 
 
 def _wrap(net: nn.Module, name: str, classes: int, channels: int, source: ModelSource,
-          stored: dict | None = None) -> Classifier:
+          stored: dict | None = None, title: str | None = None) -> Classifier:
     """``net`` behind the normalisation it expects: --mean/--std, else mean/std that came with
     its weights, else none. A network that is not the zoo's (user code, a program) runs
-    guarded: whatever its forward raises ends in one line."""
+    guarded: whatever its forward raises ends in one line. ``title``: the model's name where it
+    is not its architecture's (a pretrained entry)."""
     if name not in MODELS:
         _guard(net, name)
     mean, std = source.mean, source.std
@@ -304,7 +305,7 @@ def _wrap(net: nn.Module, name: str, classes: int, channels: int, source: ModelS
         mean, std = DEFAULT_NORMALISATION[name]
     if (mean is None) != (std is None):
         raise SpecRobustError("give --mean and --std together (or neither)")
-    spec = ModelSpec(name, classes, channels,
+    spec = ModelSpec(title or name, classes, channels,
                      None if mean is None else tuple(map(float, mean)),
                      None if std is None else tuple(map(float, std)))
     for values, what in ((spec.mean, "mean"), (spec.std, "std")):

@@ -88,7 +88,11 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
     def run(self, name: str) -> Run:
-        return next(r for r in self.runs if r.name == name)
+        found = [r for r in self.runs if r.name == name]
+        if not found:
+            raise SpecRobustError(f"plan {self.name} has no run {name!r}; its runs: "
+                                  f"{', '.join(r.name for r in self.runs)}")
+        return found[0]
 
     def run_dir(self, run: str, seed: int, root: Path | None = None) -> Path:
         """Where a run of a seed lives: ``OUT/runs/<run>-seed<seed>``."""
@@ -103,7 +107,8 @@ class Plan:
         for method in self.reference_methods:
             if method.label == label:
                 return method, self.reference_root
-        raise KeyError(label)
+        raise SpecRobustError(f"plan {self.name} has no method {label!r}; its methods: "
+                              f"{', '.join(m.label for m in self.methods)}")
 
 
 _KEYS = {"name", "title", "out", "branch_root", "seeds", "eps", "n", "attacks", "late_attacks",

@@ -213,8 +213,7 @@ def _train_epoch(config: Config, learner: _Learner, loader: DeviceLoader, attack
     model = learner.model
     loader.set_epoch(epoch)
     model.train()
-    sums = {"loss": 0.0, "adv_correct": 0, "clean_correct": 0, "clean_seen": 0, "seen": 0,
-            "sar": 0.0, "sar_steps": 0}
+    sums = _Sums(device)
     batches = tqdm(loader, desc=f"epoch {epoch + 1}/{config.optim.epochs}", leave=False,
                    disable=not (config.run.progress and dist.main))
     channels_last = device.type == "cuda" and config.run.channels_last
@@ -237,13 +236,14 @@ def _train_epoch(config: Config, learner: _Learner, loader: DeviceLoader, attack
                 f"{step + 1}; {kept}; lower optim.lr or check the data")
         if learner.averaging is not None:
             learner.averaging.after_step(model, epoch)
-        _accumulate(sums, terms, y)
-        batches.set_postfix(loss=f"{sums['loss'] / (step + 1):.3f}")
+        sums.add(terms, y)
+        if step % _SHOW_EVERY == 0:  # the one host sync of the running sums, now and then
+            batches.set_postfix(loss=f"{sums.loss() / (step + 1):.3f}")
     learner.scheduler.step()
     if learner.averaging is not None:
         learner.averaging.after_epoch(model, epoch, loader,
                                       _bn_attack(config, learner.objective, device, epoch))
-    return sums
+    return sums.as_dict()
 
 
 def _finish_epoch(config: Config, learner: _Learner, data: _Data, run: RunWriter,
@@ -301,17 +301,42 @@ def _train_step(model, forward, objective, sar, awp, optimizer, x, y, ctx,
     return terms if finite else None
 
 
-def _accumulate(sums: dict, terms, y) -> None:
-    sums["loss"] += float(terms.loss.detach())
-    sums["seen"] += len(y)
-    logits = terms.adv_logits if terms.adv_logits is not None else terms.clean_logits
-    sums["adv_correct"] += int((logits.argmax(1) == y).sum())
-    if terms.clean_logits is not None:
-        sums["clean_correct"] += int((terms.clean_logits.argmax(1) == y).sum())
-        sums["clean_seen"] += len(y)
-    if "sar" in terms.parts:
-        sums["sar"] += float(terms.parts["sar"])
-        sums["sar_steps"] += 1
+# Steps between updates of the progress bar's loss: reading the running sums syncs the device.
+_SHOW_EVERY = 25
+
+
+class _Sums:
+    """An epoch's running sums, kept on the device (float64 and int64: the same additions, in
+    the same order, as Python numbers would make) and read once, at the end: reading them every
+    step would wait for the device every step."""
+
+    def __init__(self, device):
+        def zero(dtype):
+            return torch.zeros((), dtype=dtype, device=device)
+
+        self._loss, self._sar = zero(torch.float64), zero(torch.float64)
+        self._adv_correct, self._clean_correct = zero(torch.int64), zero(torch.int64)
+        self._counts = {"seen": 0, "clean_seen": 0, "sar_steps": 0}  # known on the host
+
+    def add(self, terms, y) -> None:
+        self._loss += terms.loss.detach().double()
+        self._counts["seen"] += len(y)
+        logits = terms.adv_logits if terms.adv_logits is not None else terms.clean_logits
+        self._adv_correct += (logits.argmax(1) == y).sum()
+        if terms.clean_logits is not None:
+            self._clean_correct += (terms.clean_logits.argmax(1) == y).sum()
+            self._counts["clean_seen"] += len(y)
+        if "sar" in terms.parts:
+            self._sar += terms.parts["sar"].detach().double()
+            self._counts["sar_steps"] += 1
+
+    def loss(self) -> float:
+        return float(self._loss)
+
+    def as_dict(self) -> dict:
+        return {"loss": float(self._loss), "adv_correct": int(self._adv_correct),
+                "clean_correct": int(self._clean_correct), "sar": float(self._sar),
+                **self._counts}
 
 
 def _epoch_metrics(config, epoch, sums, steps, lr, started) -> dict:

@@ -57,8 +57,10 @@ class Objective:
 
 
 def _training_pgd(model, x, y, ctx: StepContext, **options) -> torch.Tensor:
+    # The loader's images are uint8 / 255, augmented by crops and flips: in [0, 1] by making.
     return pgd(model, x, y, ctx.eps, ctx.alpha, ctx.steps, norm=ctx.norm, keep_best=False,
-               mode=ctx.generation_mode, generator=ctx.generator, **options)
+               mode=ctx.generation_mode, generator=ctx.generator, images_checked=True,
+               **options)
 
 
 
