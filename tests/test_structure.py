@@ -14,7 +14,7 @@ SOURCE = Path(__file__).parent.parent / "src" / "specrobust"
 # Low to high: modules and packages (a dotted name places one module of a package apart from
 # the rest). A module may import from its own layer and the ones below it, never above.
 LAYERS = (
-    ("errors", "registry", "settings", "numbers", "seeds", "files.layout", "fourier",
+    ("errors", "registry", "settings", "numbers", "typed", "seeds", "files.layout", "fourier",
      "progress"),
     ("files", "boundary", "machine", "figures", "models", "data", "sar", "recipes"),
     ("checkpoint", "attacks"),

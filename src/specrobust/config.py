@@ -13,8 +13,6 @@ Budgets are kept as written (``eps: 8/255``) and turned into numbers where they 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -23,8 +21,9 @@ import yaml
 
 from specrobust.errors import SpecRobustError, quoted
 from specrobust.files.storage import check_depth, loads_yaml, read_mapping
-from specrobust.numbers import parse_fraction, parse_number
+from specrobust.numbers import parse_fraction
 from specrobust.settings import MAX_SEED, MOST_STEPS
+from specrobust.typed import build, rename_keys
 
 # Closed choices: a value outside them is refused while the config is read, naming them.
 AveragingKind = Literal["none", "swa", "ema"]
@@ -179,7 +178,7 @@ class Config:
         return parse_fraction(self.attack.alpha, "attack.alpha")
 
     def as_dict(self) -> dict:
-        return _rename_keys(dataclasses.asdict(self), _REVERSE_ALIASES)
+        return rename_keys(dataclasses.asdict(self), _REVERSE_ALIASES)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.as_dict(), sort_keys=False)
@@ -193,7 +192,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     data = _read_yaml(find(str(path), RECIPE)) if path is not None else {}
     for override in overrides or []:
         _apply_override(data, override)
-    config = _build(Config, _upgraded(data), "")
+    config = build(Config, _upgraded(data), aliases=_ALIASES)
     validate(config)
     return config
 
@@ -256,7 +255,7 @@ def _merge(base: dict, changes: dict) -> dict:
 
 
 def config_from_dict(data: dict) -> Config:
-    config = _build(Config, _upgraded(data), "")
+    config = build(Config, _upgraded(data), aliases=_ALIASES)
     validate(config)
     return config
 
@@ -279,87 +278,6 @@ def _apply_override(data: dict, override: str) -> None:
     except RecursionError:
         raise SpecRobustError(f"--set {key}: the value is nested too deeply") from None
     check_depth(target[leaf], f"--set {key}")
-
-
-def _rename_keys(data, aliases: dict):
-    if isinstance(data, dict):
-        return {aliases.get(k, k): _rename_keys(v, aliases) for k, v in data.items()}
-    return data
-
-
-def _build(cls, data, prefix: str):
-    if not isinstance(data, dict):
-        raise SpecRobustError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got "
-                              f"{type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    values = {}
-    for key, value in data.items():
-        name = _ALIASES.get(key, key)
-        if name not in names:
-            known = ", ".join(_REVERSE_ALIASES.get(n, n) for n in sorted(names))
-            raise SpecRobustError(f"unknown config key {prefix}{key}; known here: {known}")
-        values[name] = _convert(hints[name], value, f"{prefix}{key}")
-    return cls(**values)
-
-
-def _convert(hint, value, key: str):
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, f"{key}.")
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    if value is None:
-        if type(None) in options:
-            return None
-        raise SpecRobustError(f"config key {key} must not be empty")
-    for option in options:
-        if option is type(None):
-            continue
-        converted = _as_type(option, value)
-        if converted is not _MISMATCH:
-            return converted
-    wanted = " or ".join(_type_name(o) for o in options if o is not type(None))
-    raise SpecRobustError(f"config key {key} must be {wanted}, got {quoted(value)}")
-
-
-_MISMATCH = object()
-
-
-def _as_type(option, value):
-    if typing.get_origin(option) is Literal:
-        return value if value in typing.get_args(option) else _MISMATCH
-    if typing.get_origin(option) is list:
-        (item,) = typing.get_args(option)
-        if not isinstance(value, list):
-            return _MISMATCH
-        items = [_as_type(item, v) for v in value]
-        return _MISMATCH if any(i is _MISMATCH for i in items) else items
-    if option is bool:
-        return value if isinstance(value, bool) else _MISMATCH
-    if option is int:
-        return value if isinstance(value, int) and not isinstance(value, bool) else _MISMATCH
-    if option is float:
-        # YAML 1.1 reads 1e-3 (no point) as text: accept Python's float syntax there too.
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            return _MISMATCH
-        try:
-            return parse_number(value)
-        except SpecRobustError:
-            return _MISMATCH
-    if option is str:
-        # Budgets may be written as numbers too (eps: 0.1); keep them as text.
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return str(value)
-        return value if isinstance(value, str) else _MISMATCH
-    return _MISMATCH
-
-
-def _type_name(option) -> str:
-    if typing.get_origin(option) is Literal:
-        return f"one of {', '.join(typing.get_args(option))}"
-    if typing.get_origin(option) is list:
-        return f"a list of {_type_name(typing.get_args(option)[0])}"
-    return {bool: "true or false", int: "a whole number", float: "a number",
-            str: "text"}.get(option, str(option))
 
 
 def validate(config: Config) -> None:
