@@ -6,8 +6,8 @@ PIP     = $(BIN)/pip install --quiet -c constraints.txt
 STAMP   = $(VENV)/.installed
 FMNIST_DEBIAN = /usr/share/datasets/fashion-mnist
 
-.PHONY: install demo demo-quick test test-slow test-scale examples lint docs wheel bench bench-deps \
-	data-fashion-mnist clean
+.PHONY: install demo demo-quick test test-slow test-scale examples lint typecheck docs wheel bench \
+	bench-deps data-fashion-mnist clean
 
 install: $(STAMP)
 
@@ -35,8 +35,11 @@ demo: data-fashion-mnist
 demo-quick: data-fashion-mnist
 	$(BIN)/specrobust study demo --quick
 
+# The default suite, with the share of specrobust's lines it runs (in this process; the command
+# lines it starts in subprocesses are not counted).
 test: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --cov=specrobust --cov-report=
+	@echo "coverage: $$($(BIN)/coverage report --format=total)% of src/specrobust's lines run by the default suite"
 
 test-slow: install
 	$(BIN)/pytest -q -m slow
@@ -50,6 +53,10 @@ examples: install
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks examples docs
+
+# mypy over every module (pyproject.toml lists those not yet clean).
+typecheck: install
+	$(BIN)/mypy
 
 # The documentation site, built strictly (a broken reference or a page missing from the
 # navigation fails); the CLI and recipe pages are generated (python docs/generate.py).

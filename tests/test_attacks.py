@@ -44,7 +44,7 @@ def test_perturbations_stay_in_the_budget_and_in_range(trained, kwargs):
     assert size.max() <= eps + 1e-6
     assert x_adv.min() >= 0 and x_adv.max() <= 1
     x_fgsm = fgsm(model, x, y, EPS, random_start=True, generator=_gen())
-    assert (x_fgsm - x).abs().max() <= EPS + 1e-6 and 0 <= x_fgsm.min() and x_fgsm.max() <= 1
+    assert (x_fgsm - x).abs().max() <= EPS + 1e-6 and x_fgsm.min() >= 0 and x_fgsm.max() <= 1
 
 
 def test_restarts_never_make_the_attack_weaker(trained):
@@ -116,7 +116,7 @@ def test_apgd_ce_is_at_least_as_strong_as_our_pgd(trained):
     ours = accuracy(model, pgd(model, x, y, eps, eps / 4, 20, generator=_gen()), y)
     theirs = accuracy(model, autoattack(model, x, y, eps, version="custom",
                                         attacks=["apgd-ce"]), y)
-    assert 0 < ours and theirs <= ours + 0.02
+    assert ours > 0 and theirs <= ours + 0.02
     assert abs(theirs - ours) <= 0.10
 
 
@@ -124,7 +124,7 @@ def test_autoattack_standard_runs_on_a_handful_of_examples(trained):
     model, x, y = trained
     x_adv = autoattack(model, x[:16], y[:16], EPS, version="standard")
     assert (x_adv - x[:16]).abs().max() <= EPS + 1e-6
-    assert 0 <= x_adv.min() and x_adv.max() <= 1
+    assert x_adv.min() >= 0 and x_adv.max() <= 1
     assert accuracy(model, x_adv, y[:16]) <= 0.1 < accuracy(model, x[:16], y[:16])
 
 

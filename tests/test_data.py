@@ -197,7 +197,7 @@ def test_loader_visits_every_example_once_per_epoch_in_a_seeded_order():
     loader.set_epoch(0)
     assert torch.equal(torch.cat([x[:, 0, 0, 0] for x, _ in loader]), seen)
     for images, labels in DeviceLoader(split, 16):
-        assert images.dtype == torch.float32 and 0 <= images.min() and images.max() <= 1
+        assert images.dtype == torch.float32 and images.min() >= 0 and images.max() <= 1
         assert labels.dtype == torch.int64
     assert len(DeviceLoader(split, 16, drop_last=True)) == 3
 

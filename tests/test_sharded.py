@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -65,8 +66,8 @@ def _worker(parent: int, rank: int) -> int | None:
         if not entry.isdigit():
             continue
         try:
-            stat = open(f"/proc/{entry}/stat").read()
-            environment = open(f"/proc/{entry}/environ", "rb").read().split(b"\0")
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            environment = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
         if int(stat.rsplit(")", 1)[1].split()[1]) == parent and f"RANK={rank}".encode() in \

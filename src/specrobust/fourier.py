@@ -30,7 +30,7 @@ import torch
 
 from specrobust.errors import SpecRobustError
 
-Size = int | tuple[int, int]
+Size = int | tuple[int, ...]  # a side, or (height, width) (more: the last two)
 
 _SPATIAL = (-2, -1)
 

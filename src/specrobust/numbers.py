@@ -28,10 +28,8 @@ def parse_number(text: str | float | int, what: str = "value") -> float:
     which YAML 1.1 reads as text)."""
     if isinstance(text, bool) or not isinstance(text, str | int | float):
         raise SpecRobustError(f"{what} must be a number such as 0.1 or 1e-3, got {quoted(text)}")
-    if isinstance(text, str):
-        if _SIGNED.fullmatch(text) is None:
-            raise SpecRobustError(f"{what} must be a number such as 0.1 or 1e-3, "
-                                  f"got {quoted(text)}")
+    if isinstance(text, str) and _SIGNED.fullmatch(text) is None:
+        raise SpecRobustError(f"{what} must be a number such as 0.1 or 1e-3, got {quoted(text)}")
     try:
         value = float(text)
     except OverflowError:  # an int beyond float's range
@@ -86,7 +84,7 @@ def check_range(value: float, what: str, low: float | None = None, high: float |
         elif low is not None:
             bounds = f"{'>' if low_open else '>='} {_show(low)}"
         else:
-            bounds = f"<= {_show(high)}"
+            bounds = f"<= {_show(high if high is not None else value)}"
         raise SpecRobustError(f"{what} must be {bounds}, got {_show(value)}")
     return value
 

@@ -83,12 +83,12 @@ def fourier_heatmap(ctx: AnalysisContext, *, norm: float | None = None, n: int =
         for j, fx in enumerate(fx_values):
             if (i, j) in seen:
                 continue
-            mirror = (_mirror(fy_values, fy, height), _mirror(fx_values, fx, width))
+            my, mx = _mirror(fy_values, fy, height), _mirror(fx_values, fx, width)
             measured.append((i, j))
             seen.add((i, j))
-            if None not in mirror:
-                mirrors[(i, j)] = mirror
-                seen.add(mirror)
+            if my is not None and mx is not None:
+                mirrors[(i, j)] = (my, mx)
+                seen.add((my, mx))
     total = len(fy_values) * len(fx_values)
     done = 0  # cells filled so far, for the progress line
 

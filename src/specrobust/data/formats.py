@@ -8,6 +8,7 @@ unpickler that builds only plain containers, strings, bytes, numbers and numpy a
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import pickle
@@ -341,8 +342,7 @@ def _cached_split(directory: Path, name: str, paths: list[Path], labels: list[in
             images = None  # a damaged cache is rebuilt
     if images is None:
         images = _read_jpeg_stack(paths)
-        try:
+        # A read-only dataset directory (or a link in the way) just means no cache.
+        with contextlib.suppress(OSError, SpecRobustError):
             storage.write_with(cache, lambda out: np.save(out, images, allow_pickle=False))
-        except (OSError, SpecRobustError):
-            pass  # a read-only dataset directory (or a link in the way) just means no cache
     return _split(images, np.asarray(labels))

@@ -16,6 +16,7 @@ machine.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -66,7 +67,7 @@ class SyntheticSpec:
             raise SpecRobustError(f"synthetic seed must lie in [0, 2**62), got {self.seed}")
 
     @classmethod
-    def from_options(cls, options: dict[str, object]) -> SyntheticSpec:
+    def from_options(cls, options: Mapping[str, object]) -> SyntheticSpec:
         """Build from ``{"band": "high", "n_train": "2000"}``-style options (strings allowed)."""
         known = {f.name: f.type for f in fields(cls)}
         values: dict[str, object] = {}

@@ -286,7 +286,7 @@ def _decode(files: list[tuple[Path, int]], data: UserData, shape) -> ImageSplit:
             scale = shorter / min(image.size)
             resized = (max(shorter, round(image.size[0] * scale)),
                        max(shorter, round(image.size[1] * scale)))
-            image = image.resize(resized, Image.BILINEAR)
+            image = image.resize(resized, Image.Resampling.BILINEAR)
             left, top = (resized[0] - width) // 2, (resized[1] - height) // 2
             image = image.crop((left, top, left + width, top + height))
         elif image.size != (width, height):

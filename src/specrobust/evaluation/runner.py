@@ -86,7 +86,7 @@ def _attack_precision(precision: str, spec: AttackSpec, device: torch.device):
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-             attacks: list[AttackSpec], eps: float, *, seed: int = Settings.seed,
+             attacks: list[AttackSpec], eps: float | str, *, seed: int = Settings.seed,
              batch_size: int = Settings.batch_size, checks: bool = True,
              check_n: int = Settings.check_n, path: str | Path | None = None,
              fingerprint: dict | None = None, meta: dict | None = None,

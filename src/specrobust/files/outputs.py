@@ -68,7 +68,7 @@ def _is_run(path: Path) -> bool:
         config = read_yaml(path / layout.CONFIG, "config file")
     except (OSError, ValueError, yaml.YAMLError, SpecRobustError):
         return False
-    return isinstance(config, dict) and _RUN_SECTIONS <= set(config)
+    return isinstance(config, dict) and set(config) >= _RUN_SECTIONS
 
 
 _RUN_SECTIONS = {"seed", "data", "model", "optim", "attack", "objective", "sar", "averaging",

@@ -20,7 +20,7 @@ import json
 import os
 import secrets
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -126,7 +126,7 @@ def _mode_in(directory: int, name: str) -> int:
         return 0
 
 
-def write_with(target: str | os.PathLike, writer: Callable[[IO[bytes]], None]) -> None:
+def write_with(target: str | os.PathLike, writer: Callable[[IO[bytes]], object]) -> None:
     """Call ``writer(file)`` on a new file, flush it to disk, then rename it to ``target``
     (:func:`replacing`)."""
     target = Path(target)
@@ -239,6 +239,7 @@ def check_depth(value, what: str, limit: int = MAX_DEPTH) -> None:
         seen += 1
         if seen > MAX_VALUES:
             raise SpecRobustError(f"{what} holds more than {MAX_VALUES:,} values; refused")
+        children: Iterable
         if isinstance(item, dict):
             children = item.values()
         elif isinstance(item, (list, tuple)):

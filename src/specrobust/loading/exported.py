@@ -82,10 +82,13 @@ class ExportedProgram(nn.Module):
 
 def load_exported(file: ModelFile) -> nn.Module:
     """The program in ``file``, checked (module docstring) before torch reads it."""
-    check_archive(file.archive, file.path)
+    archive = file.archive
+    if archive is None:
+        raise SpecRobustError(f"{file.path} is not a torch.export archive")
+    check_archive(archive, file.path)
     try:
         with _weights_only_everywhere(), _torch_logs_quiet():
-            program = torch.export.load(io.BytesIO(rebuild(file.archive)))
+            program = torch.export.load(io.BytesIO(rebuild(archive)))
             return ExportedProgram(program.module())
     except Exception as error:  # noqa: BLE001 - a damaged program fails in many ways
         raise SpecRobustError(f"cannot load torch.export program {file.path} "
@@ -230,9 +233,9 @@ def _check_expression(text: str, path: Path) -> None:
         if token is None:
             raise _refused(path, f"a shape expression holds {text[position:position + 20]!r}")
         word = token.group().strip("'")
-        if word[:1].isalpha() or word[:1] == "_":
-            if word not in _EXPRESSION_NAMES and not _SYMBOL.fullmatch(word):
-                raise _refused(path, f"a shape expression names {word[:40]!r}")
+        if (word[:1].isalpha() or word[:1] == "_") and word not in _EXPRESSION_NAMES \
+                and not _SYMBOL.fullmatch(word):
+            raise _refused(path, f"a shape expression names {word[:40]!r}")
         position = token.end()
 
 

@@ -238,7 +238,7 @@ class RunWriter(RunDir):
 
 def _is_resume_state(state) -> bool:
     """Whether ``state`` has what a resume reads, of the types it reads them as."""
-    return (isinstance(state, dict) and _RESUME_KEYS <= set(state)
+    return (isinstance(state, dict) and set(state) >= _RESUME_KEYS
             and isinstance(state["config"], dict) and isinstance(state["epoch"], int)
             and not isinstance(state["epoch"], bool) and state["epoch"] >= 0
             and isinstance(state["best"], dict)

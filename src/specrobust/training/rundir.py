@@ -67,8 +67,8 @@ class RunDir:
         found = {layout.which_of(path.stem, "eval") for path in self.path.glob("eval*.json")}
         found |= {layout.which_of(path.name, "analysis") for path in self.path.glob("analysis*")
                   if path.is_dir() and not path.is_symlink()}
-        found.discard(None)
-        return [(w, "" if w == "auto" else f" ({w})") for w in sorted(found, key=_result_order)]
+        named = {w for w in found if w is not None}
+        return [(w, "" if w == "auto" else f" ({w})") for w in sorted(named, key=_result_order)]
 
     def is_complete(self, config: Config) -> bool:
         """Trained to the end and finished: a run that averages weights is finished once
