@@ -296,3 +296,19 @@ def test_bf16_attacks_are_their_own_evaluation_and_agree_closely_with_fp32(natur
         assert (mine.correct != theirs.correct).float().mean() <= 0.05
     with pytest.raises(SpecRobustError, match="precision must be one of fp32, bf16"):
         evaluate(model, x, y, attacks, EPS, checks=False, precision="fp16")
+
+
+def test_the_self_checks_cost_no_more_than_the_attacks_they_check():
+    from specrobust.evaluation.checks import EXTRA_PASSES, MIN_EXTRA_IMAGES, extra_images
+
+    cheap, pgd20, full = (parse_attacks(text) for text in ("clean,fgsm", "clean,pgd20",
+                                                             "clean,fgsm,pgd20,cw30,aa"))
+    assert extra_images(cheap, 50, 200) == 0  # one pass an image: nothing extra is affordable
+    assert extra_images(pgd20, 50, 200) == 0  # 1,000 passes buy 12 images: too few to compare
+    assert extra_images(pgd20, 1000, 200) == 200  # 20,000 passes: every image asked for
+    assert extra_images(pgd20, 400, 200) == 400 * 20 // EXTRA_PASSES >= MIN_EXTRA_IMAGES
+    assert extra_images(full, 30, 200) == 30 and extra_images(full, 30, 4) == 4
+    for specs in (cheap, pgd20, full):  # never more gradient passes than the suite's
+        for n in (10, 50, 200, 1000):
+            passes = sum(spec.gradient_steps or 10**6 for spec in specs) * n
+            assert extra_images(specs, n, 200) * EXTRA_PASSES <= max(passes, n * EXTRA_PASSES)

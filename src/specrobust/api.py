@@ -28,6 +28,7 @@ from specrobust.boundary import check_inputs
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.runner import EvalResult
 from specrobust.evaluation.runner import evaluate as _evaluate
+from specrobust.progress import progress_bars
 from specrobust.sar import AXES, DISTANCES, sar_loss
 from specrobust.settings import DEFAULT_ATTACKS, DEFAULT_PARTS, Settings
 
@@ -37,20 +38,22 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
              eps: float | str = 8 / 255, *, norm: str = Settings.norm, seed: int = Settings.seed,
              batch_size: int = Settings.batch_size, checks: bool = True,
              check_n: int = Settings.check_n,
-             precision: str = Settings.precision) -> EvalResult:
+             precision: str = Settings.precision, progress: bool = True) -> EvalResult:
     """Robust accuracy of ``model`` under each attack within the ``norm`` ball (``linf`` or
     ``l2``) of radius ``eps`` (the names of `specrobust eval --attacks`, e.g.
     ``"clean,pgd20,cw30,aa"`` or ``"pgd:steps=100,restarts=5"``; by default the paper's
     evaluation, ``"clean,fgsm,pgd20,cw30,aa"``, as the command line), with the
     gradient-masking self-checks. ``precision="bf16"`` runs FGSM, PGD and C&W under bf16
-    autocast (`specrobust eval --precision`). Returns an :class:`EvalResult`:
+    autocast (`specrobust eval --precision`). ``progress``: a bar per attack and per self-check,
+    as on the command line (False: quiet). Returns an :class:`EvalResult`:
     ``accuracy(label)``, ``worst_case`` (per example), ``as_dict()`` (the fields of
     ``eval.json``)."""
     specs = parse_attacks(attacks) if isinstance(attacks, str) else list(attacks)
     check_inputs(model, images, labels)
     model.eval()
     return _evaluate(model, images, labels, specs, eps, seed=seed, batch_size=batch_size,
-                     checks=checks, check_n=check_n, norm=norm, precision=precision)
+                     checks=checks, check_n=check_n, norm=norm, precision=precision,
+                     progress=progress_bars(progress, unit="img"))
 
 
 def analyze(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
@@ -59,9 +62,10 @@ def analyze(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
             batch_size: int = Settings.batch_size, heatmap_norm: float | None = None,
             heatmap_n: int | None = Settings.heatmap_n,
             heatmap_stride: int | None = Settings.heatmap_stride,
-            precision: str = Settings.precision) -> dict[str, dict]:
+            precision: str = Settings.precision, progress: bool = True) -> dict[str, dict]:
     """The spectral analyses of `specrobust analyze` (parts: filter, spectra, bands, heatmap,
-    kernels, logits); ``precision="bf16"`` runs their PGD under bf16 autocast. Returns
+    kernels, logits); ``precision="bf16"`` runs their PGD under bf16 autocast; ``progress``: a
+    bar per long loop, as on the command line (False: quiet). Returns
     ``{part: result}``, each with the fields of that part's JSON file (documented in
     ``specrobust/analysis/<part>.py``)."""
     from specrobust.analysis.context import AnalysisContext
@@ -78,7 +82,8 @@ def analyze(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     budget = settings.budget(eps, shape, "eps")
     model.eval()
     context = AnalysisContext(model, images, labels, budget, seed=seed, batch_size=batch_size,
-                              norm=norm, precision=precision)
+                              norm=norm, precision=precision,
+                              progress=progress_bars(progress, unit="step"))
     return {part: PARTS[part].compute(context, **PARTS[part].options(settings))
             for part in chosen}
 

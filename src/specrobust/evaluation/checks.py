@@ -18,8 +18,14 @@ loud warning and stored in eval.json. What is checked:
   within reach of a mid-grey one)
   leaves more than 2% correct.
 
-The extra attacks run on the first ``check_n`` evaluated examples. Comparisons allow one point
-(TOLERANCE) for the randomness of random starts.
+The extra attacks run on the first evaluated examples, as many as ``check_n`` but no more than
+keep their cost within the suite's: they take ``EXTRA_PASSES`` gradient passes an image, and run
+on at most (the suite's gradient passes) / ``EXTRA_PASSES`` images (:func:`extra_images`), so
+checks on versus off costs about twice the attacks at most. Where that leaves fewer than
+``MIN_EXTRA_IMAGES`` (a cheap suite such as clean,fgsm), they are not run, and a check named
+``extra_attacks`` says so; the zero-gradient check (one pass an image) and the comparisons
+of the suite's own attacks always run. Comparisons allow one point (TOLERANCE) for the
+randomness of random starts.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from torch.nn import functional as F
 from specrobust import seeds
 from specrobust.attacks import fgsm, pgd
 from specrobust.attacks.pgd import default_step
-from specrobust.attacks.registry import AttackSpec, preset
+from specrobust.attacks.registry import AttackSpec
 from specrobust.evaluation.batched import clean_correct, robust_correct
 from specrobust.models import attack_mode
 from specrobust.settings import Settings
@@ -44,6 +50,24 @@ ZERO_GRADIENT_SHARE = 0.01
 LARGE_EPS = 0.5
 LARGE_EPS_ACCURACY = 0.02
 BLACK_BOX_GAIN = 0.002  # AutoAttack's check_square_sr threshold
+SCALES = (0.5, 1.0, 2.0)  # of eps, for eps_monotone
+PGD_STEPS = 20
+EXTRA_PASSES = 1 + PGD_STEPS * (len(SCALES) + 1)  # FGSM, PGD-20 at each scale and at large eps
+MIN_EXTRA_IMAGES = 20  # fewer make the comparisons noise
+
+
+def extra_images(specs: list[AttackSpec], n: int, check_n: int) -> int:
+    """How many images the extra attacks run on: ``check_n`` (at most ``n``), or fewer so they
+    spend no more gradient passes than the suite's attacks on their ``n`` images; 0 where that
+    reduction leaves fewer than ``MIN_EXTRA_IMAGES``. AutoAttack's passes vary but always
+    exceed the checks'."""
+    steps = [spec.gradient_steps for spec in specs]
+    wanted = min(check_n, n)
+    affordable = wanted if any(s is None for s in steps) else \
+        sum(s for s in steps if s is not None) * n // EXTRA_PASSES
+    if affordable >= wanted:
+        return wanted
+    return affordable if affordable >= MIN_EXTRA_IMAGES else 0
 
 
 @dataclass
@@ -62,15 +86,27 @@ def self_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
                 check_n: int = Settings.check_n, seed: int = Settings.seed,
                 batch_size: int = Settings.batch_size,
                 aa_stages: dict[str, list[dict]] | None = None,
-                norm: str = Settings.norm) -> list[Check]:
+                norm: str = Settings.norm, progress=None) -> list[Check]:
     """Run the checks. ``suite`` maps labels to (spec, per-example correctness) of the attacks
-    already evaluated on ``x``; the extra attacks use ``x[:check_n]``. ``aa_stages`` maps an
-    AutoAttack's label to its per-attack table (``runner.stage_table``)."""
+    already evaluated on ``x``; the zero-gradient check uses ``x[:check_n]``, the extra attacks
+    the first :func:`extra_images`. ``aa_stages`` maps an AutoAttack's label to its per-attack
+    table (``runner.stage_table``). ``progress(label, done, total)`` hears about each."""
     evaluated = len(y)
+    extra = extra_images([spec for spec, _ in suite.values()], evaluated, check_n)
     x, y = x[:check_n], y[:check_n]
+    if progress:
+        progress("check: zero gradients", 0, len(x))
     checks = [_zero_gradients(model, x, y, batch_size)]
-    if eps > 0:
-        checks += _subset_attacks(model, x, y, eps, seed, batch_size, norm)
+    if progress:
+        progress("check: zero gradients", len(x), len(x))
+    if eps > 0 and extra:
+        checks += _subset_attacks(model, x[:extra], y[:extra], eps, seed, batch_size, norm,
+                                  progress)
+    elif eps > 0:
+        checks.append(Check("extra_attacks", True, "FGSM and PGD-20 at other budgets were not "
+                            f"run: they would cost more than the suite's own attacks on "
+                            f"{evaluated} images (evaluate with stronger attacks or more "
+                            "images to have them)", {"n": 0}))
     checks += _suite_comparisons(suite)
     checks += [_black_box_gain(label, rows, evaluated)
                for label, rows in (aa_stages or {}).items()
@@ -110,22 +146,31 @@ def large_eps(norm: str, image_shape: tuple[int, ...]) -> float:
     return LARGE_EPS if norm == "linf" else LARGE_EPS * math.prod(image_shape) ** 0.5
 
 
-def _subset_attacks(model, x, y, eps, seed, batch_size, norm) -> list[Check]:
+def _subset_attacks(model, x, y, eps, seed, batch_size, norm, progress=None) -> list[Check]:
     clean = clean_correct(model, x, y, batch_size)
+    done = 0
 
     def accuracy(label, attack) -> float:
-        return robust_correct(model, attack, x, y, clean, label=label, seed=seed,
-                              batch_size=batch_size).float().mean().item()
+        nonlocal done
+        if progress:
+            progress(f"check: FGSM, PGD-{PGD_STEPS} x{len(SCALES) + 1} on {len(x)} images",
+                     done, len(SCALES) + 2)
+        result = robust_correct(model, attack, x, y, clean, label=label, seed=seed,
+                                batch_size=batch_size).float().mean().item()
+        done += 1
+        if progress:
+            progress(f"check: FGSM, PGD-{PGD_STEPS} x{len(SCALES) + 1} on {len(x)} images",
+                     done, len(SCALES) + 2)
+        return result
 
-    steps = preset("pgd20")["steps"]
+    steps = PGD_STEPS
 
     def pgd20(at_eps):
         return lambda a, b, s: pgd(model, a, b, at_eps, default_step(at_eps), steps, norm=norm,
                                    generator=seeds.generator(s, a.device))
 
     fgsm_accuracy = accuracy("check-fgsm", lambda a, b, s: fgsm(model, a, b, eps, norm=norm))
-    by_eps = {scale: accuracy(f"check-pgd20x{scale}", pgd20(scale * eps))
-              for scale in (0.5, 1.0, 2.0)}
+    by_eps = {scale: accuracy(f"check-pgd20x{scale}", pgd20(scale * eps)) for scale in SCALES}
     large_budget = max(large_eps(norm, tuple(x.shape[1:])), eps)
     large = accuracy("check-pgd20-large", pgd20(large_budget))
 

@@ -62,8 +62,8 @@ class EvalResult:
     def accuracy(self, label: str) -> float:
         """The fraction of the images correct under the attack labelled ``label``."""
         for result in self.attacks:
-            if result.spec.label == label:
-                return result.correct.float().mean().item()
+            if result.spec.label == label:  # correct / n, exactly as eval.json has it
+                return int(result.correct.sum()) / max(1, len(result.correct))
         raise SpecRobustError(f"no attack labelled {label!r} in this result; its attacks: "
                               f"{', '.join(a.spec.label for a in self.attacks)}")
 
@@ -197,7 +197,7 @@ def _evaluate(model, images, labels, attacks, eps, *, seed, batch_size, checks, 
                      for r in results if r.stages}
         result.checks = self_checks(model, images, labels, eps, suite, check_n=check_n,
                                     seed=seed, batch_size=batch_size, aa_stages=aa_stages,
-                                    norm=norm)
+                                    norm=norm, progress=progress)
     record.checks, record.complete = [c.as_dict() for c in result.checks], True
     if written is not None:
         record.save(written)
