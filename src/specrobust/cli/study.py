@@ -47,6 +47,8 @@ def run(args) -> int:
     from specrobust.study.plan import load_plan
 
     plan = load_plan(args.plan, quick=args.quick)
+    if plan.smoke:
+        print(plan.smoke, flush=True)
     if args.out:
         plan = dataclasses.replace(plan, out=Path(args.out))
     report = execute.run(plan, execute.Options(seeds=args.seeds, stages=args.stages,

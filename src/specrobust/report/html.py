@@ -308,10 +308,11 @@ def _filter_table(models: list[Model]) -> Markup:
     return _table(header, rows) if rows else Markup("")
 
 
-def render(models: list[Model], runs: list[RunInfo], title: str,
+def render(models: list[Model], runs: list[RunInfo], title: str, notes: tuple[str, ...] = (),
            reference: str | None = None) -> str:
     sections = [html('<h1>{}</h1><p class="lead">{} model(s); generated {} by specrobust. '
                      "Accuracies in %.</p>", title, len(models), time.strftime("%Y-%m-%d %H:%M"))]
+    sections += [html('<p class="note"><strong>{}</strong></p>', note) for note in notes]
     present = [p for p in PARTS if any(p in m.parts for m in models)]
     nav = [html('<a href="#summary">summary</a>')]
     nav += [html('<a href="#{}">{}</a>', p, PARTS[p].title.lower()) for p in present]
@@ -349,11 +350,12 @@ def render(models: list[Model], runs: list[RunInfo], title: str,
 
 def write_report(sources: list[str], out: str | Path, title: str = "specrobust report",
                  names: dict[str, str] | None = None, reference: str | None = None,
-                 force: bool = False) -> Path:
+                 force: bool = False, notes: tuple[str, ...] = ()) -> Path:
     """``names`` renames models, e.g. ``{"AT+SAR (best_averaged)": "AT+SAR+WA"}``;
     ``reference`` is the model (by label, after renaming) the others are compared with image by
-    image (default: the first evaluated one). An existing ``out`` is replaced only when it is a
-    specrobust report, or with ``force``."""
+    image (default: the first evaluated one); ``notes``: sentences shown first, under the title
+    (a smoke run says so). An existing ``out`` is replaced only when it is a specrobust report,
+    or with ``force``."""
     out = outputs.output_file(out, outputs.REPORT, force=force, how="choose another -o")
     models, runs = collect(sources)
     for model in models:
@@ -363,7 +365,7 @@ def write_report(sources: list[str], out: str | Path, title: str = "specrobust r
         raise SpecRobustError(f"--reference {reference!r} is not an evaluated model here; "
                               f"evaluated: {', '.join(evaluated) or 'none'}")
     try:
-        page = render(models, runs, title, reference)
+        page = render(models, runs, title, reference=reference, notes=notes)
     except _MALFORMED as error:
         raise SpecRobustError(f"an analysis record among {', '.join(map(str, sources))} is not "
                               f"well formed ({type(error).__name__}); analyse again into a new "

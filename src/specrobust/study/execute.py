@@ -166,7 +166,8 @@ def write_report(plan: Plan, seed: int) -> Path | None:
                  if RunDir(plan.run_dir(m.run, seed)).eval_path(m.which).is_file()}
     reference = plan.report_reference if plan.report_reference in evaluated else None
     title = plan.title if len(plan.seeds) == 1 else f"{plan.title} (seed {seed})"
-    path = write_html(runs, plan.out / "report.html", title, names, reference=reference)
+    path = write_html(runs, plan.out / "report.html", title, names, reference=reference,
+                      notes=(plan.smoke,) if plan.smoke else ())
     log(f"report -> {path}")
     return path
 

@@ -86,6 +86,7 @@ class Plan:
     reference_methods: list[Method] = field(default_factory=list)
     report_reference: str | None = None  # the report's paired table compares with this method
     notes: list[str] = field(default_factory=list)
+    smoke: str = ""  # for a --quick plan: what its scale is and what it leaves out
 
     def run(self, name: str) -> Run:
         found = [r for r in self.runs if r.name == name]
@@ -138,8 +139,31 @@ def load_plan(path: str | Path, *, quick: bool = False) -> Plan:
         extra = {name: every + _strings(values, path, f"quick.runs.{name}")
                  for name, values in {**{n: [] for n in _mapping(data.get("runs"), path, "runs")},
                                       **per_run}.items()}
-        data = {**data, **changes}
+        full = data
+        data = {**data, **changes, "title": f"{data.get('title', data.get('name'))} "
+                                             "(quick smoke run)"}
+        plan = _build(data, path, extra)
+        return dataclasses.replace(plan, smoke=_smoke_sentence(full, data, every, plan))
     return _build(data, path, extra)
+
+
+def _smoke_sentence(full: dict, quick: dict, changes: list[str], plan: Plan) -> str:
+    """What a --quick plan is: its scale, and what it leaves out of the full plan (read from
+    the two plans, so it cannot drift from them)."""
+    def names(value) -> list[str]:
+        return [part.strip() for part in str(value or "").split(",") if part.strip()]
+
+    left_out = [f"attacks {', '.join(dropped)}" for dropped in
+                [[a for a in names(full.get("attacks")) if a not in names(quick.get("attacks"))]]
+                if dropped]
+    left_out += [f"analyses {', '.join(dropped)}" for dropped in
+                 [[a for a in names(full.get("analysis"))
+                   if a not in names(quick.get("analysis"))]] if dropped]
+    return (f"Quick smoke run: every stage at a small scale ({', '.join(changes)}; tested on "
+            f"the first {plan.n} test images), to show that everything works. Models this "
+            "small and this briefly trained need not show what the paper claims: the full run "
+            "(without --quick) is the one to read."
+            + (f" Left out of the full run: {'; '.join(left_out)}." if left_out else ""))
 
 
 def _build(data: dict, path: Path, extra: dict[str, list[str]]) -> Plan:

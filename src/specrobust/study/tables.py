@@ -99,7 +99,8 @@ def write_summary(plan: Plan, seeds: list[int]) -> None:
     lowpass = [m for m in analysis_columns if m.startswith("LPF ")]
     stages = [m for m in analysis_columns if " after " in m]
     others = [m for m in analysis_columns if m not in lowpass + stages]
-    lines = [f"# {plan.title}", "", *([*plan.notes, ""] if plan.notes else []),
+    lines = [f"# {plan.title}", "", *([f"**{plan.smoke}**", ""] if plan.smoke else []),
+             *([*plan.notes, ""] if plan.notes else []),
              f"Accuracy in % on the first {plan.n} test images, eps {plan.eps}"
              f"{_PRECISION_NOTE if plan.precision == 'bf16' else ''}: mean ± standard "
              f"deviation over the finished seeds of {', '.join(map(str, seeds))} (the seeds "
