@@ -7,6 +7,7 @@ import torch
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation import evaluate, markdown, parse_attack, parse_attacks, wilson_interval
 from specrobust.evaluation.runner import EvalInUseError
+from specrobust.settings import Settings
 
 EPS = 8 / 255
 
@@ -88,7 +89,7 @@ def test_suite_results_worst_case_and_json(natural_low):
 
 def test_self_checks_stay_quiet_on_an_honest_model(natural_low):
     model, x, y = natural_low
-    result = evaluate(model, x, y, parse_attacks("clean,fgsm,pgd20"), EPS, check_n=100)
+    result = evaluate(model, x, y, parse_attacks("clean,fgsm,pgd20"), EPS, Settings(check_n=100))
     assert {c.name for c in result.checks} >= {"zero_gradients", "pgd_vs_fgsm", "eps_monotone",
                                                 "large_eps"}
     assert all(c.ok for c in result.checks), [c.message for c in result.checks if not c.ok]
@@ -97,7 +98,7 @@ def test_self_checks_stay_quiet_on_an_honest_model(natural_low):
 def test_self_checks_fire_on_a_gradient_masked_model(natural_low):
     model, x, y = natural_low
     masked = RoundingInput(model)
-    result = evaluate(masked, x, y, parse_attacks("clean,fgsm,pgd20"), EPS, check_n=100)
+    result = evaluate(masked, x, y, parse_attacks("clean,fgsm,pgd20"), EPS, Settings(check_n=100))
     assert result.accuracy("pgd20") > 0.5  # looks robust to gradient attacks ...
     failed = {c.name for c in result.checks if not c.ok}
     assert {"zero_gradients", "large_eps"} <= failed  # ... and the checks say why not to trust it
@@ -114,14 +115,14 @@ def _interrupt_after_first_batch(model, x, y, attacks, path, *, batch_size):
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        evaluate(model, x, y, attacks, EPS, batch_size=batch_size, checks=False, path=path,
-                 progress=stop_after_first_batch)
+        evaluate(model, x, y, attacks, EPS, Settings(batch_size=batch_size), checks=False,
+                 path=path, progress=stop_after_first_batch)
 
 
 def test_an_interrupted_evaluation_resumes_to_the_same_result(natural_low, tmp_path):
     model, x, y = natural_low
     attacks = parse_attacks("clean,pgd:steps=3")
-    whole = evaluate(model, x, y, attacks, EPS, batch_size=64, checks=False)
+    whole = evaluate(model, x, y, attacks, EPS, Settings(batch_size=64), checks=False)
     path = tmp_path / "eval.json"
     _interrupt_after_first_batch(model, x, y, attacks, path, batch_size=64)
     partial = json.loads(path.read_text())
@@ -130,15 +131,15 @@ def test_an_interrupted_evaluation_resumes_to_the_same_result(natural_low, tmp_p
     assert under_way["done"] == 64 and under_way["attacked"] > 64 and "accuracy" not in under_way
 
     resumed_from = []
-    resumed = evaluate(model, x, y, attacks, EPS, batch_size=64, checks=False, path=path,
-                       progress=lambda label, done, total: resumed_from.append(done))
+    resumed = evaluate(model, x, y, attacks, EPS, Settings(batch_size=64), checks=False,
+                       path=path, progress=lambda label, done, total: resumed_from.append(done))
     assert resumed_from[0] == 64  # the first batch was not attacked again
     assert torch.equal(resumed.attacks[1].correct, whole.attacks[1].correct)
     assert json.loads(path.read_text())["complete"] is True
 
     # A different budget is a different evaluation: nothing is reused.
     restarted = []
-    evaluate(model, x, y, attacks, 4 / 255, batch_size=64, checks=False, path=path,
+    evaluate(model, x, y, attacks, 4 / 255, Settings(batch_size=64), checks=False, path=path,
              progress=lambda label, done, total: restarted.append(done))
     assert restarted[0] == 0
 
@@ -153,16 +154,17 @@ def test_a_second_evaluation_into_the_same_file_is_refused_meanwhile(natural_low
         if done == 64 and not refusals:
             before = path.read_bytes()
             with pytest.raises(EvalInUseError, match="another evaluation") as refused:
-                evaluate(model, x, y, attacks, EPS, batch_size=64, checks=False, path=path)
+                evaluate(model, x, y, attacks, EPS, Settings(batch_size=64), checks=False,
+                         path=path)
             assert path.read_bytes() == before  # the partial file is left as it was
             refusals.append(str(refused.value))
 
-    evaluate(model, x, y, attacks, EPS, batch_size=64, checks=False, path=path,
+    evaluate(model, x, y, attacks, EPS, Settings(batch_size=64), checks=False, path=path,
              progress=meanwhile)
     assert len(refusals) == 1 and "\n" not in refusals[0]
     assert json.loads(path.read_text())["complete"] is True
     # Once the first has finished, the file is free again (it is complete: nothing to redo).
-    evaluate(model, x, y, attacks, EPS, batch_size=64, checks=False, path=path)
+    evaluate(model, x, y, attacks, EPS, Settings(batch_size=64), checks=False, path=path)
 
 
 def test_evaluation_rejects_negative_eps(natural_low):
@@ -175,7 +177,7 @@ def test_autoattack_reports_what_each_of_its_attacks_broke_and_resumes(natural_l
     model, x, y = natural_low
     x, y = x[:40], y[:40]
     attacks = parse_attacks("clean,aa:attacks=apgd-ce+apgd-t")
-    whole = evaluate(model, x, y, attacks, EPS, batch_size=20, checks=False).as_dict()
+    whole = evaluate(model, x, y, attacks, EPS, Settings(batch_size=20), checks=False).as_dict()
     aa = whole["attacks"][1]
     assert [row["attack"] for row in aa["stages"]] == ["apgd-ce", "apgd-t"]
     assert sum(row["broken"] for row in aa["stages"]) == aa["attacked"] - aa["correct"]
@@ -183,11 +185,11 @@ def test_autoattack_reports_what_each_of_its_attacks_broke_and_resumes(natural_l
     assert "aa:attacks=apgd-ce+apgd-t by attack, in order: apgd-ce broke" in markdown(whole)
     path = tmp_path / "eval.json"
     _interrupt_after_first_batch(model, x, y, attacks, path, batch_size=20)
-    resumed = evaluate(model, x, y, attacks, EPS, batch_size=20, checks=False, path=path)
+    resumed = evaluate(model, x, y, attacks, EPS, Settings(batch_size=20), checks=False, path=path)
     counts = [(r["attack"], r["broken"]) for r in resumed.as_dict()["attacks"][1]["stages"]]
     assert counts == [(r["attack"], r["broken"]) for r in aa["stages"]]
     # A finished file read back (nothing left to attack) keeps the breakdown too.
-    again = evaluate(model, x, y, attacks, EPS, batch_size=20, checks=False, path=path)
+    again = evaluate(model, x, y, attacks, EPS, Settings(batch_size=20), checks=False, path=path)
     assert again.as_dict()["attacks"][1]["stages"] == resumed.as_dict()["attacks"][1]["stages"]
 
 
@@ -250,11 +252,10 @@ def test_a_record_is_current_only_for_the_model_and_settings_it_was_made_with(na
     evaluate(model, x[:64], y[:64], parse_attacks("clean"), EPS, checks=False, path=path,
              fingerprint={"weights_sha256": "a"})
     record = EvalRecord.load(path)
-    settings = dict(eps=EPS, n=64, seed=0, batch_size=256, norm="linf")
-    assert record.is_current(fingerprint_of({"weights_sha256": "a"}, **settings))
-    assert not record.is_current(fingerprint_of({"weights_sha256": "b"}, **settings))
-    assert not record.is_current(fingerprint_of({"weights_sha256": "a"},
-                                                **{**settings, "eps": 2 * EPS}))
+    settings = Settings(seed=0, batch_size=256, norm="linf")
+    assert record.is_current(fingerprint_of({"weights_sha256": "a"}, EPS, 64, settings))
+    assert not record.is_current(fingerprint_of({"weights_sha256": "b"}, EPS, 64, settings))
+    assert not record.is_current(fingerprint_of({"weights_sha256": "a"}, 2 * EPS, 64, settings))
 
 
 def test_a_slow_attack_shows_its_speed_rather_than_zero():
@@ -285,8 +286,8 @@ def test_bf16_attacks_are_their_own_evaluation_and_agree_closely_with_fp32(natur
     path = tmp_path / "eval.json"
     fp32 = evaluate(model, x, y, attacks, EPS, checks=False, path=path)
     progress = []
-    bf16 = evaluate(model, x, y, attacks, EPS, checks=False, path=path, precision="bf16",
-                    progress=lambda label, done, total: progress.append(done))
+    bf16 = evaluate(model, x, y, attacks, EPS, Settings(precision="bf16"), checks=False,
+                    path=path, progress=lambda label, done, total: progress.append(done))
     assert progress[0] == 0  # an fp32 record is not resumed in bf16: everything is redone
     record = EvalRecord.load(path)
     assert record.fingerprint["precision"] == "bf16"
@@ -295,7 +296,7 @@ def test_bf16_attacks_are_their_own_evaluation_and_agree_closely_with_fp32(natur
     for mine, theirs in zip(bf16.attacks[1:], fp32.attacks[1:], strict=True):
         assert (mine.correct != theirs.correct).float().mean() <= 0.05
     with pytest.raises(SpecRobustError, match="precision must be one of fp32, bf16"):
-        evaluate(model, x, y, attacks, EPS, checks=False, precision="fp16")
+        evaluate(model, x, y, attacks, EPS, Settings(precision="fp16"), checks=False)
 
 
 def test_the_self_checks_cost_no_more_than_the_attacks_they_check():

@@ -18,6 +18,7 @@ from specrobust.data import load_dataset
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.runner import evaluate
 from specrobust.loading import ModelSource, resolve
+from specrobust.settings import Settings
 
 DATA = "synthetic:band=low,n_train=40,n_test=24,seed=3"
 ATTACKS = "clean,pgd:steps=3"
@@ -88,8 +89,8 @@ def test_images():
 
 def _python_outcomes(model, test_images) -> dict:
     images, labels = test_images
-    result = evaluate(model, images, labels, parse_attacks(ATTACKS), 8 / 255, seed=0,
-                      batch_size=256, checks=False)
+    result = evaluate(model, images, labels, parse_attacks(ATTACKS), 8 / 255,
+                      Settings(seed=0, batch_size=256), checks=False)
     return result.as_dict()["per_example"]
 
 

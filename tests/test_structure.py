@@ -19,7 +19,7 @@ LAYERS = (
     ("files", "boundary", "machine", "figures", "models", "data", "sar", "recipes"),
     ("checkpoint", "attacks"),
     ("loading",),
-    ("evaluation", "analysis", "training", "config"),
+    ("jobs", "evaluation", "analysis", "training", "config"),
     ("report", "study", "api", "cli", "recipes.listing"),
 )
 # Within the task layer, evaluation and analysis are below training (the training loop measures

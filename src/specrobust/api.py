@@ -49,10 +49,11 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     ``accuracy(label)``, ``worst_case`` (per example), ``as_dict()`` (the fields of
     ``eval.json``)."""
     specs = parse_attacks(attacks) if isinstance(attacks, str) else list(attacks)
+    settings = Settings(norm=norm, seed=seed, batch_size=batch_size, check_n=check_n,
+                        precision=precision)
     check_inputs(model, images, labels)
     model.eval()
-    return _evaluate(model, images, labels, specs, eps, seed=seed, batch_size=batch_size,
-                     checks=checks, check_n=check_n, norm=norm, precision=precision,
+    return _evaluate(model, images, labels, specs, eps, settings, checks=checks,
                      progress=progress_bars(progress, unit="img"))
 
 
@@ -74,11 +75,9 @@ def analyze(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     chosen = parse_parts(parts)
     check_inputs(model, images, labels)
     shape = tuple(images.shape[1:])
-    settings = Settings(norm=norm, seed=seed, batch_size=batch_size, precision=precision,
-                        heatmap_norm=heatmap_norm, heatmap_n=heatmap_n,
-                        heatmap_stride=heatmap_stride)
-    settings.check()
-    settings = sized(settings, shape)
+    settings = sized(Settings(norm=norm, seed=seed, batch_size=batch_size, precision=precision,
+                              heatmap_norm=heatmap_norm, heatmap_n=heatmap_n,
+                              heatmap_stride=heatmap_stride), shape)
     budget = settings.budget(eps, shape, "eps")
     model.eval()
     context = AnalysisContext(model, images, labels, budget, seed=seed, batch_size=batch_size,

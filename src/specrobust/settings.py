@@ -53,8 +53,11 @@ def largest_budget(norm: str, image_shape: tuple[int, ...]) -> float:
     return 1.0 if check_norm(norm) == "linf" else math.sqrt(math.prod(image_shape))
 
 
-@dataclass
+@dataclass(frozen=True)
 class Settings:
+    """What evaluation and analysis share, validated once, when it is made (one line naming
+    the setting as its command-line option), and passed whole from the job to the attacks."""
+
     n: int = 1000  # the first n test images (as RobustBench: comparable across tools)
     eps: str | None = None  # default: the budget the model was trained at, else the dataset's
     norm: str = "linf"  # the threat model: linf or l2
@@ -71,6 +74,9 @@ class Settings:
     data_root: str | None = None
     device: str = "auto"
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.check()
 
     def check(self) -> None:
         """Every setting in its range, or one line naming it (as its option on the command

@@ -16,9 +16,9 @@ from specrobust.analysis import PARTS
 from specrobust.analysis.context import AnalysisContext
 from specrobust.analysis.heatmap import sized
 from specrobust.errors import SpecRobustError
-from specrobust.evaluation.job import start_test_job
 from specrobust.files import layout, locks, outputs, storage
 from specrobust.files.storage import read_json
+from specrobust.jobs import start_test_job
 from specrobust.loading import ModelSource, as_source
 from specrobust.machine import Distributed, precision_fingerprint
 from specrobust.progress import progress_bars
@@ -29,7 +29,7 @@ FORMAT = layout.ANALYSIS_FORMAT
 METHOD_VERSION = 1
 
 
-@dataclass(kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class AnalysisJob(Settings):
     """`specrobust analyze`: the shared settings (``specrobust.settings``; their PGD is every
     analysis' attack) and what is an analysis' own."""

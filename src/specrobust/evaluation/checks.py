@@ -82,15 +82,14 @@ class Check:
 
 
 def self_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
-                suite: dict[str, tuple[AttackSpec, torch.Tensor]], *,
-                check_n: int = Settings.check_n, seed: int = Settings.seed,
-                batch_size: int = Settings.batch_size,
-                aa_stages: dict[str, list[dict]] | None = None,
-                norm: str = Settings.norm, progress=None) -> list[Check]:
+                suite: dict[str, tuple[AttackSpec, torch.Tensor]], settings: Settings, *,
+                aa_stages: dict[str, list[dict]] | None = None, progress=None) -> list[Check]:
     """Run the checks. ``suite`` maps labels to (spec, per-example correctness) of the attacks
     already evaluated on ``x``; the zero-gradient check uses ``x[:check_n]``, the extra attacks
     the first :func:`extra_images`. ``aa_stages`` maps an AutoAttack's label to its per-attack
     table (``runner.stage_table``). ``progress(label, done, total)`` hears about each."""
+    check_n, seed, batch_size, norm = (settings.check_n, settings.seed, settings.batch_size,
+                                       settings.norm)
     evaluated = len(y)
     extra = extra_images([spec for spec, _ in suite.values()], evaluated, check_n)
     x, y = x[:check_n], y[:check_n]

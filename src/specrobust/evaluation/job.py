@@ -3,79 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-
-import torch
 
 from specrobust.attacks.registry import parse_attacks
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.record import EvalRecord, markdown
-from specrobust.evaluation.runner import evaluate_checked, fingerprint_of
+from specrobust.evaluation.runner import evaluate, fingerprint_of
 from specrobust.files import layout, outputs, storage
-from specrobust.loading import LoadedModel, ModelSource, as_source, resolve
-from specrobust.machine import Distributed, init_distributed, precision_fingerprint, warn_if_slow
+from specrobust.jobs import start_test_job
+from specrobust.loading import ModelSource, as_source
+from specrobust.machine import precision_fingerprint
 from specrobust.progress import progress_bars
 from specrobust.settings import DEFAULT_ATTACKS, NORMS, Settings
 
 
-@dataclass
-class TestTarget:
-    """A model ready to be attacked: its weights, the budget, and the first n test images."""
-
-    loaded: LoadedModel
-    model: torch.nn.Module  # on the device, eval mode
-    images: torch.Tensor  # floats in [0, 1], on the device
-    labels: torch.Tensor
-    eps: float
-    eps_text: str
-    device: torch.device
-
-
-def start_test_job(settings: Settings, source: ModelSource | str,
-                   work: str) -> tuple[Distributed, TestTarget]:
-    """What `eval` and `analyze` do first: their settings checked (once), the process group
-    joined under torchrun, a word where the machine runs the arithmetic asked for badly
-    (``work`` says what runs), the model and its test images loaded."""
-    settings.check()
-    shard, device = init_distributed(settings.device)
-    if shard.main:
-        warn_if_slow(settings.precision, device, work)
-    return shard, load_test_target(source, settings, device)
-
-
-def load_test_target(source: ModelSource | str, settings: Settings,
-                     device: torch.device) -> TestTarget:
-    """Resolve a model source (``specrobust.loading``) and load the first ``settings.n`` test
-    images of its dataset (as RobustBench does: comparable across tools and papers). The budget
-    defaults to the training budget (when the model was trained in the same norm), else the
-    dataset's usual one in that norm. Shared by `eval` and `analyze`, whose settings are
-    checked already (``Settings.check``)."""
-    from specrobust.data import load_dataset
-
-    norm = settings.norm
-    loaded = resolve(replace(as_source(source), data_root=settings.data_root))
-    if loaded.dataset is None:
-        raise SpecRobustError(f"{loaded.path} does not say which data it was trained on; name "
-                              "it with --dataset")
-    data = load_dataset(loaded.dataset, settings.data_root, first_test=settings.n)
-    trained = loaded.eps if (loaded.norm or "linf") == norm else None
-    eps_text = settings.eps or trained or data.info.budget_text(norm)
-    if eps_text is None:
-        raise SpecRobustError(f"{data.info.title} has no usual {NORMS[norm]} budget; give one "
-                              "with --eps")
-    eps_text = str(eps_text)
-    eps = settings.budget(eps_text, tuple(data.test.images.shape[1:]))
-    channels = data.test.images.shape[1]
-    if channels != loaded.model.spec.in_channels:
-        raise SpecRobustError(f"{loaded.path} takes {loaded.model.spec.in_channels}-channel "
-                              f"images but {loaded.dataset} has {channels}")
-    test = data.test.take(torch.arange(min(settings.n, len(data.test))))
-    return TestTarget(loaded, loaded.model.to(device).eval(), test.as_float().to(device),
-                      test.labels.to(device), eps, eps_text, device)
-
-
-@dataclass(kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class EvalJob(Settings):
     """`specrobust eval`: the shared settings (``specrobust.settings``) and what is an
     evaluation's own."""
@@ -119,8 +62,7 @@ def run_eval_job(job: EvalJob, *, skip_current: bool = False,
     fingerprint = {"weights_sha256": loaded.sha256, "dataset": loaded.dataset}
     if skip_current:
         record = EvalRecord.load(path)
-        full = fingerprint_of(fingerprint, eps=target.eps, n=len(target.images), seed=job.seed,
-                              batch_size=job.batch_size, norm=job.norm, precision=job.precision)
+        full = fingerprint_of(fingerprint, target.eps, len(target.images), job)
         written = (path.name, layout.table_beside(path).name)
         if record is not None and record.is_current(full) and \
                 record.has_finished(["clean", *(a.label for a in attacks)]) and \
@@ -134,11 +76,9 @@ def run_eval_job(job: EvalJob, *, skip_current: bool = False,
             "eps_text": target.eps_text, "norm": job.norm, "device": str(target.device),
             **precision_fingerprint(job.precision)}
     progress = progress_bars(job.progress and shard.main, unit="img")
-    result = evaluate_checked(target.model, target.images, target.labels, attacks, target.eps,
-                              seed=job.seed, batch_size=job.batch_size, checks=job.checks,
-                              check_n=job.check_n, path=path, fingerprint=fingerprint,
-                              meta=meta, progress=progress, norm=job.norm, shard=shard,
-                              precision=job.precision)
+    result = evaluate(target.model, target.images, target.labels, attacks, target.eps, job,
+                      checks=job.checks, path=path, fingerprint=fingerprint, meta=meta,
+                      progress=progress, shard=shard)
     if not shard.main:
         return None, path
     summary = result.as_dict()

@@ -72,13 +72,14 @@ class EvalResult:
         return self.record.as_dict()
 
 
-def fingerprint_of(model: dict, *, eps: float, n: int, seed: int, batch_size: int,
-                   norm: str, precision: str = "fp32") -> dict:
+def fingerprint_of(model: dict, eps: float, n: int, settings: Settings) -> dict:
     """Everything that changes which examples are attacked with which random numbers: the
     model's own part (``model``: its weights and data) and the evaluation's settings."""
-    return {**model, "eps": eps, "n": n, "seed": seed, "batch_size": batch_size,
+    return {**model, "eps": eps, "n": n, "seed": settings.seed,
+            "batch_size": settings.batch_size,
             # Records written before L2 existed carry no norm: keep them current
-            **({"norm": norm} if norm != "linf" else {}), **precision_fingerprint(precision)}
+            **({"norm": settings.norm} if settings.norm != "linf" else {}),
+            **precision_fingerprint(settings.precision)}
 
 
 def _attack_precision(precision: str, spec: AttackSpec, device: torch.device):
@@ -86,50 +87,38 @@ def _attack_precision(precision: str, spec: AttackSpec, device: torch.device):
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-             attacks: list[AttackSpec], eps: float | str, *, seed: int = Settings.seed,
-             batch_size: int = Settings.batch_size, checks: bool = True,
-             check_n: int = Settings.check_n, path: str | Path | None = None,
+             attacks: list[AttackSpec], eps: float | str, settings: Settings | None = None, *,
+             checks: bool = True, path: str | Path | None = None,
              fingerprint: dict | None = None, meta: dict | None = None,
-             progress: Progress | None = None, norm: str = Settings.norm,
-             shard: Distributed = SINGLE, precision: str = Settings.precision) -> EvalResult:
+             progress: Progress | None = None, shard: Distributed = SINGLE) -> EvalResult:
     """Evaluate ``model`` on ``images`` (float in [0, 1]) under every attack in ``attacks``,
-    each within the ``norm`` ball (``linf`` or ``l2``) of radius ``eps``.
+    each within the ``settings.norm`` ball (``linf`` or ``l2``) of radius ``eps`` (a number,
+    or text such as ``8/255``); ``settings`` (default ``Settings()``) also gives the seed,
+    the batch size, the self-checks' images and the arithmetic.
 
     ``clean`` is always evaluated first, listed or not: robust accuracy is measured against it.
-    With several processes (``shard``, torchrun) they share each attack's batches and all end
-    with the same result, the one a single process gets; only the main process writes ``path``
-    and runs the self-checks. The settings are checked here (``Settings``); the jobs, which
-    check theirs when they start, call :func:`evaluate_checked`.
+    ``path``: the record, rewritten after every batch, from which an interrupted evaluation
+    with the same ``fingerprint`` resumes. With several processes (``shard``, torchrun) they
+    share each attack's batches and all end with the same result, the one a single process
+    gets; only the main process writes ``path`` and runs the self-checks.
     """
-    settings = Settings(norm=norm, seed=seed, batch_size=batch_size, check_n=check_n,
-                        precision=precision)
-    settings.check()
+    settings = settings or Settings()
     eps = settings.budget(eps, tuple(images.shape[1:]), "eps")
-    return evaluate_checked(model, images, labels, attacks, eps, seed=seed,
-                            batch_size=batch_size, checks=checks, check_n=check_n, path=path,
-                            fingerprint=fingerprint, meta=meta, progress=progress, norm=norm,
-                            shard=shard, precision=precision)
-
-
-def evaluate_checked(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                     attacks: list[AttackSpec], eps: float, *, seed: int, batch_size: int,
-                     checks: bool, check_n: int, path: str | Path | None,
-                     fingerprint: dict | None, meta: dict | None, progress: Progress | None,
-                     norm: str, shard: Distributed, precision: str) -> EvalResult:
-    """:func:`evaluate` with its settings checked already."""
-    fingerprint = fingerprint_of(fingerprint or {}, eps=eps, n=len(images), seed=seed,
-                                 batch_size=batch_size, norm=norm, precision=precision)
-    meta = {**(meta or {}), "fingerprint": fingerprint, "seed": seed, "batch_size": batch_size,
-            "norm": norm}
+    fingerprint = fingerprint_of(fingerprint or {}, eps, len(images), settings)
+    meta = {**(meta or {}), "fingerprint": fingerprint, "seed": settings.seed,
+            "batch_size": settings.batch_size, "norm": settings.norm}
     with _output_lock(path if shard.main else None):
-        return _evaluate(model, images, labels, attacks, eps, seed=seed, batch_size=batch_size,
-                         checks=checks and shard.main, check_n=check_n, path=path, meta=meta,
-                         progress=progress, norm=norm, shard=shard, precision=precision)
+        return _evaluate(model, images, labels, attacks, eps, settings,
+                         checks=checks and shard.main, path=path, meta=meta, progress=progress,
+                         shard=shard)
 
 
-def _evaluate(model, images, labels, attacks, eps, *, seed, batch_size, checks, check_n, path,
-              meta, progress, norm, shard, precision) -> EvalResult:
-    """``evaluate`` past its checks, holding the output's lock."""
+def _evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+              attacks: list[AttackSpec], eps: float, settings: Settings, *, checks: bool,
+              path: str | Path | None, meta: dict, progress: Progress | None,
+              shard: Distributed) -> EvalResult:
+    """``evaluate`` holding the output's lock."""
+    seed, batch_size, norm = settings.seed, settings.batch_size, settings.norm
     stored = _resumable(path, meta["fingerprint"], len(images))  # every process resumes alike
     written = path if shard.main else None
     model.eval()
@@ -165,7 +154,7 @@ def _evaluate(model, images, labels, attacks, eps, *, seed, batch_size, checks, 
 
             def attack(x, y, batch_seed, spec=spec, counts=batch_stages):
                 counts.clear()
-                with _attack_precision(precision, spec, x.device):
+                with _attack_precision(settings.precision, spec, x.device):
                     return spec.run(attacked, x, y, eps, seed=batch_seed, norm=norm,
                                     on_stage=_stage_counter(counts, len(x)))
 
@@ -195,9 +184,8 @@ def _evaluate(model, images, labels, attacks, eps, *, seed, batch_size, checks, 
         suite = {r.spec.label: (r.spec, r.correct) for r in results}
         aa_stages = {r.spec.label: stage_table(r.stages, r.attacked, len(images))
                      for r in results if r.stages}
-        result.checks = self_checks(model, images, labels, eps, suite, check_n=check_n,
-                                    seed=seed, batch_size=batch_size, aa_stages=aa_stages,
-                                    norm=norm, progress=progress)
+        result.checks = self_checks(model, images, labels, eps, suite, settings,
+                                    aa_stages=aa_stages, progress=progress)
     record.checks, record.complete = [c.as_dict() for c in result.checks], True
     if written is not None:
         record.save(written)
