@@ -8,8 +8,11 @@ A command writes only
   command writes (an evaluation record, a specrobust report), or with ``--force`` where a
   command offers it.
 
-Nothing is written through a symbolic link: an output that is a link is refused (a link could
-point anywhere, and replacing the file it names is how data outside the run gets destroyed).
+Links: the directories of a path the user typed are resolved once, when the command starts
+(:func:`typed`), as a shell would follow them; an output that is itself a link is refused (a
+link could point anywhere, and replacing the file it names is how data outside the run gets
+destroyed); below, nothing follows a link (``storage``'s descriptors), not even one swapped in
+during the run.
 Every refusal is one line that says what exists and how to proceed. The kinds are recognised
 by their content (a format tag, a marker), never by their names alone.
 """

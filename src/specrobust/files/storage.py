@@ -4,8 +4,11 @@ Writing. Writes that matter are atomic: a temporary file in the same directory, 
 so an interrupted run (or a full disk) leaves either the old file or the new one, never half of
 one, and no temporary file behind. A kill -9 cannot run the clean-up, so the temporary file is
 named for what it is (``layout.temporary_prefix``) and the next command that owns the directory
-removes it (``layout.remove_leftovers``). A target that is a symbolic link, or lies in a linked
-directory, is refused rather than followed (``specrobust.files.outputs`` states the rule).
+removes it (``layout.remove_leftovers``). Every directory is reached from the root through
+directory descriptors that follow no link, from where the paths a user typed led when the
+command started (:func:`anchor`); a target that is a link, or a link met below, is refused
+rather than followed (``specrobust.files.outputs`` states the rule). Only regular files are
+read: a FIFO or device is refused by its type.
 
 Reading. What specrobust parses from files a user may hand over or may have altered (records,
 summaries, plans, recipes, metadata) is read with a size cap checked before anything is read,
