@@ -190,13 +190,14 @@ def test_a_mutated_npz_is_refused_in_one_line_or_read_exactly(tmp_path, count, c
     path = tmp_path / f"d{count}.npz"
     path.write_bytes(_mutate(buffer.getvalue(), mutation))
     data = user.UserData("npz", path, classes=3)
-    try:
-        _, test, _ = user.load(data)
-    except Exception as error:  # noqa: BLE001 - what is raised is the property
-        assert _one_line(error), repr(error)
-        return
-    assert np.array_equal(test.images.numpy(), x.transpose(0, 3, 1, 2))
-    assert np.array_equal(test.labels.numpy(), y)
+    for first in (None, 1):  # whole, and only the first image (read up to it, checked whole)
+        try:
+            _, test, _ = user.load(data, first_test=first)
+        except Exception as error:  # noqa: BLE001 - what is raised is the property
+            assert _one_line(error), repr(error)
+            continue
+        assert np.array_equal(test.images.numpy(), x.transpose(0, 3, 1, 2)[:first])
+        assert np.array_equal(test.labels.numpy(), y[:first])
 
 
 def _npy(shape, dtype, payload: bytes) -> bytes:

@@ -84,19 +84,23 @@ class Archive:
         return [member.name for member in self.members]
 
     def read(self, name: str, limit: int | None = None) -> bytes:
-        """The member's bytes, whole (``limit=None``) or its first ``limit`` bytes; the CRC is
-        verified when it is read whole."""
+        """The member's bytes, whole (``limit=None``) or its first ``limit`` bytes (its length
+        and CRC verified either way: :meth:`chunks`)."""
         return b"".join(self.chunks(name, limit))
 
     def chunks(self, name: str, limit: int | None = None) -> Iterator[bytes]:
-        """The member's bytes in pieces of about a MiB, so a caller can stop early; read whole,
-        its length and CRC-32 are verified at the end."""
+        """The member's bytes (its first ``limit`` bytes) in pieces of about a MiB. The member
+        is read to its end either way, a piece at a time, so that its length and CRC-32 are
+        verified before the last piece is handed over: a damaged member is refused even where
+        only its beginning is used."""
         member = self.by_name[name]
         wanted = member.size if limit is None else min(limit, member.size)
         inflater = zlib.decompressobj(-15) if member.method == DEFLATED else None
-        crc, produced, position = 0, 0, member.data_offset
+        crc, produced, emitted, position = 0, 0, 0, member.data_offset
         end = member.data_offset + member.compressed_size
-        while produced < wanted:
+        held = b""  # the last piece, handed over once the next one (or the end) is checked
+        stalled = end - position + 1  # unconsumed input after the last empty inflation
+        while True:
             raw = self._read_at(position, min(_CHUNK, end - position)) if position < end else b""
             position += len(raw)
             if inflater is None:
@@ -110,7 +114,9 @@ class Archive:
                     raise _bad(self.what, f"member {name!r} does not inflate ({error})"
                                ) from None
             if not piece:
-                if raw or (inflater is not None and inflater.unconsumed_tail):
+                tail = len(inflater.unconsumed_tail) if inflater is not None else 0
+                if raw or 0 < tail < stalled:  # input left, and still being consumed
+                    stalled = tail or stalled
                     continue
                 break
             if produced + len(piece) > member.size:
@@ -118,14 +124,18 @@ class Archive:
                                       "bytes it declares")
             crc = zlib.crc32(piece, crc)
             produced += len(piece)
-            yield piece[:wanted - (produced - len(piece))] if produced > wanted else piece
-        if limit is not None and limit < member.size:
-            return
+            if emitted < wanted:
+                if held:
+                    yield held
+                held = piece[:wanted - emitted]
+                emitted += len(held)
         if produced != member.size or (inflater is not None and not inflater.eof):
             raise _bad(self.what, f"member {name!r} holds {produced:,} bytes, not the "
                                   f"{member.size:,} it declares")
         if crc != member.crc:
             raise _bad(self.what, f"member {name!r} fails its CRC check (damaged)")
+        if held:
+            yield held
 
 
 def rebuild(archive: Archive) -> bytes:
