@@ -34,14 +34,23 @@ def _images(n: int):
                 torch.randint(0, 10, (n,), generator=generator), "random 32x32 images")
 
 
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            return next(line.split(":", 1)[1].strip() for line in handle
+                        if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=50)
     args = parser.parse_args()
     model = specrobust.resolve("autoattack-natural-resnet18").model
     images, labels, what = _images(args.n)
-    print(f"natural ResNet-18, {args.n} {what}; {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"natural ResNet-18, {args.n} {what}; {_cpu()}, {torch.get_num_threads()} threads, "
+          f"torch {torch.__version__}")
     print("| attacks | checks off (s) | checks on (s) | ratio |")
     print("|---|---:|---:|---:|")
     for attacks in ("clean,fgsm", "clean,pgd20"):
