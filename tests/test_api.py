@@ -50,3 +50,11 @@ def test_sar_loss_is_the_authors_formula():
     expected = 0.1 * F.l1_loss(torch.view_as_real(torch.fft.fft2(adversarial)),
                                torch.view_as_real(torch.fft.fft2(clean)))
     assert torch.allclose(specrobust.SARLoss(lam=0.1)(clean, adversarial), expected)
+
+
+def test_a_result_prints_its_accuracies_not_its_tensors():
+    model, images, labels = _problem()
+    result = specrobust.evaluate(model, images, labels, attacks="clean", checks=False,
+                                 progress=False)
+    assert repr(result) == "EvalResult(eps=0.03137, n=24: clean 75.00%; worst case 75.00%; " \
+                           "0 of 0 self-checks passed)"

@@ -57,6 +57,7 @@ class EvalResult:
 
     @property
     def worst_case(self) -> torch.Tensor:
+        """Per example (bool, one per image): correct under every attack of the suite."""
         return torch.stack([a.correct for a in self.attacks]).all(dim=0)
 
     def accuracy(self, label: str) -> float:
@@ -70,6 +71,14 @@ class EvalResult:
     def as_dict(self) -> dict:
         """The fields of eval.json."""
         return self.record.as_dict()
+
+    def __repr__(self) -> str:  # the accuracies, not every example's outcome
+        accuracies = ", ".join(f"{a.spec.label} {self.accuracy(a.spec.label):.2%}"
+                               for a in self.attacks)
+        worst = int(self.worst_case.sum()) / max(1, len(self.worst_case))
+        return (f"EvalResult(eps={self.eps:.4g}, n={len(self.worst_case)}: {accuracies}; "
+                f"worst case {worst:.2%}; {sum(c.ok for c in self.checks)} of "
+                f"{len(self.checks)} self-checks passed)")
 
 
 def fingerprint_of(model: dict, eps: float, n: int, settings: Settings) -> dict:

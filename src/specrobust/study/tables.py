@@ -131,8 +131,14 @@ def write_summary(plan: Plan, seeds: list[int]) -> None:
         lines += ["", "Spectral numbers (shares and accuracies in %, the logit-spectrum gap as "
                   "is; definitions in `specrobust/analysis/`):", ""]
         lines += _table(rows, others, seeds)
-    storage.write_text(out / "RESULTS.md", "\n".join(lines) + "\n")
-    log(f"summary -> {out / 'RESULTS.md'}")
+    text = "\n".join(lines) + "\n"
+    try:
+        unchanged = (out / "RESULTS.md").read_text() == text
+    except (OSError, UnicodeDecodeError):
+        unchanged = False
+    storage.write_text(out / "RESULTS.md", text)
+    if not unchanged:  # said once per change, not after every pass that left it as it was
+        log(f"summary -> {out / 'RESULTS.md'}")
 
 
 def _epoch_table(plan: Plan, epochs: dict, seeds: list[int]) -> list[str]:
