@@ -117,8 +117,9 @@ class NpzFile:
         values = np.frombuffer(data, dtype=header.dtype, offset=header.data_offset,
                                count=math.prod(shape))
         if header.fortran_order:
-            return values.reshape(shape[::-1]).transpose()
-        return values.reshape(shape)
+            return np.ascontiguousarray(values.reshape(shape[::-1]).transpose())
+        # A copy the caller owns: the bytes it was read from are immutable.
+        return values.reshape(shape).copy()
 
 
 def splits(npz: NpzFile) -> dict[str, tuple[str, str]]:
