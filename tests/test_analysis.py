@@ -213,3 +213,20 @@ def test_a_part_is_one_registry_entry(tmp_path, request):
     assert "Mean brightness" in page and "The mean pixel value of the images." in page
     for name, part in PARTS.items():  # the shipped parts are complete entries too
         assert part.name == name and part.title and part.explanation.endswith(".")
+
+
+def test_an_analysis_says_it_starts_only_when_it_has_a_part_to_compute(tmp_path):
+    """A resumed study announces the analyses it runs, not the ones it finds done."""
+    from specrobust.analysis.job import AnalysisJob, run_analysis_job
+    from specrobust.checkpoint import save_checkpoint
+    from specrobust.loading import ModelSource
+    from specrobust.models import create_model
+
+    save_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt", create_model("cnn_small", 10),
+                    dataset="synthetic:band=low,n_train=40,n_test=20", eps="8/255")
+    started = []
+    for _ in range(2):
+        run_analysis_job(AnalysisJob(source=ModelSource(str(tmp_path / "run")), parts="kernels",
+                                     n=8, progress=False),
+                         on_start=lambda: started.append(1))
+    assert started == [1]  # the first time only: the second finds the part done

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,8 +65,11 @@ class AnalysisInUseError(locks.InUseError):
     """Another process is analysing into the same directory."""
 
 
-def run_analysis_job(job: AnalysisJob) -> Path:
-    """Run the parts; returns the analysis directory."""
+def run_analysis_job(job: AnalysisJob, *,
+                     on_start: Callable[[], None] | None = None) -> Path:
+    """Run the parts; returns the analysis directory. ``on_start`` is called before the first
+    part that is not finished already (a resumed study says what it computes, not what it
+    finds done)."""
 
     parts = parse_parts(job.parts)  # first: a typo should not wait for a model to load
     shard, target = start_test_job(job, job.source, "the analyses' attacks run")
@@ -87,12 +91,12 @@ def run_analysis_job(job: AnalysisJob) -> Path:
                 # First, so that a kill after a part's first write leaves a directory the next
                 # analysis recognises as its own (by this record's format tag).
                 write_summary(directory)
-            _run_parts(job, parts, target, directory, progress, shard)
+            _run_parts(job, parts, target, directory, progress, shard, on_start)
     return directory
 
 
 def _run_parts(job: AnalysisJob, parts: list[str], target, directory: Path, progress,
-               shard: Distributed) -> None:
+               shard: Distributed, on_start: Callable[[], None] | None = None) -> None:
     """The parts not yet finished in ``directory`` (whose lock the main process holds); only
     the main process writes."""
     from specrobust.analysis import draw
@@ -114,6 +118,9 @@ def _run_parts(job: AnalysisJob, parts: list[str], target, directory: Path, prog
         part_fingerprint = {**fingerprint, **({"options": options} if options else {})}
         if _finished(path, part_fingerprint, directory / f"{part}.png"):
             continue
+        if on_start is not None:
+            on_start()
+            on_start = None
         started = time.perf_counter()
         if job.progress and shard.main:
             print(f"{label}: {part} ...", flush=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 from specrobust.errors import SpecRobustError
 
 
@@ -24,16 +26,24 @@ def run(args) -> int:
             raise SpecRobustError(f"did you mean `specrobust recipes show {args.name}`?")
         rows = listing.summaries()
         width = max(len(row.name) for row in rows)
-        print(f"{'recipe':<{width}}  {'dataset':<14} {'model':<10} {'method':<15} epochs  "
-              "what it is for")
+        columns = shutil.get_terminal_size((80, 24)).columns  # 80 where output is not a terminal
+        # Two lines a recipe, so that a terminal of 80 columns shows every field.
+        print(f"{'recipe':<{width}} {'dataset':<12} {'model':<10} {'method':<15} epochs")
         for row in (r for r in rows if r.kind == recipes.RECIPE):
-            print(f"{row.name:<{width}}  {row.dataset:<14} {row.model:<10} {row.method:<15} "
-                  f"{row.epochs:>6}  {row.purpose}")
-        print(f"\n{'study plan':<{width}}  methods; seeds; what it is")
+            print(f"{row.name:<{width}} {row.dataset:<12} {row.model:<10} {row.method:<15} "
+                  f"{row.epochs:>6}")
+            print(_fit(f"    {row.purpose}", columns))
+        print("\nstudy plan: methods; seeds")
         for row in (r for r in rows if r.kind != recipes.RECIPE):
-            print(f"{row.name:<{width}}  {row.method}; {row.epochs}; {row.purpose}")
+            print(_fit(f"{row.name}: {row.method}; {row.epochs}", columns))
+            print(_fit(f"    {row.purpose}", columns))
         return 0
     if not args.name:
         raise SpecRobustError("`specrobust recipes show` needs a recipe's or plan's name")
     print(listing.show(args.name), end="")
     return 0
+
+
+def _fit(line: str, columns: int) -> str:
+    """``line`` cut to the terminal's width, the cut marked."""
+    return line if len(line) <= columns else line[:max(columns, 40) - 1] + "…"

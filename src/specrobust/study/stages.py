@@ -79,7 +79,8 @@ def analyze_method(method: Method, directory: Path, *, parts: str, n: int, eps: 
     from specrobust.analysis.job import AnalysisJob, run_analysis_job
     from specrobust.loading import ModelSource
 
-    log(f"analyze {method.label} ({parts}; first {n} test images)")
     run_analysis_job(AnalysisJob(source=ModelSource(str(directory), which=method.which),
                                  parts=parts, n=n, eps=eps, data_root=data_root, device=device,
-                                 precision=precision, progress=progress))
+                                 precision=precision, progress=progress),
+                     on_start=lambda: log(f"analyze {method.label} ({parts}; first {n} test "
+                                          "images)"))
