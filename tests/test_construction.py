@@ -518,3 +518,15 @@ def test_random_streams_of_different_purposes_and_positions_never_share_a_seed(s
     drawn[("data split",)] = seeds.data_split(seed)
     assert len(set(drawn.values())) == len(drawn)
     assert all(0 <= value < 2**63 for value in drawn.values())
+
+
+def test_a_data_root_named_through_a_link_is_written_where_it_leads(tmp_path):
+    """The data root and the model cache are places the user names: the links on the way to
+    them are followed once; the files written below them follow none."""
+    from specrobust.data.store import resolve_data_root
+
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "root").symlink_to(tmp_path / "disk")
+    root = resolve_data_root(tmp_path / "root")
+    storage.write_text(root / "cifar10" / "x.bin", "data")
+    assert (tmp_path / "disk" / "cifar10" / "x.bin").read_text() == "data"

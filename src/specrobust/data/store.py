@@ -25,11 +25,14 @@ ENV_DATA_ROOT = "SPECROBUST_DATA"
 
 
 def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path:
+    """The data root: ``data_root``, else ``$SPECROBUST_DATA``, else ``~/.cache/specrobust``;
+    a place the user names, so links on the way to it are followed (downloads below it then
+    follow none: ``storage.anchored``)."""
     if data_root:
-        return Path(data_root).expanduser()
+        return storage.anchored(Path(data_root).expanduser())
     if os.environ.get(ENV_DATA_ROOT):
-        return Path(os.environ[ENV_DATA_ROOT]).expanduser()
-    return Path.home() / ".cache" / "specrobust"
+        return storage.anchored(Path(os.environ[ENV_DATA_ROOT]).expanduser())
+    return storage.anchored(Path.home() / ".cache" / "specrobust")
 
 
 def _file_path(directory: Path, layout: Layout, name: str) -> Path | None:

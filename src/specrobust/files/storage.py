@@ -48,6 +48,14 @@ def anchor(typed: Path, real: Path) -> None:
     _ANCHORS[Path(os.path.abspath(typed))] = Path(real)
 
 
+def anchored(directory: str | os.PathLike) -> Path:
+    """``directory`` (a place the user named: a data root, a model cache) anchored where it
+    leads now (:func:`anchor`), returned as given."""
+    directory = Path(directory)
+    anchor(directory, Path(os.path.realpath(directory)))
+    return directory
+
+
 def _real(absolute: Path) -> Path:
     """``absolute`` with the longest anchored directory above it replaced by where it led."""
     for typed in sorted(_ANCHORS, key=lambda path: len(path.parts), reverse=True):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from specrobust.errors import SpecRobustError
+from specrobust.files import storage
 from specrobust.registry import Registry
 
 
@@ -92,7 +93,8 @@ for _entry in [
 def models_root() -> Path:
     """Where downloaded checkpoints live: ``$SPECROBUST_MODELS``, else
     ``~/.cache/specrobust/models``."""
-    return Path(os.environ.get("SPECROBUST_MODELS") or Path.home() / ".cache/specrobust/models")
+    return storage.anchored(Path(os.environ.get("SPECROBUST_MODELS")
+                                 or Path.home() / ".cache/specrobust/models"))
 
 
 def local_file(entry: Pretrained) -> Path:
@@ -118,7 +120,6 @@ def fetch(name: str) -> Path:
     """Make the entry's file present: found, or downloaded; then checked against its SHA-256
     where one was published (where none was, ``specrobust.loading.fetch_pretrained`` checks it
     by loading it into its architecture)."""
-    from specrobust.files import storage
     from specrobust.loading.files import sha256_of
 
     entry = PRETRAINED[name]
