@@ -231,16 +231,6 @@ def read_regular(path: str | os.PathLike, what: str, limit: int) -> bytes:
     return data
 
 
-def check_size(path: Path, limit: int, what: str) -> None:
-    """Refuse ``path`` when it is not a regular file or is larger than ``limit`` bytes, before
-    reading it."""
-    os.close(open_regular(path, what))
-    size = path.stat().st_size
-    if size > limit:
-        raise SpecRobustError(f"{what} {path} is {size:,} bytes, more than the {limit:,} that "
-                              "specrobust reads from such a file; it is not one it wrote")
-
-
 def check_depth(value, what: str, limit: int = MAX_DEPTH) -> None:
     """Refuse a value nested deeper than ``limit`` (lists and mappings), or holding more than
     ``MAX_VALUES`` values, without recursion."""

@@ -29,7 +29,7 @@ from pathlib import Path
 from specrobust.config import Config
 from specrobust.errors import SpecRobustError
 from specrobust.files import layout
-from specrobust.files.storage import MAX_JSON_BYTES, check_size, loads_json
+from specrobust.files.storage import MAX_JSON_BYTES, loads_json, read_regular
 
 
 class RunDir:
@@ -85,10 +85,10 @@ class RunDir:
     def read_metrics(self) -> list[dict]:
         if not self.metrics_file.is_file():
             return []
-        check_size(self.metrics_file, MAX_JSON_BYTES, "metrics file")
+        text = read_regular(self.metrics_file, "metrics file", MAX_JSON_BYTES)
         try:
             epochs = [loads_json(line, f"{self.metrics_file}")
-                      for line in self.metrics_file.read_text().splitlines() if line.strip()]
+                      for line in text.decode("utf-8").splitlines() if line.strip()]
         except ValueError:
             raise SpecRobustError(f"{self.metrics_file} is damaged (a line is not JSON); it is "
                                   "rewritten whole by training, so delete the run or restore "
