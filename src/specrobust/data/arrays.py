@@ -11,7 +11,6 @@ holds, or far more than is needed, costs only what is read.
 
 from __future__ import annotations
 
-import ast
 import io
 import math
 import os
@@ -78,23 +77,18 @@ class NpzFile:
         member = self.keys[key]
         head = self.archive.read(member, _HEADER_BYTES)
         try:
-            stream = io.BytesIO(head)
+            stream = io.BytesIO(head)  # bytes the ZIP reader returned, not the file
             version = np.lib.format.read_magic(stream)
-            if version not in ((1, 0), (2, 0), (3, 0)):
-                raise ValueError(f"unknown .npy version {version}")
-            text_length = int.from_bytes(stream.read(2 if version == (1, 0) else 4), "little")
-            text = stream.read(text_length).decode("latin1" if version < (3, 0) else "utf8")
-            fields = ast.literal_eval(text)  # literals only: numpy reads headers this way
-            shape, descr, fortran = fields["shape"], fields["descr"], fields["fortran_order"]
-            if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)
-                    and isinstance(descr, str) and isinstance(fortran, bool)):
-                raise ValueError("its header is not a plain shape, dtype and order")
-            dtype = np.dtype(descr)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read(stream)
         except (ValueError, SyntaxError, KeyError, TypeError, MemoryError,
                 RecursionError) as error:
             raise SpecRobustError(f"{self.path}: the array {key!r} has no readable .npy header "
                                   f"({str(error).splitlines()[0][:100] if str(error) else '?'})"
                                   ) from None
+        if any(n < 0 for n in shape):
+            raise SpecRobustError(f"{self.path}: the array {key!r} declares a negative size")
         if dtype.hasobject or dtype.kind in "OVMm" or dtype.itemsize == 0:
             raise SpecRobustError(f"{self.path}: the array {key!r} holds {dtype}, not numbers")
         data_offset = stream.tell()
