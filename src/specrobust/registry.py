@@ -78,9 +78,6 @@ class Registry(Mapping[str, T], Generic[T]):
         self._load()
         return tuple(self._entries)
 
-    def get(self, name: str, default=None):  # type: ignore[override]
-        return self[name] if name in self else default  # noqa: SIM401 - [] may import
-
     def __getitem__(self, name: str) -> T:
         if self._lazy and name in self._lazy and name not in self._entries:
             importlib.import_module(self._lazy[name])

@@ -22,7 +22,11 @@ def generator(seed: int, device: torch.device | str | None = None) -> torch.Gene
 
 def derive(seed: int, purpose: str, *position: int | str) -> int:
     """The seed of the stream for ``purpose`` at ``position``, below 2**63."""
-    text = ":".join(map(str, (seed, purpose, *position)))
+    return _hashed(seed, purpose, *position)
+
+
+def _hashed(*fields: int | str) -> int:
+    text = ":".join(map(str, fields))
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
 
 
@@ -30,8 +34,7 @@ def batch(seed: int, label: str, start: int) -> int:
     """An evaluation batch: (evaluation seed, attack label, first target index). Hashed as
     ``seed:label:start`` (three fields, where :func:`derive` writes at least the purpose's
     name and one position), as evaluation records have been since they were resumable."""
-    digest = hashlib.sha256(f"{seed}:{label}:{start}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
+    return _hashed(seed, label, start)
 
 
 def training_step(seed: int, epoch: int, step: int) -> int:
