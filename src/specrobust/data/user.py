@@ -260,15 +260,15 @@ def _imagenet_flat(root: Path) -> _FolderSplit:
 def _decoded_shape(data: UserData, splits: dict[str, _FolderSplit]) -> tuple[int, int, int]:
     """(channels, height, width) of the decoded images: grey only where the first images of
     each split are grey; the size from size=, else from the first image."""
-    probe = [item for split in splits.values() for item in split.files[:4]]
-    modes = {image_files.open_image(path).mode for path, _ in probe}
-    channels = 1 if modes <= set(image_files.GREY_MODES) else 3
+    probe = [path for split in splits.values() for path, _ in split.files[:4]]
+    headers = [image_files.open_image(path) for path in probe]  # each file read once
+    channels = 1 if {h.mode for h in headers} <= set(image_files.GREY_MODES) else 3
     if data.size:
         return channels, data.size, data.size
-    width, height = image_files.open_image(probe[0][0]).size
+    width, height = headers[0].size
     largest = image_files.MAX_UNRESIZED_SIDE
     if max(width, height) > largest:
-        raise SpecRobustError(f"{probe[0][0]} is {width}x{height}; images larger than {largest} "
+        raise SpecRobustError(f"{probe[0]} is {width}x{height}; images larger than {largest} "
                               "a side are read resized: give size= (e.g. folder:DIR,size=224)")
     return channels, height, width
 

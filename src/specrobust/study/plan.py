@@ -153,12 +153,11 @@ def _smoke_sentence(full: dict, quick: dict, changes: list[str], plan: Plan) -> 
     def names(value) -> list[str]:
         return [part.strip() for part in str(value or "").split(",") if part.strip()]
 
-    left_out = [f"attacks {', '.join(dropped)}" for dropped in
-                [[a for a in names(full.get("attacks")) if a not in names(quick.get("attacks"))]]
-                if dropped]
-    left_out += [f"analyses {', '.join(dropped)}" for dropped in
-                 [[a for a in names(full.get("analysis"))
-                   if a not in names(quick.get("analysis"))]] if dropped]
+    left_out = []
+    for key, what in (("attacks", "attacks"), ("analysis", "analyses")):
+        dropped = [name for name in names(full.get(key)) if name not in names(quick.get(key))]
+        if dropped:
+            left_out.append(f"{what} {', '.join(dropped)}")
     return (f"Quick smoke run: every stage at a small scale ({', '.join(changes)}; tested on "
             f"the first {plan.n} test images), to show that everything works. Models this "
             "small and this briefly trained need not show what the paper claims: the full run "
