@@ -10,6 +10,11 @@ module-to-module calls there were (``--edges`` lists them) and, for each helper,
 that called it. Run it with another checkout's `src` first on PYTHONPATH to count that code the
 same way.
 
+It also follows the evaluation job (the ``EvalJob`` that `specrobust eval` builds from its
+options): the modules whose functions receive it, or a settings object derived from it, as an
+argument. That is the path a reader follows from the command to the attack (issue 32 asks for
+at most 15 modules).
+
 Calls made while a module is being imported (class bodies, dataclass machinery, tables built at
 import) are not counted: they are not the evaluation's data flow, and which modules a command
 imports is a matter of import placement. ``--with-imports`` counts them too (the count that an
@@ -59,6 +64,7 @@ def main() -> None:
         torch.manual_seed(0)
         save_checkpoint(checkpoint, create_model("cnn_small", 10), dataset=data, eps="8/255")
         modules: set[str] = set()
+        job_modules: dict[str, set[str]] = defaultdict(set)  # module -> functions given the job
         callers: dict[str, set[str]] = defaultdict(set)
         edges: set[tuple[str, str]] = set()
 
@@ -71,6 +77,11 @@ def main() -> None:
             if not with_imports and _importing(frame):
                 return
             modules.add(module)
+            code = frame.f_code
+            arguments = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+            if any(type(frame.f_locals.get(a)).__name__ in ("EvalJob", "Settings")
+                   for a in arguments):
+                job_modules[module].add(code.co_name)
             caller = frame.f_back and _module(frame.f_back)
             if caller and caller != module:
                 edges.add((caller, module))
@@ -90,6 +101,9 @@ def main() -> None:
     counted = "imports included" if with_imports else "imports excluded"
     print(f"specrobust modules `eval` ran code in ({counted}): {len(modules)}")
     print("  " + ", ".join(sorted(modules)))
+    print(f"modules whose functions are given the job or its settings: {len(job_modules)}")
+    for module in sorted(job_modules):
+        print(f"  {module}: {', '.join(sorted(job_modules[module]))}")
     print(f"module -> module call edges: {len(edges)}")
     if "--edges" in sys.argv[1:]:
         for caller, callee in sorted(edges):

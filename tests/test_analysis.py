@@ -202,7 +202,7 @@ def test_a_part_is_one_registry_entry(tmp_path, request):
     run = tmp_path / "run"
     save_checkpoint(run / "checkpoints" / "best.pt", create_model("cnn_small", 10),
                     dataset="synthetic:band=low,n_train=40,n_test=20", eps="8/255")
-    assert main(["analyze", str(run), "--suite", "brightness,kernels", "--n", "8"]) == 0
+    assert main(["analyze", str(run), "--parts", "brightness,kernels", "--n", "8"]) == 0
     record = json.loads((run / "analysis" / "brightness.json").read_text())
     assert 0 < record["mean"] < 1 and record["fingerprint"]["n"] == 8
     assert (run / "analysis" / "brightness.png").read_bytes().startswith(b"\x89PNG")

@@ -220,26 +220,19 @@ def test_a_record_under_way_reads_as_its_finished_attacks():
     assert EvalRecord({}, 0.1, 2, [AttackEntry("pgd20", "10", 1, 2)]).summary() is None
 
 
-def test_version_1_records_are_read():
+def test_records_of_another_format_version_are_not_read(tmp_path):
     from specrobust.evaluation.record import EvalRecord
 
-    partial = {"format": "specrobust-eval", "format_version": 1, "complete": False,
-               "fingerprint": {"eps": 0.1, "n": 4}, "dataset": "toy", "partial": {
-                   "clean": {"bits": "1101", "done": 4, "seconds": 0.1},
-                   "pgd20": {"bits": "1001", "done": 3, "seconds": 2.0},
-                   "aa": {"bits": "1000", "done": 2, "seconds": 9.0,
-                          "stages": {"apgd-ce": {"broken": 1, "seconds": 9.0}}}}}
-    record = EvalRecord.from_dict(partial)
-    assert record.finished() == {"clean": "1101", "pgd20": "1001"} and record.eps == 0.1
-    assert record.entry("aa").stages == {"apgd-ce": {"broken": 1, "seconds": 9.0}}
-    # A first pass interrupted before any final clean pass was recorded: nothing is final.
-    assert EvalRecord.from_dict({**partial, "partial": {"pgd20": {"bits": "10", "done": 1}}}
-                                ).finished() == {}
-    finished = {"format_version": 1, "complete": True, "eps": 0.1, "n": 2, "model": {},
-                "attacks": [{"label": "clean", "attacked": 2, "seconds": 0.1, "correct": 1,
-                             "n": 2, "accuracy": 0.5, "ci95": [0.1, 0.9]}],
+    finished = {"format": "specrobust-eval", "format_version": 2, "complete": True, "eps": 0.1,
+                "n": 2, "model": {},
+                "attacks": [{"label": "clean", "attacked": 2, "done": 2, "seconds": 0.1,
+                             "correct": 1, "n": 2, "accuracy": 0.5, "ci95": [0.1, 0.9]}],
                 "per_example": {"clean": "10"}, "checks": []}
     assert EvalRecord.from_dict(finished).has_finished(["clean"])
+    for version in (1, 3, None):
+        path = tmp_path / f"eval-{version}.json"
+        path.write_text(json.dumps({**finished, "format_version": version}))
+        assert EvalRecord.load(path) is None
 
 
 def test_a_record_is_current_only_for_the_model_and_settings_it_was_made_with(natural_low,
@@ -291,7 +284,7 @@ def test_bf16_attacks_are_their_own_evaluation_and_agree_closely_with_fp32(natur
     assert progress[0] == 0  # an fp32 record is not resumed in bf16: everything is redone
     record = EvalRecord.load(path)
     assert record.fingerprint["precision"] == "bf16"
-    assert "precision" not in fp32.record.fingerprint  # fp32 records stay as they were
+    assert fp32.record.fingerprint["precision"] == "fp32"
     assert torch.equal(bf16.attacks[0].correct, fp32.attacks[0].correct)  # judged in fp32
     for mine, theirs in zip(bf16.attacks[1:], fp32.attacks[1:], strict=True):
         assert (mine.correct != theirs.correct).float().mean() <= 0.05

@@ -51,7 +51,7 @@ def test_eval_and_analyze_in_l2(tmp_path, capsys, checkpoint):
     assert large["values"]["eps"] == pytest.approx(0.5 * (3 * 32 * 32) ** 0.5)
     analysis = tmp_path / "analysis"
     assert main(["analyze", str(checkpoint), "--norm", "l2", "--eps", "0.5", "--n", "8",
-                 "--suite", "filter", "--out", str(analysis)]) == 0
+                 "--parts", "filter", "--out", str(analysis)]) == 0
     part = json.loads((analysis / "filter.json").read_text())
     assert part["norm"] == "l2" and part["fingerprint"]["norm"] == "l2"
 

@@ -38,7 +38,7 @@ def analysed_run(tmp_path_factory):
     assert main(["eval", str(run), "--attacks", "clean,pgd20", "--n", "40", "--no-checks"]) == 0
     assert main(["analyze", str(run), "--n", "40"]) == 0
     assert main(["analyze", str(run), "--n", "40", "--checkpoint", "best",
-                 "--suite", "filter,kernels"]) == 0
+                 "--parts", "filter,kernels"]) == 0
     return run
 
 
@@ -65,7 +65,7 @@ def test_a_second_analyze_reuses_finished_parts(analysed_run, capsys):
              if p.name != "summary.json"}
     assert before == after
     # another n is another analysis: the part is run again
-    assert main(["analyze", str(analysed_run), "--n", "30", "--suite", "kernels"]) == 0
+    assert main(["analyze", str(analysed_run), "--n", "30", "--parts", "kernels"]) == 0
     assert json.loads((directory / "kernels.json").read_text())["fingerprint"]["n"] == 30
     # so are other heat map options, and only the heat map is redone
     assert main(["analyze", str(analysed_run), "--n", "40", "--heatmap-stride", "4",
@@ -78,13 +78,13 @@ def test_a_second_analyze_reuses_finished_parts(analysed_run, capsys):
 def test_a_bf16_analysis_is_its_own_analysis(analysed_run, tmp_path):
     fp32 = json.loads((analysed_run / "analysis" / "filter.json").read_text())
     out = tmp_path / "bf16"
-    assert main(["analyze", str(analysed_run), "--n", "40", "--suite", "filter",
+    assert main(["analyze", str(analysed_run), "--n", "40", "--parts", "filter",
                  "--precision", "bf16", "--out", str(out)]) == 0
     bf16 = json.loads((out / "filter.json").read_text())
     assert bf16["fingerprint"]["precision"] == "bf16"
-    assert "precision" not in fp32["fingerprint"]  # fp32 analyses stay as they were
+    assert fp32["fingerprint"]["precision"] == "fp32"
     assert {k: v for k, v in bf16["fingerprint"].items() if k != "precision"} == \
-        fp32["fingerprint"]
+        {k: v for k, v in fp32["fingerprint"].items() if k != "precision"}
     # judged in fp32: the clean columns are the same; the attacked ones close
     assert bf16["lowpass"]["clean"] == fp32["lowpass"]["clean"]
     for mine, theirs in zip(bf16["lowpass"]["pgd20"], fp32["lowpass"]["pgd20"], strict=True):
@@ -127,7 +127,7 @@ def test_report_is_self_contained_with_valid_embedded_images(analysed_run, tmp_p
 def test_report_and_analyze_reject_bad_input_with_one_line(analysed_run, tmp_path, capsys):
     cases = [
         ["analyze", str(tmp_path / "missing")],
-        ["analyze", str(analysed_run), "--suite", "filter,nonsense"],
+        ["analyze", str(analysed_run), "--parts", "filter,nonsense"],
         ["analyze", str(analysed_run), "--n", "0"],
         ["analyze", str(analysed_run), "--heatmap-n", "0"],
         ["analyze", str(analysed_run), str(analysed_run), "--out", str(tmp_path / "x")],

@@ -84,8 +84,6 @@ def snapshot(*roots: Path) -> dict:
     found = {}
     for root in roots:
         for path in [root, *root.rglob("*")] if root.exists() else []:
-            if path.name.endswith(".lock"):
-                continue  # lock files stay beside their outputs by design (specrobust.files.locks)
             if path.is_symlink():
                 found[str(path)] = ("link", os.readlink(path))
             elif path.is_file():
@@ -537,7 +535,7 @@ def test_analyze_writes_only_into_its_own_kind_of_directory(tmp_path, capsys, ch
     victim.mkdir()
     (victim / "kernels.json").write_text("precious")
     os.symlink(victim, run / "analysis")
-    args = ["analyze", run, "--suite", "kernels", "--n", "4"]
+    args = ["analyze", run, "--parts", "kernels", "--n", "4"]
     with intact(tmp_path):
         assert "not an analysis directory" in refused(capsys, [*args, "--out", foreign])
         assert "symbolic link" in refused(capsys, args)
@@ -554,7 +552,7 @@ def test_analyze_writes_only_into_its_own_kind_of_directory(tmp_path, capsys, ch
 
 def test_report_replaces_only_reports(tmp_path, capsys, checkpoint):
     run = fresh_run(checkpoint, tmp_path)
-    assert main(["analyze", str(run), "--suite", "kernels", "--n", "4"]) == 0
+    assert main(["analyze", str(run), "--parts", "kernels", "--n", "4"]) == 0
     (tmp_path / "mine.html").write_text("<html>my page</html>")
     (tmp_path / "victim.html").write_text("precious")
     os.symlink(tmp_path / "victim.html", tmp_path / "link.html")
@@ -608,7 +606,7 @@ def test_report_escapes_everything_that_came_from_data(tmp_path, capsys, checkpo
     evil = _INJECTIONS[0].replace("/", "")
     run = fresh_run(checkpoint, tmp_path, name=f"run{evil}")
     assert main(["eval", str(run), "--attacks", "clean,fgsm", "--n", "8", "--check-n", "4"]) == 0
-    assert main(["analyze", str(run), "--suite", "kernels", "--n", "8"]) == 0
+    assert main(["analyze", str(run), "--parts", "kernels", "--n", "8"]) == 0
     record = json.loads((run / "eval.json").read_text())
     record["model"]["name"] = _INJECTIONS[1]
     record["dataset"] = record["eps_text"] = _INJECTIONS[2]
@@ -637,7 +635,7 @@ def test_report_escapes_everything_that_came_from_data(tmp_path, capsys, checkpo
 
 def test_report_embeds_only_regular_files_of_the_run(tmp_path, capsys, checkpoint):
     run = fresh_run(checkpoint, tmp_path)
-    assert main(["analyze", str(run), "--suite", "kernels", "--n", "4"]) == 0
+    assert main(["analyze", str(run), "--parts", "kernels", "--n", "4"]) == 0
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET-CONTENT")
     os.symlink(secret, run / "config.yaml")
@@ -699,7 +697,7 @@ def test_a_full_disk_is_one_line_and_loses_nothing(tmp_path, capsys, checkpoint,
         with intact(fs):
             assert "No space left on device [ENOSPC]" in refused(
                 capsys, ["eval", run, "--attacks", "clean", "--n", "4", "--no-checks"])
-            assert "ENOSPC" in refused(capsys, ["analyze", run, "--suite", "kernels", "--n", "4"])
+            assert "ENOSPC" in refused(capsys, ["analyze", run, "--parts", "kernels", "--n", "4"])
     tried("filesystem", intact_checked=True)
     tried("filesystem", intact_checked=True)
 
@@ -725,15 +723,17 @@ def test_a_read_only_place_is_one_line_and_loses_nothing(tmp_path, capsys, check
                                                         monkeypatch):
     with small_filesystem(tmp_path / "fs", 2048) as fs:
         run = fresh_run(checkpoint, fs or tmp_path / "fs")
-        assert main(["analyze", str(run), "--suite", "kernels", "--n", "4"]) == 0
-        (run / "eval.json").write_text('{"format": "specrobust-eval", "old": true}')
+        assert main(["analyze", str(run), "--parts", "kernels", "--n", "4"]) == 0
+        (run / "eval.json").write_text(  # an evaluation under way, nothing finished yet
+            '{"format": "specrobust-eval", "format_version": 2, "complete": false, "eps": 0.1, '
+            '"n": 4, "attacks": [], "per_example": {}}')
         remounted = fs is not None and subprocess.run(
             ["mount", "-o", "remount,ro", str(fs)], capture_output=True).returncode == 0
         if not remounted:  # simulated: creating anything below the run fails as read-only
             _read_only_below(monkeypatch, run)
         with intact(run):
             assert "EROFS" in refused(capsys, ["eval", run, "--attacks", "clean", "--n", "4"])
-            assert "EROFS" in refused(capsys, ["analyze", run, "--suite", "kernels", "--n", "5"])
+            assert "EROFS" in refused(capsys, ["analyze", run, "--parts", "kernels", "--n", "5"])
             assert "EROFS" in refused(capsys, ["report", run, "-o", run / "r.html"])
     for _ in range(3):
         tried("filesystem", intact_checked=True)
@@ -769,7 +769,7 @@ def test_paths_of_the_wrong_kind(tmp_path, capsys, checkpoint):
     with intact(tmp_path):
         refused(capsys, ["train", recipe, "--out", tmp_path / "file"])
         refused(capsys, ["train", tmp_path, "--out", tmp_path / "new"])  # recipe is a directory
-        refused(capsys, ["analyze", run, "--out", tmp_path / "file" / "sub", "--suite",
+        refused(capsys, ["analyze", run, "--out", tmp_path / "file" / "sub", "--parts",
                          "kernels", "--n", "4"])
         refused(capsys, ["eval", tmp_path / "file"])  # not a checkpoint
         refused(capsys, ["report", run, "-o", tmp_path / "file" / "r.html"])
@@ -817,11 +817,11 @@ def test_a_second_analysis_of_one_directory_is_refused(tmp_path, capsys, checkpo
     held = locks.claim(tmp_path / "link", AnalysisInUseError("held"))  # through the link
     try:
         with intact(run):
-            assert "another analysis" in refused(capsys, ["analyze", run, "--suite", "kernels",
+            assert "another analysis" in refused(capsys, ["analyze", run, "--parts", "kernels",
                                                           "--n", "4"])
     finally:
         locks.release(held)
-    assert main(["analyze", str(run), "--suite", "kernels", "--n", "4"]) == 0
+    assert main(["analyze", str(run), "--parts", "kernels", "--n", "4"]) == 0
     tried("concurrency", intact_checked=True)
 
 
@@ -871,7 +871,7 @@ def test_a_dollar_in_a_label_is_drawn_as_text(tmp_path, checkpoint, capsys):
     from specrobust.analysis import draw
 
     run = fresh_run(checkpoint, tmp_path, name="a$b")
-    assert main(["analyze", str(run), "--suite", "kernels", "--n", "4"]) == 0
+    assert main(["analyze", str(run), "--parts", "kernels", "--n", "4"]) == 0
     record = json.loads((run / "analysis" / "kernels.json").read_text())
     draw("kernels", [("a$b", record), ("$x", record)], tmp_path / "k.png")
     assert matplotlib.rcParams["text.parse_math"]
@@ -1035,7 +1035,7 @@ def test_crafted_export_archives_run_no_code_however_named(tmp_path, capsys, mon
                  ["eval", str(run), *common],
                  ["eval", "Carmon2019Unlabeled", *common],
                  ["fetch-model", "Carmon2019Unlabeled"],
-                 ["analyze", str(tmp_path / "evil.pt2"), "--dataset", DATA, "--suite",
+                 ["analyze", str(tmp_path / "evil.pt2"), "--dataset", DATA, "--parts",
                   "kernels"]):
         before = snapshot(tmp_path)
         assert main(argv) == 2, argv
@@ -1152,7 +1152,8 @@ def _plan(tmp_path: Path, body: str) -> Path:
     ("runs: {at: {recipe: RECIPE}}\nmethods: {AT: [at, best]}\nreference: {root: x, methods: "
      "{AT: [at, best]}}\n", "labelled 'AT'"),
     ("runs: {at: {recipe: RECIPE}}\nmethods: {a/b: [at, best]}\n", "method label"),
-    ("runs: {at: {recipe: RECIPE, branch_from: 3}}\nmethods: {AT: [at, best]}\n", "one path"),
+    ("runs: {at: {recipe: RECIPE, branch_from: 3}}\nmethods: {AT: [at, best]}\n",
+     "branches from '3'"),
     ("runs: {at: {recipe: RECIPE}}\nmethods: {AT: [at, best]}\ncomparisons: AT\n",
      "comparisons must be a list"),
     ("runs: {at: {recipe: RECIPE}}\nmethods: {AT: [at, best]}\nreference: [1]\n",
@@ -1161,7 +1162,8 @@ def _plan(tmp_path: Path, body: str) -> Path:
      "report.reference"),
     ("runs: {at: {recipe: RECIPE}}\nmethods: {AT: [at, best]}\nseeds: [18446744073709551616]\n",
      "2**63"),
-    ("runs: {at: {recipe: RECIPE, sett: []}}\nmethods: {AT: [at, best]}\n", "unknown key"),
+    ("runs: {at: {recipe: RECIPE, sett: []}}\nmethods: {AT: [at, best]}\n",
+     "unknown plan key runs.at.sett"),
     ("runs: {at: {recipe: RECIPE}}\nmethods: {AT: [at, best]}\nprogress: maybe\n",
      "true or false"),
 ])
@@ -1244,7 +1246,7 @@ def test_a_huge_file_posing_as_a_figure_is_not_read(tmp_path, capsys, checkpoint
     """A 2 GB sparse file with a real PNG header, named curves.png: the report neither embeds
     nor reads it (its size is checked first)."""
     run = fresh_run(checkpoint, tmp_path)
-    assert main(["analyze", str(run), "--suite", "kernels", "--n", "4"]) == 0
+    assert main(["analyze", str(run), "--parts", "kernels", "--n", "4"]) == 0
     with open(run / "curves.png", "wb") as out:
         out.write(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
         out.truncate(2 << 30)
@@ -1301,7 +1303,7 @@ def test_leftovers_of_killed_writes_never_block_the_next_command(tmp_path, capsy
     (run / "analysis").mkdir()
     (run / "analysis" / ".kernels.json.specrobust-partial-x5").write_bytes(b"half")
     assert main(["eval", str(run), "--attacks", "clean", "--n", "4", "--no-checks"]) == 0
-    assert main(["analyze", str(run), "--suite", "kernels", "--n", "4"]) == 0
+    assert main(["analyze", str(run), "--parts", "kernels", "--n", "4"]) == 0
     assert not list(run.rglob("*specrobust-partial*"))
     for _ in range(3):
         tried("kills")
@@ -1354,3 +1356,44 @@ def test_a_tiny_imagenet_cache_with_a_damaged_header_is_rebuilt(tmp_path):
     again, _ = read_tiny_imagenet(root)
     assert torch.equal(again.images, train.images)
     tried("formats")
+
+
+def test_lock_files_are_removed_by_whoever_releases_them(tmp_path):
+    from specrobust.files import locks
+
+    target = tmp_path / ".out.json.lock"
+    with locks.held(target, locks.InUseError("busy"), create=True):
+        assert target.is_file()
+        with pytest.raises(locks.InUseError):
+            locks.claim(target, locks.InUseError("busy"), create=True)
+    with locks.waited(target):
+        assert target.is_file()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_lock_files_removed_on_release_still_exclude_under_contention(tmp_path):
+    # Waiters block on the descriptor of a file the holder then removes; each must notice and
+    # lock the new file, or two would be inside at once. (flock locks belong to open file
+    # descriptions, so threads opening the file separately contend like processes.)
+    import threading
+    import time
+
+    from specrobust.files import locks
+
+    target, inside, overlaps = tmp_path / ".x.lock", [0], []
+
+    def worker():
+        for _ in range(25):
+            with locks.waited(target):
+                inside[0] += 1
+                if inside[0] > 1:
+                    overlaps.append(inside[0])
+                time.sleep(0.0005)
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert overlaps == [] and not target.exists()

@@ -109,7 +109,7 @@ def test_a_killed_process_then_a_rerun_completes_with_the_same_results(tmp_path,
 
 @pytest.mark.slow  # the default suite keeps to its time budget; make test-slow runs this
 def test_two_processes_analyse_like_one(tmp_path, checkpoint):
-    argv = ["--suite", "spectra,heatmap", "--num-images", "16", "--batch-size", "4",
+    argv = ["--parts", "spectra,heatmap", "--num-images", "16", "--batch-size", "4",
             "--heatmap-n", "16", "--heatmap-stride", "8"]
     single, sharded = tmp_path / "single", tmp_path / "sharded"
     _torchrun(1, "analyze", str(checkpoint), *argv, "--out", str(single))

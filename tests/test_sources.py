@@ -103,7 +103,7 @@ def _cli_outcomes(capsys, tmp_path, *argv) -> dict:
 
 def _cli_kernels(tmp_path, *argv) -> dict:
     out = tmp_path / "analysis"
-    assert main(["analyze", *map(str, argv), "--suite", "kernels", "--n", "8", "--out",
+    assert main(["analyze", *map(str, argv), "--parts", "kernels", "--n", "8", "--out",
                  str(out)]) == 0
     return json.loads((out / "kernels.json").read_text())
 
@@ -245,7 +245,7 @@ def test_bad_sources_are_one_line_and_write_nothing(tmp_path, capsys, arch):
         "refused": ["eval", tmp_path / "evil.pt", f"--model={arch}:tiny", *common],
         "refused ": ["eval", tmp_path / "evil.pkl", f"--model={arch}:tiny", *common],
         "cannot take 2": ["eval", tmp_path / "small.ts", *common],
-        "cannot take 2 ": ["analyze", tmp_path / "small.pt2", "--suite", "kernels",
+        "cannot take 2 ": ["analyze", tmp_path / "small.pt2", "--parts", "kernels",
                            "--dataset", DATA],
         "cannot take 3": ["eval", tmp_path / "fixed-batch.pt2", *common],
         "raised ValueError: this factory is broken": ["eval", f"--model={arch}:broken",

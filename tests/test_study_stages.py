@@ -148,9 +148,9 @@ def test_the_shipped_plans_load_and_their_recipes_are_valid():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("runs: {a: {recipe: x.yaml}}\nmethods: {}", "name must be given as text"),
+    ("runs: {a: {recipe: x.yaml}}\nmethods: {}", "name must be given"),
     ("name: p\neps: '0.1'\nruns: {}\nmethods: {}", "runs is empty"),
-    ("name: p\neps: '0.1'\nrunz: {}", "unknown key 'runz'"),
+    ("name: p\neps: '0.1'\nrunz: {}", "unknown plan key runz"),
     ("name: p\neps: '0.1'\nruns: {a: {recipe: x.yaml, branch_from: b}}\nmethods: {}",
      "branches from 'b'"),
     ("name: p\neps: '0.1'\nruns: {a: {recipe: x.yaml}}\nmethods: {M: [a, newest]}",

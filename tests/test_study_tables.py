@@ -77,17 +77,15 @@ def test_summary_gives_mean_and_std_and_says_which_seeds_are_missing(tmp_path):
 
 
 def _write_run(directory: Path, val_robust: list[float], val_robust_avg: list[float],
-               sar_start: int | None, recorded: bool) -> None:
-    """metrics.jsonl as training writes it (``recorded``: with the best epochs, as runs do
-    since they are recorded) and a config."""
+               sar_start: int | None) -> None:
+    """metrics.jsonl as training writes it (with the best epochs) and a config."""
     directory.mkdir(parents=True, exist_ok=True)
     lines, best, best_avg = [], (-1, None), (-1, None)
     for i, (r, a) in enumerate(zip(val_robust, val_robust_avg, strict=True)):
         best = (r, i + 1) if r > best[0] else best
         best_avg = (a, i + 1) if a > best_avg[0] else best_avg
-        line = {"epoch": i + 1, "val_robust": r, "val_robust_avg": a, "best_epoch": best[1]}
-        if recorded:
-            line["best_epoch_averaged"] = best_avg[1]
+        line = {"epoch": i + 1, "val_robust": r, "val_robust_avg": a, "best_epoch": best[1],
+                "best_epoch_averaged": best_avg[1]}
         lines.append(json.dumps(line) + "\n")
     (directory / "metrics.jsonl").write_text("".join(lines))
     sar = {"enabled": sar_start is not None, "start_epoch": sar_start or 0}
@@ -98,21 +96,20 @@ def test_summary_says_which_epoch_each_row_reads(tmp_path):
     plan = _plan(tmp_path, runs=[Run("at_sar", Path("unused.yaml"))],
                  methods=[Method("AT+SAR", "at_sar", "best"),
                           Method("AT+SAR+WA", "at_sar", "best_averaged")], attacks="clean")
-    for recorded in (True, False):  # False: a run trained before best_epoch_averaged existed
-        # seed 0: the raw model peaks before SAR starts (epoch 3, SAR from 4); ties keep the
-        # first
-        _write_run(plan.run_dir("at_sar", 0), [0.5, 0.6, 0.7, 0.65, 0.7],
-                   [0.5, 0.6, 0.7, 0.75, 0.72], sar_start=3, recorded=recorded)
-        for which in ("best", "best_averaged"):
-            _write_eval(plan, "at_sar", 0, which, {"clean": _bits(0.5)})
-        # seed 1 still training: no eval yet, so no epoch
-        _write_run(plan.run_dir("at_sar", 1), [0.5], [0.5], sar_start=3, recorded=recorded)
-        write_summary(plan, [0, 1])
-        table = (tmp_path / "RESULTS.md").read_text()
-        assert "| AT+SAR | best | 3 | - | 4 |" in table
-        assert "| AT+SAR+WA | best_averaged | 4 | - | 4 |" in table
-        epochs = json.loads((tmp_path / "summary.json").read_text())["checkpoint_epochs"]
-        assert epochs["AT+SAR"] == {"0": 3, "1": None}
+    # seed 0: the raw model peaks before SAR starts (epoch 3, SAR from 4); ties keep the
+    # first
+    _write_run(plan.run_dir("at_sar", 0), [0.5, 0.6, 0.7, 0.65, 0.7],
+               [0.5, 0.6, 0.7, 0.75, 0.72], sar_start=3)
+    for which in ("best", "best_averaged"):
+        _write_eval(plan, "at_sar", 0, which, {"clean": _bits(0.5)})
+    # seed 1 still training: no eval yet, so no epoch
+    _write_run(plan.run_dir("at_sar", 1), [0.5], [0.5], sar_start=3)
+    write_summary(plan, [0, 1])
+    table = (tmp_path / "RESULTS.md").read_text()
+    assert "| AT+SAR | best | 3 | - | 4 |" in table
+    assert "| AT+SAR+WA | best_averaged | 4 | - | 4 |" in table
+    epochs = json.loads((tmp_path / "summary.json").read_text())["checkpoint_epochs"]
+    assert epochs["AT+SAR"] == {"0": 3, "1": None}
 
 
 def test_paired_differences_count_images_each_method_alone_gets_right(tmp_path):
@@ -138,15 +135,17 @@ def test_an_evaluation_under_way_keeps_its_finished_attacks_in_the_table(tmp_pat
     assert "| AT | 1 | 75.0 | 25.0 | - | - |" in (tmp_path / "RESULTS.md").read_text()
 
 
-def test_a_version_1_record_under_way_reads_as_its_finished_attacks(tmp_path):
+def test_a_record_under_way_reads_as_its_finished_attacks(tmp_path):
     plan = _plan(tmp_path, methods=[Method("AT", "at", "best")], seeds=[0],
                  late_attacks="aa")
     directory = RunDir(plan.run_dir("at", 0))
     directory.path.mkdir(parents=True)
     directory.eval_path("best").write_text(json.dumps({
-        "format": "specrobust-eval", "format_version": 1, "complete": False,
-        "model": {"name": "toy"}, "fingerprint": {"eps": 0.03, "n": 4}, "partial": {
-            "clean": {"bits": "1101", "done": 4}, "pgd20": {"bits": "1000", "done": 3},
-            "aa": {"bits": "0000", "done": 2}}}))
+        "format": "specrobust-eval", "format_version": 2, "complete": False,
+        "model": {"name": "toy"}, "fingerprint": {}, "eps": 0.03, "n": 4,
+        "attacks": [{"label": "clean", "done": 4, "attacked": 4, "seconds": 0.1},
+                    {"label": "pgd20", "done": 3, "attacked": 3, "seconds": 1.0},
+                    {"label": "aa", "done": 2, "attacked": 3, "seconds": 5.0}],
+        "per_example": {"clean": "1101", "pgd20": "1000", "aa": "0000"}}))
     write_summary(plan, [0])
     assert "| AT | 1 | 75.0 | 25.0 | - | - |" in (tmp_path / "RESULTS.md").read_text()

@@ -13,7 +13,7 @@ The Python API (``specrobust.api``; README "Python API"), loaded on first use so
 
 from specrobust.errors import SpecRobustError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {
     "evaluate": "specrobust.api", "analyze": "specrobust.api", "SARLoss": "specrobust.api",

@@ -192,27 +192,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     data = _read_yaml(find(str(path), RECIPE)) if path is not None else {}
     for override in overrides or []:
         _apply_override(data, override)
-    config = build(Config, _upgraded(data), aliases=_ALIASES)
+    config = build(Config, data, aliases=_ALIASES)
     validate(config)
     return config
-
-
-def _upgraded(data: dict) -> dict:
-    """Keys of earlier versions in today's terms: ``run.bf16`` (autocast on CUDA, or not) is
-    ``run.precision`` auto or fp32, so that the runs it configured resume as they were."""
-    run = data.get("run")
-    if not isinstance(run, dict) or "bf16" not in run:
-        return data
-    run = dict(run)
-    bf16 = run.pop("bf16")
-    if "precision" in run:
-        raise SpecRobustError("run.bf16 is the earlier spelling of run.precision; give only "
-                              "run.precision")
-    if not isinstance(bf16, bool):
-        raise SpecRobustError(f"run.bf16 must be true or false, got {quoted(bf16)} (today: "
-                              "run.precision auto, fp32 or bf16)")
-    run["precision"] = "auto" if bf16 else "fp32"
-    return {**data, "run": run}
 
 
 # Far more than a recipe needs (the shipped ones have at most two): a chain longer is a mistake.
@@ -255,7 +237,7 @@ def _merge(base: dict, changes: dict) -> dict:
 
 
 def config_from_dict(data: dict) -> Config:
-    config = build(Config, _upgraded(data), aliases=_ALIASES)
+    config = build(Config, data, aliases=_ALIASES)
     validate(config)
     return config
 

@@ -128,9 +128,3 @@ def warn_if_slow(precision: str, device: torch.device | str, what: str) -> None:
         print(f"specrobust: warning: {what} in bf16 on a CPU without bf16 units (no AVX-512 "
               f"BF16 or AMX): bf16 is emulated here, {_EMULATED_BF16_SLOWDOWN} slower than fp32 "
               "for a ResNet-18 attack step; fp32 is faster on this machine", file=sys.stderr)
-
-
-def precision_fingerprint(precision: str) -> dict:
-    """Its part of a result's fingerprint: none for fp32, so that results written before bf16
-    existed stay current."""
-    return {"precision": precision} if precision != "fp32" else {}

@@ -13,24 +13,33 @@ from specrobust.errors import SpecRobustError, quoted
 from specrobust.numbers import parse_number
 
 
-def build(cls, data, prefix: str = "", aliases: dict[str, str] | None = None):
+def build(cls, data, prefix: str = "", aliases: dict[str, str] | None = None,
+          kind: str = "config"):
     """``cls`` (a dataclass, nested dataclasses for sections) from the mapping ``data``: unknown
-    keys, and values of another type than a field's hint, refused in one line. ``aliases``
-    maps a key as written to its field's name (``lambda`` -> ``lam``)."""
+    keys, missing required ones, and values of another type than a field's hint, refused in
+    one line (``kind`` names the file: config, plan). ``aliases`` maps a key as written to its
+    field's name (``lambda`` -> ``lam``)."""
     aliases = aliases or {}
     if not isinstance(data, dict):
-        raise SpecRobustError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got "
+        raise SpecRobustError(f"{prefix.rstrip('.') or kind} must be a mapping, got "
                               f"{type(data).__name__}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    fields = dataclasses.fields(cls)
+    names = {f.name for f in fields}
     written = {name: key for key, name in aliases.items()}
     values = {}
     for key, value in data.items():
         name = aliases.get(key, key)
         if name not in names:
             known = ", ".join(written.get(n, n) for n in sorted(names))
-            raise SpecRobustError(f"unknown config key {prefix}{key}; known here: {known}")
-        values[name] = _convert(hints[name], value, f"{prefix}{key}", aliases)
+            raise SpecRobustError(f"unknown {kind} key {prefix}{key}; known here: {known}")
+        values[name] = _convert(hints[name], value, f"{prefix}{key}", aliases, kind)
+    for f in fields:
+        required = f.default is dataclasses.MISSING and \
+            f.default_factory is dataclasses.MISSING  # type: ignore[misc]
+        if required and f.name not in values:
+            raise SpecRobustError(f"{kind} key {prefix}{written.get(f.name, f.name)} must be "
+                                  "given")
     return cls(**values)
 
 
@@ -40,14 +49,20 @@ def rename_keys(data, aliases: dict):
     return data
 
 
-def _convert(hint, value, key: str, aliases: dict[str, str]):
+def _convert(hint, value, key: str, aliases: dict[str, str], kind: str):
     if dataclasses.is_dataclass(hint):
-        return build(hint, value, f"{key}.", aliases)
+        return build(hint, value, f"{key}.", aliases, kind)
+    if typing.get_origin(hint) is dict:
+        # Keys as written (a plan checks them as names); values by the hint, key by key.
+        if not isinstance(value, dict):
+            raise SpecRobustError(f"{kind} key {key} must be a mapping, got {quoted(value)}")
+        item = typing.get_args(hint)[1]
+        return {k: _convert(item, v, f"{key}.{k}", aliases, kind) for k, v in value.items()}
     options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
     if value is None:
         if type(None) in options:
             return None
-        raise SpecRobustError(f"config key {key} must not be empty")
+        raise SpecRobustError(f"{kind} key {key} must not be empty")
     for option in options:
         if option is type(None):
             continue
@@ -55,7 +70,7 @@ def _convert(hint, value, key: str, aliases: dict[str, str]):
         if converted is not _MISMATCH:
             return converted
     wanted = " or ".join(_type_name(o) for o in options if o is not type(None))
-    raise SpecRobustError(f"config key {key} must be {wanted}, got {quoted(value)}")
+    raise SpecRobustError(f"{kind} key {key} must be {wanted}, got {quoted(value)}")
 
 
 _MISMATCH = object()

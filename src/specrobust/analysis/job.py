@@ -21,7 +21,7 @@ from specrobust.files import layout, locks, outputs, storage
 from specrobust.files.storage import read_json
 from specrobust.jobs import start_test_job
 from specrobust.loading import ModelSource, as_source
-from specrobust.machine import Distributed, precision_fingerprint
+from specrobust.machine import Distributed
 from specrobust.progress import progress_bars
 from specrobust.settings import Settings
 
@@ -107,10 +107,8 @@ def _run_parts(job: AnalysisJob, parts: list[str], target, directory: Path, prog
                           norm=job.norm, shard=shard, precision=job.precision)
     fingerprint = {"weights_sha256": loaded.sha256, "dataset": loaded.dataset,
                    "n": len(target.images), "eps": target.eps, "seed": job.seed,
-                   "method_version": METHOD_VERSION,
-                   # L-inf analyses written before L2 existed carry no norm: keep them current
-                   **({"norm": job.norm} if job.norm != "linf" else {}),
-                   **precision_fingerprint(job.precision)}
+                   "method_version": METHOD_VERSION, "norm": job.norm,
+                   "precision": job.precision}
     label = _label(loaded, as_source(job.source).which)
     for part in parts:
         path = directory / f"{part}.json"

@@ -28,9 +28,8 @@ def add(commands) -> None:
                          help="run directories, checkpoints, pretrained names, programs or "
                          "weights files (see `specrobust eval --help`); none when --model is "
                          "user code that returns its own weights")
-    command.add_argument("--parts", "--suite", dest="parts", default=",".join(PARTS),
-                         help=f"comma-separated parts (default {','.join(PARTS)}; --suite is "
-                         "its earlier name)")
+    command.add_argument("--parts", default=",".join(PARTS),
+                         help=f"comma-separated parts (default {','.join(PARTS)})")
     add_test_job(command)
     command.add_argument("--out", help="analysis directory (one source only; default "
                          "RUN/analysis, or RUN/analysis-<checkpoint>)")

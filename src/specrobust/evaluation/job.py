@@ -13,7 +13,6 @@ from specrobust.evaluation.runner import evaluate, fingerprint_of
 from specrobust.files import layout, outputs, storage
 from specrobust.jobs import start_test_job
 from specrobust.loading import ModelSource, as_source
-from specrobust.machine import precision_fingerprint
 from specrobust.progress import progress_bars
 from specrobust.settings import DEFAULT_ATTACKS, NORMS, Settings
 
@@ -74,7 +73,7 @@ def run_eval_job(job: EvalJob, *, skip_current: bool = False,
     meta = {"weights": str(loaded.path), "model": loaded.model.spec.as_dict(),
             "dataset": loaded.dataset, "split": "test", "first_n": len(target.images),
             "eps_text": target.eps_text, "norm": job.norm, "device": str(target.device),
-            **precision_fingerprint(job.precision)}
+            "precision": job.precision}
     progress = progress_bars(job.progress and shard.main, unit="img")
     result = evaluate(target.model, target.images, target.labels, attacks, target.eps, job,
                       checks=job.checks, path=path, fingerprint=fingerprint, meta=meta,

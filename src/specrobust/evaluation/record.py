@@ -19,8 +19,8 @@ record as a Markdown table (``markdown``, printed and written beside it as eval.
 While an evaluation runs the record is rewritten after every batch: an attack under way has
 ``done < attacked`` and its bits so far. An attack with ``done == attacked`` is final even in a
 record that is not complete (a later pass, AutoAttack added to a finished evaluation, rewrites
-the file). Records of format version 1 (finished ones, or the older ``partial`` layout) are
-read and upgraded on load.
+the file). Only this format version is read (``benchmarks/migrate_to_0_2.py`` upgraded the
+records of 0.1.0's earlier days once).
 
 ``EvalRecord.is_current(fingerprint)`` says whether the record was made with the same weights,
 data, budget and seeds: resuming, and deciding that a model is already evaluated, both ask it.
@@ -174,10 +174,11 @@ class EvalRecord:
 
     @classmethod
     def from_dict(cls, data: dict) -> EvalRecord:
-        """A record from its plain data (format version 1 or 2); KeyError, TypeError or
-        ValueError when it is not one."""
-        if data.get("format_version", 1) < 2:
-            data = _upgrade_v1(data)
+        """A record from its plain data; KeyError, TypeError or ValueError when it is not
+        one of this format version."""
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"format version {data.get('format_version')}, not "
+                             f"{FORMAT_VERSION}")
         bits = data["per_example"]
         meta = {k: v for k, v in data.items() if k not in _OWN_FIELDS}
         return cls(meta, data["eps"], data["n"],
@@ -202,32 +203,6 @@ class EvalRecord:
 
 _OWN_FIELDS = {"format", "format_version", "complete", "eps", "n", "attacks", "worst_case",
                "checks", "per_example", "under_way"}
-
-
-def _upgrade_v1(data: dict) -> dict:
-    """Version 1 wrote finished records without ``done`` and records under way in another
-    layout (``partial``: per attack its bits, done and seconds); both as version 2."""
-    data = dict(data)
-    if data.get("complete"):  # finished: every attack is done
-        data["attacks"] = [{**a, "done": a["attacked"]} for a in data["attacks"]]
-        return data
-    partial = data.pop("partial", {})
-    fingerprint = data.get("fingerprint", {})
-    clean = partial.get("clean")
-    attacks = []
-    for label, entry in partial.items():
-        # Without the clean pass nothing is final, and the number of targets is unknown.
-        targets = len(entry["bits"]) if label == "clean" else \
-            (clean["bits"].count("1") if clean else len(entry["bits"]) + 1)
-        row = {"label": label, "done": entry["done"], "attacked": targets,
-               "seconds": entry.get("seconds", 0.0)}
-        if "stages" in entry:
-            row["stages"] = [{"attack": name, **stage} for name, stage in entry["stages"].items()]
-        attacks.append(row)
-    data.update(attacks=attacks, eps=data.get("eps", fingerprint.get("eps")),
-                n=data.get("n", fingerprint.get("n")),
-                per_example={label: entry["bits"] for label, entry in partial.items()})
-    return data
 
 
 def is_well_formed(data: object) -> bool:

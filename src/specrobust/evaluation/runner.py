@@ -28,7 +28,7 @@ from specrobust.evaluation.batched import attack_batches, clean_correct
 from specrobust.evaluation.checks import Check, self_checks
 from specrobust.evaluation.record import AttackEntry, EvalRecord, stage_table
 from specrobust.files import layout, locks, storage
-from specrobust.machine import SINGLE, Distributed, autocast, precision_fingerprint
+from specrobust.machine import SINGLE, Distributed, autocast
 from specrobust.progress import Progress
 from specrobust.settings import Settings
 
@@ -85,10 +85,8 @@ def fingerprint_of(model: dict, eps: float, n: int, settings: Settings) -> dict:
     """Everything that changes which examples are attacked with which random numbers: the
     model's own part (``model``: its weights and data) and the evaluation's settings."""
     return {**model, "eps": eps, "n": n, "seed": settings.seed,
-            "batch_size": settings.batch_size,
-            # Records written before L2 existed carry no norm: keep them current
-            **({"norm": settings.norm} if settings.norm != "linf" else {}),
-            **precision_fingerprint(settings.precision)}
+            "batch_size": settings.batch_size, "norm": settings.norm,
+            "precision": settings.precision}
 
 
 def _attack_precision(precision: str, spec: AttackSpec, device: torch.device):

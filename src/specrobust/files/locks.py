@@ -3,6 +3,11 @@
 A lock is ``flock`` on an open descriptor: the system drops it when the process ends, however it
 ends, so a killed run never leaves a stale lock behind. Where the platform has no ``flock``
 (Windows) nothing is locked.
+
+A lock *file* (for an output that is replaced rather than rewritten) is removed by the process
+that releases it, while it still holds the lock; a process that locked the file just before it
+was removed finds that its descriptor no longer names the path, and locks the new file instead.
+Only a killed process leaves its lock file behind (empty, and reused by the next one).
 """
 
 from __future__ import annotations
@@ -29,13 +34,34 @@ def claim(target: Path, error: InUseError, *, create: bool = False) -> int | Non
         import fcntl
     except ImportError:
         return None
-    descriptor = _open(target, create)
+    return _locked(target, create, fcntl.LOCK_EX | fcntl.LOCK_NB, error)
+
+
+def _locked(target: Path, create: bool, operation: int, error: InUseError | None) -> int:
+    import fcntl
+
+    while True:
+        descriptor = _open(target, create)
+        try:
+            fcntl.flock(descriptor, operation)
+        except OSError:
+            os.close(descriptor)
+            if error is None:
+                raise
+            raise error from None
+        if not create or _names(target, descriptor):
+            return descriptor
+        os.close(descriptor)  # its holder removed the file while we waited: lock the new one
+
+
+def _names(target: Path, descriptor: int) -> bool:
+    """Whether ``target`` is still the file open at ``descriptor``."""
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        there = os.stat(target, follow_symlinks=False)
     except OSError:
-        os.close(descriptor)
-        raise error from None
-    return descriptor
+        return False
+    mine = os.fstat(descriptor)
+    return (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def _open(target: Path, create: bool) -> int:
@@ -62,12 +88,11 @@ def waited(target: Path) -> Iterator[None]:
     except ImportError:
         yield
         return
-    descriptor = _open(target, create=True)
+    descriptor = _locked(target, True, fcntl.LOCK_EX, None)
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
         yield
     finally:
-        os.close(descriptor)
+        _release_file(target, descriptor)
 
 
 def in_use(target: Path) -> bool:
@@ -93,11 +118,27 @@ def release(descriptor: int | None) -> None:
         os.close(descriptor)
 
 
+def _release_file(target: Path, descriptor: int | None) -> None:
+    """Remove the lock file ``target`` (if it is still ours), then release its lock."""
+    if descriptor is None:
+        return
+    try:
+        if _names(target, descriptor):
+            os.unlink(target)
+    except OSError:  # a read-only directory: the empty file stays, and is reused
+        pass
+    os.close(descriptor)
+
+
 @contextmanager
 def held(target: Path, error: InUseError, *, create: bool = False) -> Iterator[None]:
-    """:func:`claim` for the length of a ``with`` block."""
+    """:func:`claim` for the length of a ``with`` block (a lock file it ``create``s is removed
+    at the end)."""
     descriptor = claim(target, error, create=create)
     try:
         yield
     finally:
-        release(descriptor)
+        if create:
+            _release_file(target, descriptor)
+        else:
+            release(descriptor)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -83,24 +82,6 @@ def _is_analysis(path: Path) -> bool:
                for p in path.glob("*.json") if p.is_file())
 
 
-_LEGACY_EVAL_TITLE = re.compile(r"# \S.* on \S+ \(first \d+ test images\), (L-inf|L2) eps \S+$")
-
-
-def _is_eval_md(path: Path) -> bool:
-    """Ours by its content: every eval.md specrobust writes starts with the marker; one written
-    before the marker existed starts with the title it wrote then, beside its record. A user's
-    NAME.md beside an evaluation record NAME.json is the user's."""
-    if _starts_with(path, EVAL_MD_MARKER, 64):
-        return True
-    try:
-        with open(path, "rb") as handle:
-            first = handle.read(512).split(b"\n", 1)[0].decode("utf-8", "replace")
-    except OSError:
-        return False
-    return bool(_LEGACY_EVAL_TITLE.match(first)) and \
-        _json_format(layout.record_beside(path)) == layout.EVAL_FORMAT
-
-
 def _is_study(path: Path) -> bool:
     """Everything in it is what a study writes: its tables (RESULTS.md only beside the
     summary.json it is written with), its report, ``runs/`` holding run directories (or, as the
@@ -142,11 +123,8 @@ RUN = Kind("a run directory", _is_run)
 ANALYSIS = Kind("an analysis directory", _is_analysis)
 EVAL = Kind("an evaluation record (eval.json)",
             lambda p: _json_format(p) == layout.EVAL_FORMAT)
-EVAL_MD = Kind("an evaluation table (eval.md)", _is_eval_md)
-# Reports written before the marker existed carry this line after their inline style sheet.
-_LEGACY_REPORT = " by specrobust. Accuracies in %.</p>"
-REPORT = Kind("a specrobust report", lambda p: _starts_with(p, REPORT_MARKER)
-              or _starts_with(p, _LEGACY_REPORT, 8192))
+EVAL_MD = Kind("an evaluation table (eval.md)", lambda p: _starts_with(p, EVAL_MD_MARKER, 64))
+REPORT = Kind("a specrobust report", lambda p: _starts_with(p, REPORT_MARKER))
 STUDY = Kind("a study's directory (runs/, RESULTS.md, summary.json, report.html)", _is_study)
 
 

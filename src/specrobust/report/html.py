@@ -64,7 +64,8 @@ def _read_json(path: Path | None) -> dict | None:
 def _read_eval(path: Path | None) -> dict | None:
     """A finished evaluation, or the finished attacks of one under way (``under_way`` set);
     None when there is none. A record that is not well formed is refused in one line."""
-    from specrobust.evaluation.record import EvalRecord, is_well_formed
+    from specrobust import __version__
+    from specrobust.evaluation.record import FORMAT_VERSION, EvalRecord, is_well_formed
 
     if path is None:
         return None
@@ -72,6 +73,10 @@ def _read_eval(path: Path | None) -> dict | None:
     if data is None:
         raise SpecRobustError(f"{path} is damaged (not a JSON record specrobust can read); "
                               "evaluate again into a new file, or remove it")
+    if isinstance(data, dict) and data.get("format_version") != FORMAT_VERSION:
+        raise SpecRobustError(f"{path} is an evaluation record of format version "
+                              f"{data.get('format_version')}, which specrobust "
+                              f"{__version__} does not read; evaluate again into a new file")
     try:
         result = EvalRecord.from_dict(data).summary()
     except _MALFORMED:

@@ -39,6 +39,7 @@ from specrobust.errors import SpecRobustError, quoted
 from specrobust.files.layout import CHECKPOINTS_IN_TRAINING_ORDER as CHECKPOINTS
 from specrobust.files.storage import read_mapping
 from specrobust.settings import DEFAULT_ATTACKS, DEFAULT_PARTS, Settings
+from specrobust.typed import build
 
 STAGES = ("train", "eval", "analyze", "aa", "report")
 # A run's name becomes a directory name (OUT/runs/<run>-seed<k>): one path component.
@@ -112,9 +113,61 @@ class Plan:
                               f"{', '.join(m.label for m in self.methods)}")
 
 
-_KEYS = {"name", "title", "out", "branch_root", "seeds", "eps", "n", "attacks", "late_attacks",
-         "analysis", "check_n", "precision", "progress", "runs", "methods", "comparisons",
-         "reference", "report", "notes", "quick"}
+@dataclass(frozen=True)
+class RunEntry:
+    """A run as a plan file writes it (``set`` is written for ``overrides``)."""
+
+    recipe: str
+    overrides: list[str] = field(default_factory=list)
+    branch_from: str | None = None
+
+
+@dataclass(frozen=True)
+class ReferenceEntry:
+    root: str | None = None
+    methods: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReportEntry:
+    reference: str | None = None
+
+
+@dataclass(frozen=True)
+class PlanFile:
+    """A plan file's keys and their types, read by the typed builder that reads recipes; what
+    types cannot say (names that become paths, labels, known runs) :func:`_plan` checks."""
+
+    name: str
+    eps: str
+    runs: dict[str, RunEntry]
+    methods: dict[str, list[str]] = field(default_factory=dict)
+    title: str | None = None
+    out: str | None = None
+    branch_root: str | None = None
+    seeds: list[int] = field(default_factory=lambda: [0])
+    n: int = Settings.n
+    attacks: str = DEFAULT_ATTACKS
+    late_attacks: str | None = None
+    analysis: str | None = None
+    check_n: int = Settings.check_n
+    precision: str = Settings.precision
+    progress: bool = True
+    comparisons: list[list[str]] = field(default_factory=list)
+    reference: ReferenceEntry = field(default_factory=ReferenceEntry)
+    report: ReportEntry = field(default_factory=ReportEntry)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class QuickEntry:
+    """A plan's ``quick`` section besides the plan keys it replaces."""
+
+    overrides: list[str] = field(default_factory=list)  # every run's (written ``set``)
+    runs: dict[str, list[str]] = field(default_factory=dict)  # one run's
+
+
+_ALIASES = {"set": "overrides"}
 
 
 def load_plan(path: str | Path, *, quick: bool = False) -> Plan:
@@ -125,29 +178,38 @@ def load_plan(path: str | Path, *, quick: bool = False) -> Plan:
     path = find(str(path), PLAN)
     data = read_mapping(path, kind="study plan", what="a study plan",
                         holds="plan keys (name, runs, methods, ...)")
-    unknown = sorted(set(map(str, data)) - _KEYS)
-    if unknown:
-        raise SpecRobustError(f"{path}: unknown key {quoted(unknown[0])}; known: "
-                              f"{', '.join(sorted(_KEYS))}")
-    extra: dict[str, list[str]] = {}
-    if quick:
-        changes = _mapping(data.get("quick"), path, "quick")
-        if not changes:
-            raise SpecRobustError(f"{path} has no quick section, so --quick cannot shorten it")
-        every = _strings(changes.pop("set", []), path, "quick.set")
-        per_run = _mapping(changes.pop("runs", {}), path, "quick.runs")
-        extra = {name: every + _strings(values, path, f"quick.runs.{name}")
-                 for name, values in {**{n: [] for n in _mapping(data.get("runs"), path, "runs")},
-                                      **per_run}.items()}
-        full = data
-        data = {**data, **changes, "title": f"{data.get('title', data.get('name'))} "
-                                             "(quick smoke run)"}
-        plan = _build(data, path, extra)
-        return dataclasses.replace(plan, smoke=_smoke_sentence(full, data, every, plan))
-    return _build(data, path, extra)
+    changes = data.pop("quick", None)
+    if not quick:
+        return _plan(_typed(PlanFile, data, path), path)
+    if not changes:
+        raise SpecRobustError(f"{path} has no quick section, so --quick cannot shorten it")
+    if not isinstance(changes, dict):
+        raise SpecRobustError(f"{path}: quick must be a mapping, got {quoted(changes)}")
+    extra = _typed(QuickEntry, {k: changes.pop(k) for k in ("set", "runs") if k in changes},
+                   path, "quick.")
+    full = _typed(PlanFile, data, path)
+    short = _typed(PlanFile, {**data, **changes}, path)
+    for name in extra.runs:
+        if name not in short.runs:
+            raise SpecRobustError(f"{path}: quick.runs names {quoted(name)}, not a run of the "
+                                  "plan")
+    short = dataclasses.replace(
+        short, title=f"{short.title or short.name} (quick smoke run)",
+        runs={name: dataclasses.replace(run, overrides=[*run.overrides, *extra.overrides,
+                                                        *extra.runs.get(name, [])])
+              for name, run in short.runs.items()})
+    plan = _plan(short, path)
+    return dataclasses.replace(plan, smoke=_smoke_sentence(full, short, extra.overrides, plan))
 
 
-def _smoke_sentence(full: dict, quick: dict, changes: list[str], plan: Plan) -> str:
+def _typed(cls, data: dict, path: Path, prefix: str = ""):
+    try:
+        return build(cls, data, prefix, aliases=_ALIASES, kind="plan")
+    except SpecRobustError as error:
+        raise SpecRobustError(f"{path}: {error}") from None
+
+
+def _smoke_sentence(full: PlanFile, quick: PlanFile, changes: list[str], plan: Plan) -> str:
     """What a --quick plan is: its scale, and what it leaves out of the full plan (read from
     the two plans, so it cannot drift from them)."""
     def names(value) -> list[str]:
@@ -155,7 +217,8 @@ def _smoke_sentence(full: dict, quick: dict, changes: list[str], plan: Plan) -> 
 
     left_out = []
     for key, what in (("attacks", "attacks"), ("analysis", "analyses")):
-        dropped = [name for name in names(full.get(key)) if name not in names(quick.get(key))]
+        dropped = [name for name in names(getattr(full, key))
+                   if name not in names(getattr(quick, key))]
         if dropped:
             left_out.append(f"{what} {', '.join(dropped)}")
     return (f"Quick smoke run: every stage at a small scale ({', '.join(changes)}; tested on "
@@ -165,92 +228,70 @@ def _smoke_sentence(full: dict, quick: dict, changes: list[str], plan: Plan) -> 
             + (f" Left out of the full run: {'; '.join(left_out)}." if left_out else ""))
 
 
-def _build(data: dict, path: Path, extra: dict[str, list[str]]) -> Plan:
-    here = path.parent
-    name = _text(data.get("name"), path, "name")
-    runs = []
-    for run_name, spec in _mapping(data.get("runs"), path, "runs").items():
+def _plan(data: PlanFile, path: Path) -> Plan:
+    """The plan a well-typed plan file describes, once its names, labels and references are
+    checked."""
+    name = _text(data.name, path, "name")
+    runs: list[Run] = []
+    for run_name, entry in data.runs.items():
         run_name = _run_name(run_name, path)
-        spec = _mapping(spec, path, f"runs.{run_name}")
-        unknown = sorted(set(map(str, spec)) - {"recipe", "set", "branch_from"})
-        if unknown:
-            raise SpecRobustError(f"{path}: runs.{run_name}: unknown key {quoted(unknown[0])}; "
-                                  "known: branch_from, recipe, set")
-        # Found once everything else is checked (a plan's own mistakes first).
-        recipe = Path(_text(spec.get("recipe"), path, f"runs.{run_name}.recipe"))
-        overrides = _strings(spec.get("set", []), path, f"runs.{run_name}.set")
-        branch_from = spec.get("branch_from")
-        if branch_from is not None:
-            branch_from = _run_name(branch_from, path, f"runs.{run_name}.branch_from")
         if any(r.name == run_name for r in runs):
             raise SpecRobustError(f"{path}: two runs are named {run_name!r}; each run needs its "
                                   "own name (it names the run's directory)")
-        runs.append(Run(run_name, recipe, tuple(overrides + extra.get(run_name, [])),
-                        branch_from))
+        branch_from = None if entry.branch_from is None else \
+            _run_name(entry.branch_from, path, f"runs.{run_name}.branch_from")
+        # Found once everything else is checked (a plan's own mistakes first).
+        runs.append(Run(run_name, Path(_text(entry.recipe, path, f"runs.{run_name}.recipe")),
+                        tuple(entry.overrides), branch_from))
     if not runs:
         raise SpecRobustError(f"{path}: runs is empty; a study trains at least one run")
     names = {r.name for r in runs}
-    branch_root = Path(_text(data["branch_root"], path, "branch_root")) \
-        if "branch_root" in data else None
+    branch_root = None if data.branch_root is None else \
+        Path(_text(data.branch_root, path, "branch_root"))
     for run in runs:
         if run.branch_from is not None and run.branch_from not in names and branch_root is None:
             raise SpecRobustError(f"{path}: run {run.name} branches from {run.branch_from!r}, "
                                   f"which is not a run of the plan ({', '.join(names)})")
-    methods = _methods(data.get("methods"), path, "methods", names)
-    reference = _mapping(data.get("reference", {}), path, "reference")
-    reference_root = Path(_text(reference["root"], path, "reference.root")) \
-        if "root" in reference else None
-    reference_methods = _methods(reference.get("methods", {}), path, "reference.methods", None)
+    methods = _methods(data.methods, path, "methods", names)
+    reference_root = None if data.reference.root is None else \
+        Path(_text(data.reference.root, path, "reference.root"))
+    reference_methods = _methods(data.reference.methods, path, "reference.methods", None)
     labels = [m.label for m in methods + reference_methods]
     if len(set(labels)) < len(labels):
         twice = next(label for label in labels if labels.count(label) > 1)
         raise SpecRobustError(f"{path}: two methods are labelled {twice!r}; each table row "
                               "needs its own label")
-    labels = set(labels)
-    comparisons = []
-    pairs = data.get("comparisons") or []
-    if not isinstance(pairs, list):
-        raise SpecRobustError(f"{path}: comparisons must be a list of [label, label] pairs, got "
-                              f"{quoted(pairs)}")
-    for pair in pairs:
-        if not (isinstance(pair, list) and len(pair) == 2 and set(map(str, pair)) <= labels):
+    for pair in data.comparisons:
+        if not (len(pair) == 2 and set(pair) <= set(labels)):
             raise SpecRobustError(f"{path}: a comparison is a pair of method labels, got "
                                   f"{quoted(pair)}; labels: {', '.join(sorted(labels))}")
-        comparisons.append((str(pair[0]), str(pair[1])))
-    seeds = data.get("seeds", [0])
     from specrobust.settings import MAX_SEED
 
-    if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not
-                                                      isinstance(s, bool) and 0 <= s <= MAX_SEED
-                                                      for s in seeds)):
+    if not data.seeds or not all(0 <= s <= MAX_SEED for s in data.seeds):
         raise SpecRobustError(f"{path}: seeds must be a list of whole numbers in [0, 2**63 - 1], "
-                              f"got {quoted(seeds)}")
-    if len(set(seeds)) < len(seeds):
-        raise SpecRobustError(f"{path}: seeds lists a seed twice ({quoted(seeds)})")
-    report = _mapping(data.get("report", {}), path, "report")
-    report_reference = _optional_text(report.get("reference"), path, "report.reference") or None
+                              f"got {quoted(data.seeds)}")
+    if len(set(data.seeds)) < len(data.seeds):
+        raise SpecRobustError(f"{path}: seeds lists a seed twice ({quoted(data.seeds)})")
+    report_reference = data.report.reference or None
     if report_reference is not None and report_reference not in labels:
         raise SpecRobustError(f"{path}: report.reference must be a method label "
                               f"({', '.join(sorted(labels))}), got {quoted(report_reference)}")
-    plan = Plan(
-        name=name, title=str(data.get("title", name)),
-        out=Path(_text(data.get("out", f"runs/{name}"), path, "out")),
-        runs=runs, methods=methods, seeds=seeds, eps=_eps(data.get("eps"), path),
-        n=_whole(data.get("n", Plan.n), path, "n"),
-        attacks=_text(data.get("attacks", Plan.attacks), path, "attacks"),
-        late_attacks=_optional_text(data.get("late_attacks"), path, "late_attacks"),
-        analysis=_optional_text(data.get("analysis"), path, "analysis"),
-        check_n=_whole(data.get("check_n", Plan.check_n), path, "check_n"),
-        precision=_precision(data.get("precision", Plan.precision), path),
-        progress=_flag(data.get("progress", True), path, "progress"),
-        comparisons=comparisons, reference_root=reference_root, branch_root=branch_root,
-        reference_methods=reference_methods, report_reference=report_reference,
-        notes=_strings(data.get("notes", []), path, "notes"))
     if reference_methods and reference_root is None:
         raise SpecRobustError(f"{path}: reference.methods needs reference.root, the directory "
                               "of the study those runs belong to")
+    plan = Plan(
+        name=name, title=data.title or name,
+        out=Path(_text(data.out or f"runs/{name}", path, "out")),
+        runs=runs, methods=methods, seeds=list(data.seeds), eps=_eps(data.eps, path),
+        n=_whole(data.n, path, "n"), attacks=_text(data.attacks, path, "attacks"),
+        late_attacks=data.late_attacks or "", analysis=data.analysis or "",
+        check_n=_whole(data.check_n, path, "check_n"),
+        precision=_precision(data.precision, path), progress=data.progress,
+        comparisons=[(a, b) for a, b in data.comparisons], reference_root=reference_root,
+        branch_root=branch_root, reference_methods=reference_methods,
+        report_reference=report_reference, notes=list(data.notes))
     _check_work(plan, path)
-    plan.runs = [dataclasses.replace(run, recipe=_recipe(str(run.recipe), here))
+    plan.runs = [dataclasses.replace(run, recipe=_recipe(str(run.recipe), path.parent))
                  for run in plan.runs]
     return plan
 
@@ -282,16 +323,6 @@ def _eps(value, path: Path) -> str:
     return text
 
 
-def _optional_text(value, path: Path, key: str) -> str:
-    return "" if value is None or value == "" else _text(value, path, key)
-
-
-def _flag(value, path: Path, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise SpecRobustError(f"{path}: {key} must be true or false, got {quoted(value)}")
-    return value
-
-
 def _precision(value, path: Path) -> str:
     from specrobust.settings import check_precision
 
@@ -321,35 +352,20 @@ _LABEL_PUNCTUATION = "+-_.,()=:@#%"
 _LABEL = re.compile(rf"[\w {re.escape(_LABEL_PUNCTUATION)}]{{1,80}}")
 
 
-def _methods(data, path: Path, key: str, runs: set[str] | None) -> list[Method]:
+def _methods(data: dict, path: Path, key: str, runs: set[str] | None) -> list[Method]:
     methods = []
-    for label, spec in _mapping(data, path, key).items():
+    for label, spec in data.items():
         if not isinstance(label, str | int) or isinstance(label, bool) or \
                 not str(label).strip() or not _LABEL.fullmatch(str(label)):
             raise SpecRobustError(f"{path}: {key}: a method label is letters, digits, spaces and "
                                   f"{_LABEL_PUNCTUATION} (it heads table rows and names files), "
                                   f"got {quoted(label)}")
-        if not (isinstance(spec, list) and len(spec) == 2 and isinstance(spec[0], str)
-                and spec[1] in CHECKPOINTS and (runs is None or spec[0] in runs)):
+        if not (len(spec) == 2 and spec[1] in CHECKPOINTS and (runs is None or spec[0] in runs)):
             raise SpecRobustError(f"{path}: {key}.{label} must be [run, checkpoint] with a run "
                                   f"of the plan and a checkpoint of {', '.join(CHECKPOINTS)}; "
                                   f"got {quoted(spec)}")
-        methods.append(Method(str(label), str(spec[0]), str(spec[1])))
+        methods.append(Method(str(label), spec[0], spec[1]))
     return methods
-
-
-def _mapping(value, path: Path, key: str) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise SpecRobustError(f"{path}: {key} must be a mapping, got {quoted(value)}")
-    return dict(value)
-
-
-def _strings(value, path: Path, key: str) -> list[str]:
-    if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-        raise SpecRobustError(f"{path}: {key} must be a list of strings, got {quoted(value)}")
-    return list(value)
 
 
 def _text(value, path: Path, key: str) -> str:

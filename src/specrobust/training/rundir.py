@@ -107,16 +107,8 @@ class RunDir:
             return None
         if which in ("last", "averaged"):
             return epochs[-1]["epoch"]
-        key = {"best": "best_epoch", "best_averaged": "best_epoch_averaged"}[which]
-        if key in epochs[-1]:
-            return epochs[-1][key]
-        # Runs trained before best_epoch_averaged was recorded: the first strict maximum of the
-        # averaged model's validation accuracy, the rule save_epoch applies.
-        best_epoch, best_value = None, -1.0
-        for metrics in epochs:
-            if metrics.get("val_robust_avg", -1.0) > best_value:
-                best_epoch, best_value = metrics["epoch"], metrics["val_robust_avg"]
-        return best_epoch
+        return epochs[-1].get({"best": "best_epoch",
+                               "best_averaged": "best_epoch_averaged"}[which])
 
     def sar_first_epoch(self) -> int | None:
         """The first epoch (1-based) trained with SAR, or None for a run without it."""
