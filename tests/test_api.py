@@ -33,7 +33,8 @@ def test_evaluate_reports_clean_and_robust_accuracy_per_example():
     assert record["per_example"]["clean"] == "".join("1" if r else "0" for r in right)
     assert correct["pgd20"]["accuracy"] == result.accuracy("pgd20")
     # per example: correct under every attack (clean and pgd20), so pgd20's outcomes here
-    assert int(result.worst_case.sum()) / 24 == result.accuracy("pgd20")
+    assert int(result.worst_case.sum()) / 24 == result.accuracy("pgd20") == \
+        result.accuracy("worst case")
 
 
 def test_analyze_returns_each_part_with_its_fields():

@@ -48,7 +48,17 @@ def logit_spectrum(logits: torch.Tensor, axes: str = "batch_class") -> torch.Ten
 
 def sar_loss(clean_logits: torch.Tensor, adv_logits: torch.Tensor, *, axes: str = "batch_class",
              distance: str = "l1") -> torch.Tensor:
-    """Distance between the spectra of clean and adversarial logits (a scalar)."""
+    """Distance between the spectra of clean and adversarial logits.
+
+    Args:
+        clean_logits: (batch, classes) logits of the clean images.
+        adv_logits: (batch, classes) logits of their adversarial versions.
+        axes: ``"batch_class"`` (the authors' 2-D DFT) or ``"class"`` (a DFT per example).
+        distance: ``"l1"`` (the authors'), ``"l2"`` or ``"amplitude"``.
+
+    Returns:
+        A scalar tensor (differentiable through both arguments).
+    """
     if clean_logits.shape != adv_logits.shape:
         raise SpecRobustError(f"clean and adversarial logits differ in shape: "
                               f"{tuple(clean_logits.shape)} vs {tuple(adv_logits.shape)}")

@@ -50,10 +50,25 @@ def autoattack(
     seed: int = 0,
     on_stage: StageCallback | None = None,
 ) -> torch.Tensor:
-    """Adversarial images from AutoAttack (clean ones where it found no adversarial example).
+    """Adversarial images from AutoAttack, the authors' code (``pyautoattack``).
 
-    ``on_stage``, if given, is called after each of the version's attacks (see the module
-    docstring)."""
+    Args:
+        model: takes images in [0, 1], returns logits.
+        x: clean images, float (N, C, H, W) in [0, 1].
+        y: their labels.
+        eps: the budget.
+        version: AutoAttack's ``"standard"`` suite (APGD-CE, APGD-T, FAB-T, Square) or
+            ``"custom"`` with ``attacks``.
+        attacks: for ``version="custom"``: AutoAttack's attack names, in order.
+        norm: ``"linf"`` or ``"l2"``.
+        batch_size: images per AutoAttack batch.
+        seed: AutoAttack's seed.
+        on_stage: called after each of the version's attacks with what it broke (see the
+            module's docstring).
+
+    Returns:
+        Adversarial images; the clean image where no adversarial example was found.
+    """
     try:
         from pyautoattack import AutoAttack
     except ImportError:

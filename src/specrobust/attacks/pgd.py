@@ -168,17 +168,33 @@ def pgd(
 ) -> torch.Tensor:
     """Projected gradient ascent on ``loss`` within the ``norm`` ball of radius ``eps``.
 
-    ``loss``: ``"ce"``, ``"cw"`` or a function of (logits, y) giving one value per example
-    (TRADES' KL, for its training attack). ``targeted``: ``y`` holds target classes and the
-    attack moves towards them. ``keep_best``: return, per example, the strongest iterate seen
-    (the final one otherwise, as adversarial training uses); across ``restarts`` the strongest
-    restart is always kept, so more restarts never make the attack weaker. ``start``: where the
-    first restart begins (projected into the budget) instead of a random or the clean image;
-    the others begin as they would without it. ``mode``:
-    the model's mode while attacked, ``eval`` or ``train`` (batch statistics; the training
-    attack's ``attack.generation_mode``). ``images_checked``: the caller vouches that ``x`` lies
-    in [0, 1] (the training step: checking would wait for the device every step). Returns
-    detached images in [0, 1] within the budget.
+    Args:
+        model: takes images in [0, 1], returns logits.
+        x: clean images, float (N, C, H, W) in [0, 1].
+        y: their labels (target classes when ``targeted``).
+        eps: the radius of the ball.
+        alpha: the step size.
+        steps: gradient steps per restart.
+        random_start: begin at a uniformly random point of the ball (else at ``x``).
+        restarts: independent runs; the strongest restart is kept per example, so more
+            restarts never make the attack weaker.
+        loss: ``"ce"``, ``"cw"`` (the C&W margin) or a function of (logits, y) giving one
+            value per example (TRADES' KL, for its training attack).
+        targeted: move towards the classes in ``y`` instead of away from them.
+        norm: ``"linf"`` or ``"l2"``.
+        mask: a Fourier-domain mask the perturbation is restricted to (band-limited attacks).
+        keep_best: return, per example, the strongest iterate seen (the final one otherwise,
+            as adversarial training uses).
+        generator: the random generator for starts (the global one by default).
+        start: where the first restart begins (projected into the budget) instead of a random
+            or the clean image; the other restarts begin as they would without it.
+        mode: the model's mode while attacked, ``"eval"`` or ``"train"`` (batch statistics;
+            the training attack's ``attack.generation_mode``).
+        images_checked: the caller vouches that ``x`` lies in [0, 1] (the training step:
+            checking would wait for the device every step).
+
+    Returns:
+        Detached adversarial images in [0, 1] within the budget.
     """
     _check(None if images_checked else x, eps, alpha, steps, restarts, norm)
     if mode not in ("eval", "train"):
@@ -232,9 +248,26 @@ def fgsm(
     norm: str = "linf",
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """One gradient step of size ``alpha`` (``eps`` by default; ``1.25 * eps`` with a random
-    start, as in "Fast is better than free"), projected to the eps-ball and [0, 1]: the signed
-    gradient for L-inf (FGSM), the L2-normalised one for L2 (the fast gradient method)."""
+    """One gradient step, projected to the ``eps`` ball and [0, 1].
+
+    The signed gradient for L-inf (FGSM), the L2-normalised one for L2 (the fast gradient
+    method).
+
+    Args:
+        model: takes images in [0, 1], returns logits.
+        x: clean images, float (N, C, H, W) in [0, 1].
+        y: their labels.
+        eps: the radius of the ball.
+        random_start: step from a random point of the ball (FGSM-RS).
+        alpha: the step size: ``eps`` by default, ``1.25 * eps`` with a random start (as in
+            "Fast is better than free").
+        loss: ``"ce"`` or ``"cw"``.
+        norm: ``"linf"`` or ``"l2"``.
+        generator: the random generator for the start.
+
+    Returns:
+        Detached adversarial images.
+    """
     step = alpha if alpha is not None else (1.25 * eps if random_start else eps)
     if eps == 0:
         _check(x, eps, 1.0, 1, 1, norm)

@@ -50,6 +50,16 @@ class AttackResult:
 
 @dataclass
 class EvalResult:
+    """What `specrobust.evaluate` returns.
+
+    Attributes:
+        eps: the budget, as a number.
+        attacks: per attack its spec and per-example outcomes (``correct``, one bool per
+            image: correct clean and under this attack).
+        checks: the gradient-masking self-checks, each with ``name``, ``ok`` and ``message``.
+        record: the evaluation record (``as_dict()`` gives its fields).
+    """
+
     eps: float
     attacks: list[AttackResult]
     checks: list[Check] = field(default_factory=list)
@@ -57,11 +67,15 @@ class EvalResult:
 
     @property
     def worst_case(self) -> torch.Tensor:
-        """Per example (bool, one per image): correct under every attack of the suite."""
+        """Per example (a bool tensor, one per image): correct under every attack of the
+        suite. ``accuracy("worst case")`` is its mean."""
         return torch.stack([a.correct for a in self.attacks]).all(dim=0)
 
     def accuracy(self, label: str) -> float:
-        """The fraction of the images correct under the attack labelled ``label``."""
+        """The fraction of the images correct under the attack labelled ``label`` (as in
+        eval.json: correct / n), or under every attack for ``"worst case"``."""
+        if label == "worst case":
+            return int(self.worst_case.sum()) / max(1, len(self.worst_case))
         for result in self.attacks:
             if result.spec.label == label:  # correct / n, exactly as eval.json has it
                 return int(result.correct.sum()) / max(1, len(result.correct))
@@ -75,9 +89,8 @@ class EvalResult:
     def __repr__(self) -> str:  # the accuracies, not every example's outcome
         accuracies = ", ".join(f"{a.spec.label} {self.accuracy(a.spec.label):.2%}"
                                for a in self.attacks)
-        worst = int(self.worst_case.sum()) / max(1, len(self.worst_case))
         return (f"EvalResult(eps={self.eps:.4g}, n={len(self.worst_case)}: {accuracies}; "
-                f"worst case {worst:.2%}; {sum(c.ok for c in self.checks)} of "
+                f"worst case {self.accuracy('worst case'):.2%}; {sum(c.ok for c in self.checks)} of "
                 f"{len(self.checks)} self-checks passed)")
 
 

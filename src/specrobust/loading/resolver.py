@@ -55,8 +55,23 @@ from specrobust.models import (
 
 @dataclass(frozen=True)
 class ModelSource:
-    """Where a model comes from. ``path`` may be None when ``model`` is a pretrained name or
-    user code that returns its own weights."""
+    """Where a model comes from: what `specrobust eval SOURCE --model ...` takes.
+
+    Attributes:
+        path: a run directory, checkpoint, safetensors, TorchScript, ``torch.export`` or
+            weights file; None when ``model`` is a pretrained name or user code that returns
+            its own weights.
+        model: a zoo architecture (``specrobust models``), a pretrained name, or user code as
+            ``file.py:function``, for files that hold only weights.
+        model_args: keyword arguments for ``model`` (a dict, or its JSON text).
+        dataset: the dataset the model was trained on, where the file does not say.
+        mean: per-channel normalisation the model expects, where the file does not carry it.
+        std: as ``mean``.
+        which: which checkpoint of a run directory: ``auto`` (the averaged model's best if
+            the run averages weights, else the best), ``best``, ``best_averaged``,
+            ``averaged`` or ``last``.
+        data_root: where datasets are found (for the image shape of ``dataset``).
+    """
 
     path: str | None = None
     model: str | None = None
@@ -79,6 +94,19 @@ class ModelSource:
 
 @dataclass(frozen=True)
 class LoadedModel:
+    """A model that `resolve` loaded, with what its source says about it.
+
+    Attributes:
+        model: the module, in eval mode, taking images in [0, 1].
+        dataset: the dataset it was trained on, when the source says so.
+        eps: the training budget as text, when the source says so.
+        path: the file the weights came from.
+        run_dir: the run directory, when there is one.
+        sha256: of the weights file: identifies the model for resumable evaluations.
+        home: where default outputs outside a run go (beside the weights file).
+        norm: the threat model it was trained in, when the source says so.
+    """
+
     model: Classifier
     dataset: str | None  # the dataset it was trained on, when the source says so
     eps: str | None  # the training budget, when the source says so
@@ -101,7 +129,19 @@ def as_source(source: ModelSource | str) -> ModelSource:
 
 
 def resolve(source: ModelSource | str) -> LoadedModel:
-    """The model ``source`` names, in eval mode on the CPU, checked on blank images."""
+    """The model ``source`` names, in eval mode on the CPU, checked on blank images.
+
+    Args:
+        source: a `ModelSource`, or its ``path`` as text: a run directory, a specrobust
+            checkpoint or safetensors file, a pretrained name (``specrobust models``), a
+            TorchScript or ``torch.export`` (``.pt2``) file.
+
+    Returns:
+        A `LoadedModel`: the module (``.model``) with what the source says about it.
+
+    Raises:
+        SpecRobustError: in one line, when the source cannot be read or is not a model.
+    """
     loaded = load_model_source(as_source(source))
     _probe(loaded, as_source(source))
     return loaded

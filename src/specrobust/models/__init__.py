@@ -131,9 +131,18 @@ def create_model(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
 ) -> Classifier:
-    """A zoo model (``specrobust models`` lists them) for ``num_classes`` classes and
-    ``in_channels`` input channels, behind the normalisation ``mean``/``std`` (none by default,
-    the authors' default): it takes images in [0, 1]."""
+    """A zoo model (``specrobust models`` lists them), taking images in [0, 1].
+
+    Args:
+        name: the architecture, e.g. ``"resnet18"``, ``"wrn34_10"`` or ``"cnn_small"``.
+        num_classes: outputs.
+        in_channels: input channels.
+        mean: per-channel normalisation inside the model (none by default, as the authors').
+        std: as ``mean``.
+
+    Returns:
+        A `Classifier`: the network behind its normalisation.
+    """
     factory = MODELS[name]  # an unknown name: one line listing the known ones
     if mean is None and std is None and name in DEFAULT_NORMALISATION:
         mean, std = DEFAULT_NORMALISATION[name]
