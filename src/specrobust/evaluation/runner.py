@@ -90,8 +90,8 @@ class EvalResult:
         accuracies = ", ".join(f"{a.spec.label} {self.accuracy(a.spec.label):.2%}"
                                for a in self.attacks)
         return (f"EvalResult(eps={self.eps:.4g}, n={len(self.worst_case)}: {accuracies}; "
-                f"worst case {self.accuracy('worst case'):.2%}; {sum(c.ok for c in self.checks)} of "
-                f"{len(self.checks)} self-checks passed)")
+                f"worst case {self.accuracy('worst case'):.2%}; "
+                f"{sum(c.ok for c in self.checks)} of {len(self.checks)} self-checks passed)")
 
 
 def fingerprint_of(model: dict, eps: float, n: int, settings: Settings) -> dict:
