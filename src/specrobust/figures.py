@@ -23,7 +23,9 @@ COLOURS = plt.get_cmap("tab10").colors
 
 def save(figure, path: str | Path) -> None:
     figure.tight_layout()
-    storage.write_with(path, lambda handle: figure.savefig(handle, format="png"))
+    # "tight": titles of several lines over image panels are never cut off at the top.
+    storage.write_with(path, lambda handle: figure.savefig(handle, format="png",
+                                                           bbox_inches="tight", pad_inches=0.1))
     plt.close(figure)
 
 

@@ -143,16 +143,18 @@ def _plot_heatmaps(entries: Entries, path: str | Path) -> None:
     rows = math.ceil(len(entries) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 4 * rows), dpi=110,
                                 squeeze=False)
-    # One colour scale for all models, from the lowest clean error to the highest error seen:
-    # a fixed 0-100% scale would flatten the maps of robust models to one colour.
-    maps = [100 * np.array(data["error_rate"]) for _, data in entries]
-    low = min(100 * data["clean_error"] for _, data in entries)
-    high = max(low + 1, max(float(np.nanmax(m)) for m in maps))
-    for k, ((label, data), error) in enumerate(zip(entries, maps, strict=True)):
+    # Each model on its own scale, from its clean error to its highest error: one scale for
+    # all would flatten a robust model's map (errors within a few points) to one colour. The
+    # colour bars carry the numbers that compare across models.
+    for k, (label, data) in enumerate(entries):
         axis = axes[k // columns, k % columns]
+        error = 100 * np.array(data["error_rate"])
+        low = 100 * data["clean_error"]
+        high = max(low + 1, float(np.nanmax(error)))
         image = axis.imshow(error, cmap="magma", vmin=low, vmax=high, origin="lower",
                             extent=extent(data["frequencies_y"], data["frequencies_x"]))
-        figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04).set_label("error rate (%)")
+        figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04).set_label(
+            "error rate (%), this model's scale")
         axis.set_title(f"{label}\nFourier heat map, L2 norm {data['norm']:.2f} "
                        f"(clean error {100 * data['clean_error']:.0f}%)", fontsize=9)
         axis.set_xlabel("horizontal frequency (cycles/image)", fontsize=8)

@@ -62,37 +62,58 @@ def headline(result: dict) -> dict[str, float]:
 
 
 def _plot_spectra(entries: Entries, path: str | Path) -> None:
+    """The clean images' spectrum once (when every model saw the same images), then per model
+    the adversarial images', the perturbation's, and its energy per ring; each image column on
+    one colour scale, so that models compare at a glance."""
     from specrobust.figures import centred_extent, np, plt, save
 
-    columns = [("clean_amplitude", "clean images"), ("adversarial_amplitude", "adversarial"),
+    first = np.array(entries[0][1]["clean_amplitude"])
+    shared_clean = all(np.array_equal(np.array(data["clean_amplitude"]), first)
+                       for _, data in entries)
+    columns = [("adversarial_amplitude", "adversarial images"),
                ("perturbation_amplitude", "perturbation (adv - clean)")]
-    figure, axes = plt.subplots(len(entries), 4, figsize=(15, 3.4 * len(entries)), dpi=100,
-                                squeeze=False)
-    for row, (label, data) in enumerate(entries):
+    if not shared_clean:
+        columns.insert(0, ("clean_amplitude", "clean images"))
+    logs = {key: [np.log10(np.array(data[key]) + 1e-6) for _, data in entries]
+            for key, _ in columns + [("clean_amplitude", "")]}
+    rows = len(entries) + shared_clean
+    figure, axes = plt.subplots(rows, len(columns) + 1, squeeze=False, dpi=100,
+                                figsize=(5 * (len(columns) + 1), 4.2 * rows))
+
+    def spectrum(axis, values, title, low, high):
+        image = axis.imshow(values, cmap="viridis", origin="lower", vmin=low, vmax=high,
+                            extent=centred_extent(*values.shape))
+        figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04).set_label(
+            "log10 mean |FFT|", fontsize=10)
+        axis.set_title(title, fontsize=11)
+        axis.set_xlabel("horizontal frequency (cycles/image)", fontsize=10)
+        axis.set_ylabel("vertical frequency (cycles/image)", fontsize=10)
+
+    if shared_clean:
+        values = logs["clean_amplitude"][0]
+        spectrum(axes[0, 0], values, "clean images (the same for every model)",
+                 values.min(), values.max())
+        for axis in axes[0, 1:]:
+            axis.axis("off")
+    for row, (label, data) in enumerate(entries, start=int(shared_clean)):
         for col, (key, title) in enumerate(columns):
-            amplitude = np.array(data[key])
-            image = axes[row, col].imshow(np.log10(amplitude + 1e-6), cmap="viridis",
-                                          origin="lower",
-                                          extent=centred_extent(*amplitude.shape))
-            colourbar = figure.colorbar(image, ax=axes[row, col], fraction=0.046, pad=0.04)
-            colourbar.set_label("log10 mean |FFT|", fontsize=7)
-            axes[row, col].set_title(f"{label}: {title}", fontsize=9)
-            axes[row, col].set_xlabel("horizontal frequency (cycles/image)", fontsize=7)
-            axes[row, col].set_ylabel("vertical frequency", fontsize=7)
-        axis = axes[row, 3]
+            column = logs[key]
+            spectrum(axes[row, col], column[row - shared_clean], f"{label}: {title}",
+                     min(v.min() for v in column), max(v.max() for v in column))
+        axis = axes[row, len(columns)]
         axis.plot(data["radii"], 100 * np.array(data["perturbation_radial_share"]), "-o",
-                  markersize=2, color="tab:red", label="perturbation")
+                  markersize=3, color="tab:red", label="perturbation")
         axis.plot(data["radii"], 100 * np.array(data["clean_radial_share"]), "-", color="grey",
                   label="clean images")
         shares = data["perturbation_band_shares"]
-        axis.set_title("perturbation energy per ring\nlow / mid / high band: "
+        axis.set_title(f"{label}: perturbation energy per ring\nlow / mid / high band: "
                        + " / ".join(f"{100 * shares[b]:.0f}%" for b in ("low", "mid", "high")),
-                       fontsize=9)
-        axis.set_xlabel("frequency radius (cycles/image)", fontsize=7)
-        axis.set_ylabel("share of energy (%)", fontsize=7)
+                       fontsize=11)
+        axis.set_xlabel("frequency radius (cycles/image)", fontsize=10)
+        axis.set_ylabel("share of energy (%)", fontsize=10)
         axis.set_yscale("log")
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7)
+        axis.legend(fontsize=9)
     save(figure, path)
 
 

@@ -24,6 +24,7 @@ from specrobust.analysis.job import headline_numbers, read_parts
 from specrobust.errors import SpecRobustError
 from specrobust.files import layout, locks, outputs, storage
 from specrobust.files.storage import read_json
+from specrobust.report.findings import findings
 from specrobust.report.markup import Markup, html, join
 from specrobust.settings import NORMS
 
@@ -319,7 +320,10 @@ def render(models: list[Model], runs: list[RunInfo], title: str, notes: tuple[st
                      "Accuracies in %.</p>", title, len(models), time.strftime("%Y-%m-%d %H:%M"))]
     sections += [html('<p class="note"><strong>{}</strong></p>', note) for note in notes]
     present = [p for p in PARTS if any(p in m.parts for m in models)]
+    found = findings(models)
     nav = [html('<a href="#summary">summary</a>')]
+    if found:
+        nav.append(html('<a href="#findings">findings</a>'))
     nav += [html('<a href="#{}">{}</a>', p, PARTS[p].title.lower()) for p in present]
     if any(m.evaluation for m in models):
         nav.append(html('<a href="#evaluation">evaluation</a>'))
@@ -327,6 +331,13 @@ def render(models: list[Model], runs: list[RunInfo], title: str, notes: tuple[st
         nav.append(html('<a href="#training">training</a>'))
     sections.append(html("<nav>{}</nav>", join(nav)))
     sections.append(html('<h2 id="summary">Summary</h2>{}', _summary_table(models)))
+    if found:
+        sections.append(html(
+            '<h2 id="findings">What these models show</h2><p class="note">Each claim of the '
+            "paper, what these models show for it, and whether the two agree (cannot tell: "
+            "the difference is within what the choice of test images explains).</p>{}",
+            _table(["the paper's claim", "these models", "verdict"],
+                   [[f.claim, f.shown, f.verdict] for f in found])))
     for part in present:
         entries = [(m.label, m.parts[part]) for m in models if part in m.parts]
         heading, text = PARTS[part].title, PARTS[part].explanation
