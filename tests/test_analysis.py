@@ -230,3 +230,13 @@ def test_an_analysis_says_it_starts_only_when_it_has_a_part_to_compute(tmp_path)
                                      n=8, progress=False),
                          on_start=lambda: started.append(1))
     assert started == [1]  # the first time only: the second finds the part done
+
+
+def test_the_attack_progress_moves_within_a_batch(contexts):
+    # One batch can take minutes on a large model: the bar moves per gradient step.
+    base = contexts["low"]
+    seen = []
+    context = AnalysisContext(base.model, base.images[:10], base.labels[:10], EPS,
+                              batch_size=8, progress=lambda *a: seen.append(a))
+    context.pgd("pgd20")
+    assert seen == [("pgd20", k, 40) for k in range(1, 41)]  # two batches of 20 steps

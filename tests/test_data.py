@@ -168,7 +168,9 @@ def test_offline_fetch_gives_one_clear_error(tmp_path):
     with pytest.raises(SpecRobustError) as error:
         store.fetch(info, tmp_path)
     message = str(error.value)
-    assert "MNIST not found" in message and "train-images-idx3-ubyte" in message
+    assert "MNIST could not be downloaded" in message and "train-images-idx3-ubyte" in message
+    assert "http://127.0.0.1:9/train-images-idx3-ubyte.gz" in message  # where to get it
+    assert "data fetch" not in message  # not the command that just failed
     assert "\n" not in message
 
 

@@ -80,18 +80,21 @@ class AnalysisContext:
 
         steps = preset("pgd20")["steps"]  # the paper's evaluation attack, as `specrobust eval`'s
 
+        starts = list(range(0, len(self.images), self.batch_size))
+        total = len(starts) * steps  # the bar moves per gradient step: a batch can take minutes
+
         def attack(start: int) -> torch.Tensor:
             x = self.images[start:start + self.batch_size]
             y = self.labels[start:start + self.batch_size]
             generator = seeds.generator(seeds.batch(self.seed, label, start), x.device)
+            done = start // self.batch_size * steps
+            on_step = (lambda k: self.progress(label, done + k, total)) if self.progress \
+                else None
             with autocast(self.precision, x.device):
-                adversarial = pgd(self.attacked, x, y, self.eps, default_step(self.eps), steps,
-                                  mask=mask, norm=self.norm, generator=generator)
-            if self.progress:
-                self.progress(label, start + len(x), len(self.images))
-            return adversarial.cpu()
+                return pgd(self.attacked, x, y, self.eps, default_step(self.eps), steps,
+                           mask=mask, norm=self.norm, generator=generator,
+                           on_step=on_step).cpu()
 
-        starts = list(range(0, len(self.images), self.batch_size))
         return torch.cat(self.shared_map(starts, attack)).to(self.images.device)
 
     @property

@@ -165,6 +165,7 @@ def pgd(
     start: torch.Tensor | None = None,
     mode: str = "eval",
     images_checked: bool = False,
+    on_step: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
     """Projected gradient ascent on ``loss`` within the ``norm`` ball of radius ``eps``.
 
@@ -192,6 +193,8 @@ def pgd(
             the training attack's ``attack.generation_mode``).
         images_checked: the caller vouches that ``x`` lies in [0, 1] (the training step:
             checking would wait for the device every step).
+        on_step: called after every gradient step with the number of steps taken so far over
+            all restarts (for progress bars; it must not wait for the device).
 
     Returns:
         Detached adversarial images in [0, 1] within the budget.
@@ -210,7 +213,7 @@ def pgd(
             else:
                 x_adv = allowed(x + (sample_in_ball(x, eps, norm, generator) if random_start
                                      else 0))
-            for _ in range(steps):
+            for step in range(steps):
                 x_adv.requires_grad_(True)
                 logits = model(x_adv)
                 objective = _loss(logits, y, loss, targeted)
@@ -220,6 +223,8 @@ def pgd(
                     best.update(x_adv, _succeeded(logits.detach(), y, targeted),
                                 objective.detach())
                 x_adv = allowed(x_adv + alpha * _ascent_direction(gradient, norm))
+                if on_step is not None:
+                    on_step(restart * steps + step + 1)
             if restarts == 1 and not keep_best:
                 return x_adv  # nothing to choose between: skip scoring the last iterate
             with torch.no_grad():

@@ -7,7 +7,9 @@ def add(commands) -> None:
     command = commands.add_parser(
         "report", help="one self-contained HTML page comparing runs (analysis, eval, training)")
     command.add_argument("sources", nargs="+", metavar="RUN",
-                         help="run directories, analysis directories or checkpoints")
+                         help="run directories, analysis directories, checkpoints, or the "
+                         "name of a model without a file (its NAME-analysis/ and "
+                         "NAME-eval.json)")
     command.add_argument("-o", "--out", default="report.html", help="HTML file (default "
                          "report.html)")
     command.add_argument("--force", action="store_true",

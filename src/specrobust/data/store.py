@@ -203,8 +203,14 @@ def fetch(info: DatasetInfo, root: Path) -> tuple[Layout, Path]:
                 _unpack(target, download.unpack, root)
                 target.unlink()
     except SpecRobustError as error:
-        message = f"{missing_data_message(info, root)}. Download failed: {error}"
-        raise SpecRobustError(message) from None
+        # Not the usual hint (which says to run this very command): where to get the files.
+        urls = " and ".join(d.urls[0] for d in info.downloads)
+        layout = info.layouts[0]
+        raise SpecRobustError(
+            f"{info.title} could not be downloaded ({error}); fetch {urls} on a machine with "
+            f"network access and unpack into {root} (expected: "
+            f"{', '.join(spec.name for spec in layout.files)} in {root / layout.directory}), "
+            f"or set --data-root or ${ENV_DATA_ROOT} to where the files are") from None
     found = find_layout(info, root)
     if not found:
         raise SpecRobustError(f"downloaded {info.title}, but {missing_data_message(info, root)}")

@@ -123,8 +123,15 @@ def collect(sources: list[str]) -> tuple[list[Model], list[RunInfo]]:
     models, runs = [], []
     for source in sources:
         path = Path(source)
-        if not path.exists():
-            raise SpecRobustError(f"{path} does not exist")
+        # A model named without a file of its own (a pretrained name) has its results written
+        # beside where the file would be: NAME-analysis/ and NAME-eval.json.
+        stem = path.stem if path.exists() else path.name
+        if not path.exists() and not any(
+                (path.parent / f"{stem}{suffix}").exists() for suffix in ("-analysis",
+                                                                           "-eval.json")):
+            raise SpecRobustError(f"{path} does not exist, nor do the {stem}-analysis or "
+                                  f"{stem}-eval.json that analyze and eval write for a model of "
+                                  "that name")
         if path.is_dir() and (path / "summary.json").is_file():  # an analysis directory
             parts = read_parts(path)
             label = str(next(iter(parts.values())).get("label", path.name)) if parts \
@@ -137,10 +144,10 @@ def collect(sources: list[str]) -> tuple[list[Model], list[RunInfo]]:
             if config is not None or curves is not None:
                 runs.append(RunInfo(path.name, config, curves))
         else:
-            parts = read_parts(path.parent / f"{path.stem}-analysis", root=path.parent)
+            parts = read_parts(path.parent / f"{stem}-analysis", root=path.parent)
             evaluation = _read_eval(outputs.regular_file_inside(path.parent,
-                                                                f"{path.stem}-eval.json"))
-            found = [Model(path.stem, parts, evaluation)] if parts or evaluation else []
+                                                                f"{stem}-eval.json"))
+            found = [Model(stem, parts, evaluation)] if parts or evaluation else []
         if not found:
             raise SpecRobustError(f"no analysis or evaluation results in {path}; run `specrobust "
                                   f"analyze {path}` (and `specrobust eval {path}`) first")
