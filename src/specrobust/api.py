@@ -166,4 +166,5 @@ class SARLoss(nn.Module):
                                    distance=self.distance)
 
     def extra_repr(self) -> str:
+        """Its settings, as ``print(model)`` shows them."""
         return f"lam={self.lam}, axes={self.axes!r}, distance={self.distance!r}"

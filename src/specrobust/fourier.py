@@ -216,6 +216,7 @@ def hermitian_symmetric(mask: torch.Tensor) -> torch.Tensor:
 
 
 def is_hermitian_symmetric(mask: torch.Tensor) -> bool:
+    """Whether ``mask`` keeps a frequency exactly when it keeps its mirror image."""
     return bool(torch.equal(hermitian_symmetric(mask), mask))
 
 

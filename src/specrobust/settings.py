@@ -35,12 +35,14 @@ NORMS = {"linf": "L-inf", "l2": "L2"}  # name -> how papers write it
 
 
 def check_norm(norm: str) -> str:
+    """``norm`` if it is a known threat model, else one line listing them."""
     if norm not in NORMS:
         raise SpecRobustError(f"norm must be one of {', '.join(NORMS)}, got {quoted(norm)}")
     return norm
 
 
 def check_precision(precision: str) -> str:
+    """``precision`` if it is a known one, else one line listing them."""
     if precision not in PRECISIONS:
         raise SpecRobustError(f"precision must be one of {', '.join(PRECISIONS)}, got "
                               f"{precision!r}")

@@ -39,6 +39,8 @@ class EvalInUseError(locks.InUseError):
 
 @dataclass
 class AttackResult:
+    """One attack's outcome: which images are still classified correctly, and its time."""
+
     spec: AttackSpec
     correct: torch.Tensor  # bool per example
     seconds: float

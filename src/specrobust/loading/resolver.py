@@ -89,6 +89,7 @@ class ModelSource:
             object.__setattr__(self, "model_args", parse_model_args(self.model_args))
 
     def describe(self) -> str:
+        """The source in a few words, for messages."""
         return self.path or self.model or "?"
 
 

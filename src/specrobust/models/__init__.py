@@ -61,6 +61,7 @@ class Normalize(nn.Module):
         self._update_identity()  # loaded mean/std may differ from the constructor's
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(x - mean) / std`` per channel."""
         return x if self.identity else (x - self.mean) / self.std
 
 
@@ -87,10 +88,12 @@ class ModelSpec:
     std: tuple[float, ...] | None = None
 
     def as_dict(self) -> dict:
+        """Plain data, as checkpoints and records store it."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, values: dict) -> ModelSpec:
+        """The spec ``as_dict`` wrote; one line naming the problem for anything else."""
         try:
             return cls(
                 name=str(values["name"]),
@@ -103,6 +106,7 @@ class ModelSpec:
             raise SpecRobustError(f"invalid model description {values!r} ({error})") from None
 
     def build(self) -> Classifier:
+        """A freshly initialised model of this description."""
         return create_model(self.name, self.num_classes, self.in_channels, self.mean, self.std)
 
 
@@ -118,9 +122,11 @@ class Classifier(nn.Module):
 
     @property
     def name(self) -> str:
+        """The architecture's name in the zoo."""
         return self.spec.name
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of images in [0, 1]."""
         return self.net(self.normalize(x))
 
 
@@ -158,6 +164,7 @@ def create_model(
 
 
 def count_parameters(model: nn.Module) -> int:
+    """The number of a model's parameters (buffers not counted)."""
     return sum(p.numel() for p in model.parameters())
 
 
