@@ -15,9 +15,10 @@ from specrobust.study.plan import load_plan
 def test_demo_recipes_are_valid_and_follow_the_paper(quick):
     plan = load_plan("demo", quick=quick)
     configs = {run.name: load_config(run.recipe, list(run.overrides)) for run in plan.runs}
-    for config in configs.values():
+    for name, config in configs.items():
         assert config.data.dataset == "fashion-mnist" and config.model.name == "cnn_small"
-        assert config.data.train_subset == (2000 if quick else 12000)
+        # the quick natural model trains on more (cheap) images: accurate enough to collapse
+        assert config.data.train_subset == (4000 if quick and name != "natural" else 12000)
     sar = configs["AT+SAR"]
     assert sar.sar.enabled and sar.sar.lam == 0.1
     assert sar.sar_start == sar.averaging_start == sar.optim.milestones[0]  # the first decay

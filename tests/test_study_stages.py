@@ -225,5 +225,5 @@ def test_a_quick_plan_says_first_that_it_is_a_smoke_run_and_what_it_leaves_out()
     full, quick = load_plan("demo"), load_plan("demo", quick=True)
     assert not full.smoke and "smoke run" in quick.title
     assert f"first {quick.n} test images" in quick.smoke
-    assert "optim.epochs=2" in quick.smoke and "aa-apgd-ce" in quick.smoke
+    assert "optim.epochs=3" in quick.smoke and "aa-apgd-ce" in quick.smoke
     assert "bands, heatmap" in quick.smoke  # the analyses the full demo runs and this does not

@@ -4,14 +4,8 @@ user code and pretrained names (:mod:`specrobust.loading.resolver`). This layer 
 architectures (``specrobust.models``) and specrobust's own checkpoint format
 (``specrobust.checkpoint``); neither imports it."""
 
-from specrobust.loading.resolver import (
-    LoadedModel,
-    ModelSource,
-    as_source,
-    fetch_pretrained,
-    load_model,
-    resolve,
-)
+from specrobust.loading.resolver import fetch_pretrained, load_model, resolve
+from specrobust.loading.source import LoadedModel, ModelSource, as_source
 from specrobust.loading.usercode import parse_model_args
 
 __all__ = ["LoadedModel", "ModelSource", "as_source", "fetch_pretrained", "load_model",

@@ -199,7 +199,9 @@ def load_plan(path: str | Path, *, quick: bool = False) -> Plan:
                                                         *extra.runs.get(name, [])])
               for name, run in short.runs.items()})
     plan = _plan(short, path)
-    return dataclasses.replace(plan, smoke=_smoke_sentence(full, short, extra.overrides, plan))
+    changes = [", ".join(extra.overrides), *(f"{name}: {', '.join(values)}"
+                                             for name, values in extra.runs.items() if values)]
+    return dataclasses.replace(plan, smoke=_smoke_sentence(full, short, changes, plan))
 
 
 def _typed(cls, data: dict, path: Path, prefix: str = ""):
@@ -210,8 +212,9 @@ def _typed(cls, data: dict, path: Path, prefix: str = ""):
 
 
 def _smoke_sentence(full: PlanFile, quick: PlanFile, changes: list[str], plan: Plan) -> str:
-    """What a --quick plan is: its scale, and what it leaves out of the full plan (read from
-    the two plans, so it cannot drift from them)."""
+    """What a --quick plan is: its scale (``changes``: the overrides of every run, then each
+    run's own), and what it leaves out of the full plan (read from the two plans, so it cannot
+    drift from them)."""
     def names(value) -> list[str]:
         return [part.strip() for part in str(value or "").split(",") if part.strip()]
 
@@ -221,8 +224,9 @@ def _smoke_sentence(full: PlanFile, quick: PlanFile, changes: list[str], plan: P
                    if name not in names(getattr(quick, key))]
         if dropped:
             left_out.append(f"{what} {', '.join(dropped)}")
-    return (f"Quick smoke run: every stage at a small scale ({', '.join(changes)}; tested on "
-            f"the first {plan.n} test images), to show that everything works. Models this "
+    scale = "; ".join(change for change in changes if change)
+    return (f"Quick smoke run: every stage at a small scale ({scale}; tested on the first "
+            f"{plan.n} test images), to show that everything works. Models this "
             "small and this briefly trained need not show what the paper claims: the full run "
             "(without --quick) is the one to read."
             + (f" Left out of the full run: {'; '.join(left_out)}." if left_out else ""))
