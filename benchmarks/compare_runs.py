@@ -31,7 +31,9 @@ def _comparable(record: dict) -> dict:
     """An analysis record without what may differ between two identical models: timings, paths,
     labels, and the checkpoint file's hash (last.pt also holds the run's timings; the weights
     are compared tensor by tensor)."""
-    fingerprint = {k: v for k, v in record.get("fingerprint", {}).items()
+    # 0.1.0 wrote no norm or precision at their defaults (linf, fp32); 0.2.0 always does.
+    fingerprint = {k: v for k, v in {"norm": "linf", "precision": "fp32",
+                                     **record.get("fingerprint", {})}.items()
                    if k != "weights_sha256"}
     return {**{k: v for k, v in record.items() if k not in ("seconds", "weights", "label")},
             "fingerprint": fingerprint}

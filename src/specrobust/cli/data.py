@@ -64,8 +64,16 @@ def verify(args) -> int:
 
 
 def fetch(args) -> int:
-    from specrobust.data import DATASETS, parse_dataset_name, store
+    from specrobust.data import DATASETS, parse_dataset_name, store, user_data
 
+    own = user_data(args.name, store.resolve_data_root(args.data_root))
+    if own is not None and own.subset == "robustbench":  # ImageNet itself is the user's
+        from specrobust.data import robustbench
+
+        path = robustbench.fetch(store.resolve_data_root(args.data_root))
+        print(f"RobustBench's ImageNet subset ({robustbench.IMAGES:,} images, RobustBench "
+              f"{robustbench.VERSION}): its list in {path}")
+        return 0
     info = DATASETS[parse_dataset_name(args.name)[0]]
     layout, directory = store.fetch(info, store.resolve_data_root(args.data_root))
     print(f"{info.name}: present ({layout.name} layout) in {directory}")

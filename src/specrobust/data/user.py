@@ -3,6 +3,7 @@
     folder:DIR[,size=224][,resize=256]     class subfolders, as torchvision's ImageFolder
     npz:FILE[,classes=K]                   arrays x and y, or x_train/y_train and x_test/y_test
     imagenet[:root=DIR]                    ImageNet's validation set, resize 256, crop 224
+    imagenet:subset=robustbench            RobustBench's 5,000 of them, in its order
 
 A folder dataset is ``DIR/train/`` and ``DIR/test/`` (or ``DIR/val/``), each holding one
 subfolder per class, or ``DIR`` itself holding the class subfolders (then it is the test split,
@@ -20,6 +21,8 @@ classes is ``classes=K``, else one more than the largest label.
 ImageNet's validation set is read from ``DATA_ROOT/imagenet/val/`` in one of its usual layouts:
 one folder per WordNet id (1000 of them), or the flat release (``ILSVRC2012_val_*.JPEG``) beside
 a label file ``val.txt`` of ``FILE INDEX`` lines (the index into the sorted WordNet ids).
+``subset=robustbench`` keeps RobustBench's evaluation images in RobustBench's order
+(``specrobust.data.robustbench``).
 
 These datasets have no usual budget but ImageNet's (L-inf 4/255, L2 3.0, RobustBench's): give
 ``--eps`` for the others.
@@ -57,17 +60,22 @@ class UserData:
     size: int | None = None  # centre crop S x S after resizing the shorter side
     resize: int | None = None  # the shorter side before the crop (default: size)
     classes: int | None = None  # npz: the number of classes, when the labels do not show it
+    subset: str | None = None  # imagenet: robustbench
+    data_root: Path | None = None  # imagenet: where a fetched subset list lies
 
     @property
     def text(self) -> str:
-        return self.kind if self.kind == "imagenet" else f"{self.kind}:{self.path}"
+        if self.kind == "imagenet":
+            return f"imagenet:subset={self.subset}" if self.subset else "imagenet"
+        return f"{self.kind}:{self.path}"
 
 
 def parse(name: str, options: dict[str, str], rest: list[str],
           data_root: Path | None = None) -> UserData:
     """``folder:DIR,size=224`` -> UserData. ``rest`` is what came after the colon that is not
     ``key=value`` (the path)."""
-    known = {"folder": {"size", "resize"}, "npz": {"classes"}, "imagenet": {"root"}}[name]
+    known = {"folder": {"size", "resize"}, "npz": {"classes"},
+             "imagenet": {"root", "subset"}}[name]
     unknown = sorted(set(options) - known)
     if unknown:
         raise SpecRobustError(f"dataset {name} takes {', '.join(sorted(known))}, not "
@@ -78,10 +86,13 @@ def parse(name: str, options: dict[str, str], rest: list[str],
     if name == "imagenet":
         if rest:
             raise SpecRobustError("imagenet takes root=DIR, not a path after the colon")
+        if options.get("subset", "robustbench") != "robustbench":
+            raise SpecRobustError(f"imagenet's subset is robustbench (RobustBench's 5,000 "
+                                  f"images), got {quoted(options['subset'])}")
         root = Path(options["root"]) if "root" in options else (data_root or Path(".")) / \
             "imagenet"
         return UserData("imagenet", root / "val", IMAGENET_SIZE, IMAGENET_RESIZE,
-                        IMAGENET_CLASSES)
+                        IMAGENET_CLASSES, options.get("subset"), data_root or Path("."))
     if len(rest) != 1 or not rest[0]:
         raise SpecRobustError(f"dataset {name} needs one path: {name}:PATH (a path holding a comma "
                               "cannot be named this way)")
@@ -180,8 +191,10 @@ def _folder_splits(data: UserData) -> dict[str, _FolderSplit]:
     root = data.path
     if not root.is_dir():
         raise SpecRobustError(f"dataset folder {root} does not exist (or is not a directory)")
-    if data.kind == "imagenet" and not any(p.is_dir() for p in root.iterdir()):
-        return {"test": _imagenet_flat(root)}
+    if data.kind == "imagenet":
+        flat = not any(p.is_dir() for p in root.iterdir())
+        test = _imagenet_flat(root) if flat else _class_folders(root, data)
+        return {"test": _robustbench_subset(test, data, flat) if data.subset else test}
     named = {name: root / name for name in ("train", "test", "val") if (root / name).is_dir()}
     if "test" in named or "val" in named:
         splits = {"test": _class_folders(named.get("test") or named["val"], data)}
@@ -218,6 +231,25 @@ def _in_turn(groups: list[list]) -> list:
     """The first item of every group, then the second...: the first n items cover the groups
     evenly."""
     return [items[k] for k in range(max(map(len, groups))) for items in groups if k < len(items)]
+
+
+def _robustbench_subset(split: _FolderSplit, data: UserData, flat: bool) -> _FolderSplit:
+    """RobustBench's images, in its order: found by class folder and file name (by file name
+    alone in the flat layout, whose labels come from val.txt)."""
+    from specrobust.data import robustbench
+
+    found = {(path.parent.name, path.name): item for item in split.files
+             for path in (item[0],)}
+    by_name = {path.name: item for (_, name), item in found.items() for path in (item[0],)}
+    wanted = robustbench.image_ids(data.data_root or Path("."))
+    chosen = [by_name.get(name) if flat else found.get((wnid, name)) for wnid, name in wanted]
+    missing = [f"{wnid}/{name}" for (wnid, name), item in zip(wanted, chosen, strict=True)
+               if item is None]
+    if missing:
+        raise SpecRobustError(f"{data.path} lacks {len(missing)} of RobustBench's "
+                              f"{len(wanted):,} images (the first: {missing[0]}); it needs "
+                              "ImageNet's whole validation set")
+    return _FolderSplit(split.class_names, [item for item in chosen if item is not None])
 
 
 def _imagenet_flat(root: Path) -> _FolderSplit:

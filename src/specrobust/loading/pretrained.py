@@ -44,9 +44,9 @@ def _gdrive(file_id: str) -> str:
 
 _ROBUSTBENCH = "RobustBench CIFAR-10 Linf leaderboard (model_info/cifar10/Linf/{}.json)"
 _ROBUSTBENCH_IMAGENET = ("RobustBench ImageNet Linf leaderboard "
-                         "(model_info/imagenet/Linf/{}.json); torchvision's layout, ImageNet "
-                         "normalisation inside; no address is known here: put the file in "
-                         "place by hand")
+                         "(model_info/imagenet/Linf/{}.json; the address from its "
+                         "model_zoo/imagenet.py); torchvision's layout, ImageNet normalisation "
+                         "inside")
 
 # Pretrained models by name (`specrobust models --pretrained`).
 PRETRAINED: Registry[Pretrained] = Registry(
@@ -77,15 +77,18 @@ for _entry in [
     Pretrained(
         name="Salman2020Do_R50", architecture="imagenet_resnet50", dataset="imagenet",
         threat_model="Linf", eps="4/255", clean=64.02, autoattack=34.96,
-        source=_ROBUSTBENCH_IMAGENET.format("Salman2020Do_R50"), sha256=None),
+        source=_ROBUSTBENCH_IMAGENET.format("Salman2020Do_R50"), sha256=None,
+        urls=(_gdrive("1TmT5oGa1UvVjM3d-XeSj_XmKqBNRUg8r"),)),
     Pretrained(
         name="Engstrom2019Robustness", architecture="imagenet_resnet50", dataset="imagenet",
         threat_model="Linf", eps="4/255", clean=62.56, autoattack=29.22,
-        source=_ROBUSTBENCH_IMAGENET.format("Engstrom2019Robustness"), sha256=None),
+        source=_ROBUSTBENCH_IMAGENET.format("Engstrom2019Robustness"), sha256=None,
+        urls=(_gdrive("1T2Fvi1eCJTeAOEzrH_4TAIwO8HTOYVyn"),)),
     Pretrained(
         name="Salman2020Do_50_2", architecture="imagenet_wrn50_2", dataset="imagenet",
         threat_model="Linf", eps="4/255", clean=68.46, autoattack=38.14,
-        source=_ROBUSTBENCH_IMAGENET.format("Salman2020Do_50_2"), sha256=None),
+        source=_ROBUSTBENCH_IMAGENET.format("Salman2020Do_50_2"), sha256=None,
+        urls=(_gdrive("1OT7xaQYljrTr3vGbM37xK9SPoPJvbSKB"),)),
 ]:
     PRETRAINED.add(_entry.name, _entry)
 
