@@ -85,7 +85,8 @@ def _is_analysis(path: Path) -> bool:
 def _is_study(path: Path) -> bool:
     """Everything in it is what a study writes: its tables (RESULTS.md only beside the
     summary.json it is written with), its report, ``runs/`` holding run directories (or, as the
-    demo laid them out before studies, the run directories themselves)."""
+    demo laid them out before studies, the run directories themselves), ``slurm/`` holding the
+    scripts, logs and job ids of ``study --slurm``."""
     entries = {entry.name: entry for entry in path.iterdir() if not layout.is_leftover(entry)}
     if any(entry.is_symlink() for entry in entries.values()):
         return False
@@ -104,6 +105,11 @@ def _is_study(path: Path) -> bool:
             continue
         if name == "report.html":
             if not REPORT.recognise(entry):
+                return False
+        elif name == "slurm" and entry.is_dir():  # `study --slurm`'s scripts, logs and ids
+            if not all(job.is_file() and not job.is_symlink() and
+                       job.suffix in (".sh", ".log", ".exit", ".json")
+                       for job in entry.iterdir() if not layout.is_leftover(job)):
                 return False
         elif name == "runs" and entry.is_dir():
             if not all(run.is_dir() and not run.is_symlink() and
@@ -125,7 +131,8 @@ EVAL = Kind("an evaluation record (eval.json)",
             lambda p: _json_format(p) == layout.EVAL_FORMAT)
 EVAL_MD = Kind("an evaluation table (eval.md)", lambda p: _starts_with(p, EVAL_MD_MARKER, 64))
 REPORT = Kind("a specrobust report", lambda p: _starts_with(p, REPORT_MARKER))
-STUDY = Kind("a study's directory (runs/, RESULTS.md, summary.json, report.html)", _is_study)
+STUDY = Kind("a study's directory (runs/, slurm/, RESULTS.md, summary.json, report.html)",
+             _is_study)
 
 
 def typed(path: str | os.PathLike) -> Path:

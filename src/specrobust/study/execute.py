@@ -39,6 +39,7 @@ class Options:
     stages: tuple[str, ...] = STAGES
     device: str = "auto"
     data_root: str | None = None
+    runs: tuple[str, ...] = ()  # the training runs to work on (default: all)
     poll_seconds: float = 30.0  # the pause before another pass over work others held
 
 
@@ -67,7 +68,8 @@ def _one_pass(plan: Plan, seeds: list[int], stages: set[str], options: Options,
     for seed in seeds:
         if "train" in stages:
             for run in plan.runs:
-                held |= _train(plan, run, seed, options)
+                if not options.runs or run.name in options.runs:
+                    held |= _train(plan, run, seed, options)
         if "eval" in stages:
             for method in plan.methods:
                 held |= _evaluate(plan, method, seed, options)
