@@ -55,6 +55,10 @@ def test_the_job_graph_follows_the_plan(tmp_path):
     only = slurm.jobs(plan, [0], ("eval",))
     assert [(job.name, job.stages, job.after) for job in only] == \
         [("attack-seed0", ("eval",), ())]
+    # --runs: the branch's source is not trained here, so the branch waits for no job
+    sar = slurm.jobs(plan, [0], ("train", "eval"), runs=("at_sar",))
+    assert [(job.name, job.after) for job in sar] == \
+        [("train-at_sar-seed0", ()), ("attack-seed0", ("train-at_sar-seed0",))]
 
 
 def test_without_slurm_it_says_so_in_one_line(tmp_path, monkeypatch, capsys):

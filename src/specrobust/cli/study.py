@@ -95,9 +95,7 @@ def _on_slurm(args, plan) -> int:
             argv.append("--quick")
         if args.data_root:
             argv += ["--data-root", str(Path(args.data_root).resolve())]
-        work = slurm.jobs(plan, args.seeds or plan.seeds, args.stages)
-        if args.runs:
-            work = [job for job in work if not job.runs or set(job.runs) <= set(args.runs)]
+        work = slurm.jobs(plan, args.seeds or plan.seeds, args.stages, args.runs)
         ids = slurm.submit(plan, work, argv, args.slurm_option)
         print(f"submitted {len(ids)} jobs to Slurm (scripts and logs in "
               f"{plan.out / slurm.DIRECTORY}); `specrobust study {args.plan} "

@@ -48,16 +48,18 @@ class Job:
     after: tuple[str, ...] = ()
 
 
-def jobs(plan: Plan, seeds: list[int], stages: tuple[str, ...]) -> list[Job]:
-    """The plan's work for ``seeds`` and ``stages``, in an order that submits every job after
-    those it waits for."""
+def jobs(plan: Plan, seeds: list[int], stages: tuple[str, ...],
+         runs: tuple[str, ...] = ()) -> list[Job]:
+    """The plan's work for ``seeds`` and ``stages`` (training only ``runs``, default all), in
+    an order that submits every job after those it waits for."""
     found: list[Job] = []
+    chosen = [run for run in _in_branch_order(plan) if not runs or run.name in runs]
     for seed in seeds:
-        trained = []
+        trained: list[str] = []
         if "train" in stages:
-            for run in _in_branch_order(plan):
-                after = (f"train-{run.branch_from}-seed{seed}",) if run.branch_from and \
-                    any(r.name == run.branch_from for r in plan.runs) else ()
+            for run in chosen:
+                after = (f"train-{run.branch_from}-seed{seed}",) if any(
+                    r.name == run.branch_from for r in chosen) else ()
                 found.append(Job(f"train-{run.name}-seed{seed}", (seed,), ("train",),
                                  (run.name,), after))
                 trained.append(found[-1].name)
