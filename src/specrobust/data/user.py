@@ -238,11 +238,11 @@ def _robustbench_subset(split: _FolderSplit, data: UserData, flat: bool) -> _Fol
     alone in the flat layout, whose labels come from val.txt)."""
     from specrobust.data import robustbench
 
-    found = {(path.parent.name, path.name): item for item in split.files
-             for path in (item[0],)}
-    by_name = {path.name: item for (_, name), item in found.items() for path in (item[0],)}
+    by_folder = {(path.parent.name, path.name): (path, label) for path, label in split.files}
+    by_name = {path.name: (path, label) for path, label in split.files}
     wanted = robustbench.image_ids(data.data_root or Path("."))
-    chosen = [by_name.get(name) if flat else found.get((wnid, name)) for wnid, name in wanted]
+    chosen = [by_name.get(name) if flat else by_folder.get((wnid, name))
+              for wnid, name in wanted]
     missing = [f"{wnid}/{name}" for (wnid, name), item in zip(wanted, chosen, strict=True)
                if item is None]
     if missing:
