@@ -50,9 +50,10 @@ def test_quick_demo_produces_a_report_and_resumes(tmp_path, capsys):
     for label in ("natural", "AT", "AT+SAR", "AT+SAR+WA"):
         assert f"<td>{label}</td>" in text
     runs = out / "runs"
-    assert json.loads((runs / "AT+SAR-seed0" / "branched_from.json").read_text())["epoch"] == 1
+    assert json.loads((runs / "AT+SAR-seed0" / "branched_from.json").read_text())["epoch"] == 2
     evaluation = json.loads((runs / "AT+SAR-seed0" / "eval-best_averaged.json").read_text())
-    assert evaluation["complete"] and evaluation["n"] == 100
+    assert evaluation["complete"] and evaluation["n"] == 500
+    assert "What these models show" in text and "Quick smoke run" in text
     assert "| AT+SAR - AT, pgd20 |" in (out / "RESULTS.md").read_text()
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.json")}
     capsys.readouterr()
