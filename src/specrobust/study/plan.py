@@ -199,9 +199,9 @@ def load_plan(path: str | Path, *, quick: bool = False) -> Plan:
                                                         *extra.runs.get(name, [])])
               for name, run in short.runs.items()})
     plan = _plan(short, path)
-    changes = [", ".join(extra.overrides), *(f"{name}: {', '.join(values)}"
-                                             for name, values in extra.runs.items() if values)]
-    return dataclasses.replace(plan, smoke=_smoke_sentence(full, short, changes, plan))
+    scale = [", ".join(extra.overrides), *(f"{name}: {', '.join(values)}"
+                                           for name, values in extra.runs.items() if values)]
+    return dataclasses.replace(plan, smoke=_smoke_sentence(full, short, scale, plan))
 
 
 def _typed(cls, data: dict, path: Path, prefix: str = ""):
