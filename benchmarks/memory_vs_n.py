@@ -1,5 +1,5 @@
 """Peak memory of `specrobust eval` and `specrobust analyze` against the number of test images,
-at ImageNet's 224 pixels: how far memory is from bounded by the batch (issue 33).
+at ImageNet's 224 pixels (issue 33: `eval` streams its images, the analyses do not yet).
 
     python benchmarks/memory_vs_n.py [--n 200,2000,20000] [--analyze-n 200,2000]
 
@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--analyze-n", default="200,2000")
     args = parser.parse_args()
     sizes = [int(k) for k in args.n.split(",")]
-    analyze_sizes = [int(k) for k in args.analyze_n.split(",")]
+    analyze_sizes = [int(k) for k in args.analyze_n.split(",") if k]
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         _images(root / "val", max(sizes + analyze_sizes))

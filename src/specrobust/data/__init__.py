@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from specrobust.data import store, user
 from specrobust.data.loader import Augment, DeviceLoader
@@ -17,6 +18,9 @@ from specrobust.data.registry import DATASETS, DatasetInfo
 from specrobust.data.splits import ImageSplit, class_balanced_subset, train_val_split
 from specrobust.data.synthetic import SyntheticSpec
 from specrobust.errors import SpecRobustError, quoted
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "DATASETS", "Augment", "Dataset", "DatasetInfo", "DeviceLoader", "ImageSplit",
@@ -124,14 +128,44 @@ def load_dataset(name: str, data_root: str | Path | None = None,
 
 def _load_user_data(data: user.UserData, first_test: int | None) -> Dataset:
     train, test, names = user.load(data, first_test)
+    info = _user_info(data, tuple(test.images.shape[1:]), names, len(train), len(test))
+    return Dataset(info, train, test, str(data.path), names)
+
+
+def _user_info(data: user.UserData, shape: tuple[int, ...], names: tuple[str, ...],
+               train_size: int, test_size: int) -> DatasetInfo:
     imagenet = data.kind == "imagenet"
     budgets = user.IMAGENET_BUDGETS if imagenet else {}
-    info = DatasetInfo(
+    return DatasetInfo(
         name=data.text, title=user.IMAGENET_TITLE if imagenet else data.text,
-        image_shape=tuple(test.images.shape[1:]), num_classes=len(names), class_names=names,
-        eps_text=budgets.get("linf"), train_size=len(train), test_size=len(test),
+        image_shape=shape, num_classes=len(names), class_names=names,
+        eps_text=budgets.get("linf"), train_size=train_size, test_size=test_size,
         hflip=True, l2_eps_text=budgets.get("l2"))
-    return Dataset(info, train, test, str(data.path), names)
+
+
+def streamed_test(name: str, data_root: str | Path | None, n: int,
+                  device: torch.device | str = "cpu"):
+    """(dataset facts, the first ``n`` test images as :class:`StreamedImages`, their labels):
+    a folder's or ImageNet's images are decoded from their files a batch at a time when
+    indexed; the other datasets' are held as uint8 and made floats a batch at a time."""
+    import torch
+
+    from specrobust.data.streamed import StreamedImages
+
+    data = user_data(name, data_root)
+    if data is not None and data.kind != "npz":
+        files, shape, names = user.test_files(data, n)
+        info = _user_info(data, shape, names, 0, len(files))
+        labels = torch.tensor([label for _, label in files], dtype=torch.int64)
+        images = StreamedImages(lambda positions: user.decode([files[k] for k in positions],
+                                                              data, shape),
+                                len(files), shape, device)
+        return info, images, labels
+    dataset = load_dataset(name, data_root, first_test=n)
+    test = dataset.test.take(torch.arange(min(n, len(dataset.test))))
+    images = StreamedImages(lambda positions: test.images[positions], len(test),
+                            tuple(test.images.shape[1:]), device)
+    return dataset.info, images, test.labels
 
 
 def _read_class_names(info: DatasetInfo, directory: Path) -> tuple[str, ...]:

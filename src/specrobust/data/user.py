@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -39,6 +40,9 @@ from specrobust.data import arrays
 from specrobust.data import images as image_files
 from specrobust.data.splits import ImageSplit
 from specrobust.errors import SpecRobustError, quoted
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 KINDS = ("folder", "npz", "imagenet")
@@ -121,6 +125,21 @@ def describe(data: UserData) -> Described:
         return Described(arrays.chw_shape(headers["test"][0], data.path), names)
     splits = _folder_splits(data)
     return Described(_decoded_shape(data, splits), splits["test"].class_names)
+
+
+def test_files(data: UserData, first_test: int) -> tuple[list[tuple[Path, int]],
+                                                         tuple[int, int, int],
+                                                         tuple[str, ...]]:
+    """The first test images of a folder or ImageNet as (file, label), their decoded shape and
+    the class names, nothing decoded yet (``decode`` decodes them, a batch at a time)."""
+    splits = _folder_splits(data)
+    return (splits["test"].files[:first_test], _decoded_shape(data, splits),
+            splits["test"].class_names)
+
+
+def decode(files: list[tuple[Path, int]], data: UserData, shape) -> torch.Tensor:
+    """The images of ``files`` (from :func:`test_files`), uint8 NCHW."""
+    return _decode(files, data, shape).images
 
 
 def load(data: UserData, first_test: int | None = None) -> tuple[ImageSplit, ImageSplit,

@@ -55,7 +55,8 @@ def run_eval_job(job: EvalJob, *, skip_current: bool = False,
     made with this model, data and budget (``EvalRecord.is_current``), return it as it is.
     ``on_start`` is called when there is work to do."""
     attacks = parse_attacks(job.attacks)  # first: a typo should not wait for a model to load
-    shard, target = start_test_job(job, job.source, "the gradient attacks run")
+    # Decoded a batch at a time: memory bounded by the batch, not by n.
+    shard, target = start_test_job(job, job.source, "the gradient attacks run", streamed=True)
     loaded = target.loaded
     path = output_path(job, loaded)
     fingerprint = {"weights_sha256": loaded.sha256, "dataset": loaded.dataset}

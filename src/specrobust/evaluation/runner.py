@@ -23,6 +23,7 @@ from torch import nn
 
 from specrobust.attacks.folded import folded_for_attack
 from specrobust.attacks.registry import AttackSpec, parse_attack
+from specrobust.data.streamed import StreamedImages
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.batched import attack_batches, clean_correct
 from specrobust.evaluation.checks import Check, self_checks
@@ -36,6 +37,9 @@ from specrobust.settings import Settings
 class EvalInUseError(locks.InUseError):
     """Another process is evaluating into the same result file."""
 
+
+# The test images: a float tensor, or the same decoded a batch at a time when indexed.
+Images = torch.Tensor | StreamedImages
 
 @dataclass
 class AttackResult:
@@ -108,7 +112,7 @@ def _attack_precision(precision: str, spec: AttackSpec, device: torch.device):
     return autocast("fp32" if spec.kind == "aa" else precision, device)
 
 
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+def evaluate(model: nn.Module, images: Images, labels: torch.Tensor,
              attacks: list[AttackSpec], eps: float | str, settings: Settings | None = None, *,
              checks: bool = True, path: str | Path | None = None,
              fingerprint: dict | None = None, meta: dict | None = None,
@@ -135,7 +139,7 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                          shard=shard)
 
 
-def _evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+def _evaluate(model: nn.Module, images: Images, labels: torch.Tensor,
               attacks: list[AttackSpec], eps: float, settings: Settings, *, checks: bool,
               path: str | Path | None, meta: dict, progress: Progress | None,
               shard: Distributed) -> EvalResult:
