@@ -201,6 +201,10 @@ class EvalRecord:
             return None
 
 
+# Two evaluations with these fields equal were made on the same images: they can be compared
+# image by image (paired differences, McNemar's test).
+SAME_IMAGES = ("dataset", "split", "first_n", "eps", "norm")
+
 _OWN_FIELDS = {"format", "format_version", "complete", "eps", "n", "attacks", "worst_case",
                "checks", "per_example", "under_way"}
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from specrobust.evaluation.record import SAME_IMAGES
 from specrobust.evaluation.stats import Z_95, paired_difference
 
 AGREES, DISAGREES, UNCLEAR = "agrees", "disagrees", "cannot tell"
@@ -55,6 +56,12 @@ def findings(models) -> list[Finding]:
         if base is not None:
             out.extend(f for f in (_sar_gain(model, base), _sar_gap(model, base)) if f)
     return out
+
+
+def _both(part: str, first, second) -> list[dict] | None:
+    """``part``'s results of the two models, or None when either lacks it."""
+    parts = [first.parts.get(part), second.parts.get(part)]
+    return parts if all(parts) else None
 
 
 def _robust_accuracy(model) -> float | None:
@@ -120,8 +127,8 @@ def _lowpass(natural, robust) -> Finding | None:
 
 
 def _perturbations(natural, robust) -> Finding | None:
-    parts = [m.parts.get("spectra") for m in (natural, robust)]
-    if not all(parts):
+    parts = _both("spectra", natural, robust)
+    if parts is None:
         return None
     shares = [p["perturbation_band_shares"]["high"] for p in parts]
     verdict = AGREES if shares[0] > shares[1] else DISAGREES
@@ -134,8 +141,8 @@ def _perturbations(natural, robust) -> Finding | None:
 
 
 def _kernels(natural, robust) -> Finding | None:
-    parts = [m.parts.get("kernels") for m in (natural, robust)]
-    if not all(parts):
+    parts = _both("kernels", natural, robust)
+    if parts is None:
         return None
     shares = [p["high_frequency_share"] for p in parts]
     verdict = AGREES if shares[0] > shares[1] else DISAGREES
@@ -146,8 +153,8 @@ def _kernels(natural, robust) -> Finding | None:
 
 
 def _logit_gap(natural, robust) -> Finding | None:
-    parts = [m.parts.get("logits") for m in (natural, robust)]
-    if not all(parts):
+    parts = _both("logits", natural, robust)
+    if parts is None:
         return None
     gaps = [p["sar_batch_class"] for p in parts]
     verdict = AGREES if gaps[0] > gaps[1] else DISAGREES
@@ -162,7 +169,7 @@ def _sar_gain(sar, base) -> Finding | None:
     mine = (sar.evaluation or {}).get("per_example", {})
     theirs = (base.evaluation or {}).get("per_example", {})
     same = all(sar.evaluation.get(k) == base.evaluation.get(k)
-               for k in ("dataset", "first_n", "eps", "norm")) if mine and theirs else False
+               for k in SAME_IMAGES) if mine and theirs else False
     attack = next((a for a in ("aa", "pgd20", "cw30", "fgsm") if a in mine and a in theirs
                    and len(mine[a]) == len(theirs[a])), None)
     if not same or attack is None:
@@ -177,8 +184,8 @@ def _sar_gain(sar, base) -> Finding | None:
 
 
 def _sar_gap(sar, base) -> Finding | None:
-    parts = [m.parts.get("logits") for m in (sar, base)]
-    if not all(parts):
+    parts = _both("logits", sar, base)
+    if parts is None:
         return None
     gaps = [p["sar_batch_class"] for p in parts]
     return Finding(

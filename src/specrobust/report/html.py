@@ -22,6 +22,7 @@ from pathlib import Path
 from specrobust.analysis import PARTS
 from specrobust.analysis.job import headline_numbers, read_parts
 from specrobust.errors import SpecRobustError
+from specrobust.evaluation.record import SAME_IMAGES
 from specrobust.files import layout, locks, outputs, storage
 from specrobust.files.storage import read_json
 from specrobust.report.findings import findings
@@ -272,9 +273,6 @@ def _eval_section(model: Model) -> Markup:
         under_way, checks])
 
 
-_SAME_IMAGES = ("dataset", "split", "first_n", "eps", "norm")  # evaluations that can be paired
-
-
 def _paired_table(models: list[Model], reference: str | None = None) -> Markup:
     """Each evaluated model against the reference (by label; default the first evaluated one),
     image by image: the accuracy gap in points and the exact McNemar p-value, where both were
@@ -290,7 +288,7 @@ def _paired_table(models: list[Model], reference: str | None = None) -> Markup:
     attacks = [a for a in outcomes if any(a in m.evaluation["per_example"] for m in others)]
     rows = []
     for model in others:
-        same = all(model.evaluation.get(k) == base.evaluation.get(k) for k in _SAME_IMAGES)
+        same = all(model.evaluation.get(k) == base.evaluation.get(k) for k in SAME_IMAGES)
         cells = []
         for attack in attacks:
             mine = model.evaluation["per_example"].get(attack)
