@@ -70,6 +70,13 @@ def test_without_slurm_it_says_so_in_one_line(tmp_path, monkeypatch, capsys):
     assert "sbatch not found" in capsys.readouterr().err
     assert main(["study", plan, "--runs", "at,bt"]) == 2
     assert "has no run 'bt'" in capsys.readouterr().err
+    # Submitting writes OUT/slurm/: into a directory of something else it writes nothing.
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    assert main(["study", plan, "--slurm", "--out", str(foreign)]) == 2
+    assert "not a study's directory" in capsys.readouterr().err
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
 
 
 def _queue_state(job: str, env: dict) -> str:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from specrobust.errors import SpecRobustError
-from specrobust.files import storage
+from specrobust.files import outputs, storage
 from specrobust.study.plan import Plan, Run
 
 DIRECTORY = "slurm"
@@ -95,8 +95,10 @@ def submit(plan: Plan, work: list[Job], study_argv: list[str],
            options: list[str]) -> dict[str, str]:
     """Submit ``work`` with ``sbatch``; ``study_argv`` is the ``specrobust study`` command line
     every job shares (plan, out, data root, device, threads), ``options`` extra ``sbatch``
-    options. Returns name -> job id (also written to ``OUT/slurm/jobs.json``)."""
-    directory = plan.out.resolve() / DIRECTORY
+    options. Returns name -> job id (also written to ``OUT/slurm/jobs.json``). ``OUT`` is
+    checked by the study's own output rule first: a directory of anything else is refused."""
+    directory = outputs.check_directory(
+        plan.out, outputs.STUDY, how="choose another --out (or the plan's out)") / DIRECTORY
     if any(state in ("queued", "starting", "running", "suspended")
            for _, _, state in status(plan.out)):
         raise SpecRobustError(f"this study's jobs are still in Slurm's queue ("
