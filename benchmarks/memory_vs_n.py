@@ -32,7 +32,8 @@ def build():
 '''
 
 
-def _images(root: Path, n: int) -> None:
+def write_images(root: Path, n: int) -> None:
+    """``n`` 256-px JPEGs in two class folders under ``root``."""
     from PIL import Image
 
     rng = np.random.default_rng(0)
@@ -43,7 +44,7 @@ def _images(root: Path, n: int) -> None:
         Image.fromarray(np.roll(tile, k, axis=1)).save(folder / f"{k:06d}.jpg", quality=80)
 
 
-def _peak(argv: list[str], cwd: Path) -> tuple[float, float]:
+def peak(argv: list[str], cwd: Path) -> tuple[float, float]:
     """(peak resident MB of the child, seconds)."""
     started = time.perf_counter()
     code = f"import resource, runpy, sys; sys.argv = {['specrobust', *argv]!r}; " \
@@ -69,18 +70,18 @@ def main() -> None:
     analyze_sizes = [int(k) for k in args.analyze_n.split(",") if k]
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        _images(root / "val", max(sizes + analyze_sizes))
+        write_images(root / "val", max(sizes + analyze_sizes))
         (root / "arch.py").write_text(MODEL)
         common = ["--model", f"{root / 'arch.py'}:build", "--dataset",
                   f"folder:{root / 'val'},size=224,resize=256", "--eps", "4/255",
                   "--batch-size", "100"]
         print("command                      n   peak MB   seconds")
         for n in sizes:
-            mb, seconds = _peak(["eval", *common, "--attacks", "clean,fgsm", "--no-checks",
+            mb, seconds = peak(["eval", *common, "--attacks", "clean,fgsm", "--no-checks",
                                  "--n", str(n), "--out", str(root / f"e{n}.json")], root)
             print(f"eval clean,fgsm      {n:9d}  {mb:8.0f}  {seconds:8.1f}", flush=True)
         for n in analyze_sizes:
-            mb, seconds = _peak(["analyze", *common, "--parts", "filter", "--n", str(n),
+            mb, seconds = peak(["analyze", *common, "--parts", "filter", "--n", str(n),
                                  "--out", str(root / f"a{n}")], root)
             print(f"analyze filter       {n:9d}  {mb:8.0f}  {seconds:8.1f}", flush=True)
     print(f"(the parent itself: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}"

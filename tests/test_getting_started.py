@@ -2,7 +2,6 @@
 the evaluation the page prints is what runs (``benchmarks/getting_started.py`` does the work and
 times it). Slow: the quick demo and a ResNet-18 evaluation, about four minutes on 2 cores."""
 
-import importlib.util
 import io
 import os
 import re
@@ -12,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests_support import script
+
 ROOT = Path(__file__).resolve().parents[1]
 GET_CIFAR10 = ROOT.parent / "shared" / "tools" / "get-cifar10"
 CACHE = Path(os.environ.get("SPECROBUST_TEST_CACHE", Path.home() / ".cache" / "specrobust-tests"))
@@ -20,11 +21,7 @@ pytestmark = pytest.mark.slow
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location(
-        "getting_started", ROOT / "benchmarks" / "getting_started.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script("benchmarks/getting_started.py")
 
 
 def _rows(text: str) -> dict[str, str]:

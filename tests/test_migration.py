@@ -2,7 +2,6 @@
 earlier days become records 0.2.0 reads as current, with the weights untouched."""
 
 import hashlib
-import importlib.util
 import json
 from pathlib import Path
 
@@ -19,8 +18,8 @@ from specrobust.evaluation.record import EvalRecord
 from specrobust.files import outputs
 from specrobust.training.loop import train
 from specrobust.training.rundir import RunDir
+from tests_support import script
 
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "migrate_to_0_2.py"
 RECIPE = {
     "seed": 3,
     "data": {"dataset": "synthetic:band=low,n_train=300,n_test=60", "val_fraction": 0.2},
@@ -34,10 +33,7 @@ RECIPE = {
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("migrate_to_0_2", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script("benchmarks/migrate_to_0_2.py")
 
 
 def _as_0_1(run: Path) -> None:

@@ -1,7 +1,6 @@
 """Studies on Slurm: the job graph (default suite), and a tiny plan on a real one-node Slurm
 with a training job requeued halfway, whose tables and weights equal a local run's (slow)."""
 
-import importlib.util
 import json
 import subprocess
 import time
@@ -15,9 +14,7 @@ import slurm_cluster
 from specrobust.cli import main
 from specrobust.study import slurm
 from specrobust.study.plan import load_plan
-from tests_support import TINY_RECIPE
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests_support import TINY_RECIPE, script
 
 
 def _plan(tmp_path: Path) -> Path:
@@ -132,10 +129,7 @@ def test_a_study_on_slurm_survives_a_requeue_and_equals_a_local_run(tmp_path, mo
     log = (tmp_path / "study/slurm/train-at-seed0.log").read_text()
     assert "DUE TO JOB REQUEUE" in log and log.count("train at seed 0") == 2
     assert main(["study", "plan.yaml", "--out", "local", "--threads", "1"]) == 0
-    spec = importlib.util.spec_from_file_location("compare_runs",
-                                                  ROOT / "benchmarks" / "compare_runs.py")
-    compare_runs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compare_runs)
+    compare_runs = script("benchmarks/compare_runs.py")
     local, cluster = (compare_runs.runs(tmp_path / name) for name in ("local", "study"))
     assert local.keys() == cluster.keys() == {"at", "at_sar"}
     assert [d for name in local for d in compare_runs.compare(local[name], cluster[name])] == []

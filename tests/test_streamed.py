@@ -3,8 +3,6 @@ by example, to an evaluation of the same images held whole, and (slow) peak memo
 grow with the number of images."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,19 +16,10 @@ from specrobust.evaluation.runner import evaluate
 from specrobust.loading import ModelSource, resolve
 from specrobust.models import create_model
 from specrobust.settings import Settings
+from tests_support import script
 
 PIL = pytest.importorskip("PIL")
 from PIL import Image  # noqa: E402
-
-MODEL = """import torch
-from torch import nn
-
-
-def build():
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 8, 7, stride=4), nn.ReLU(), nn.AdaptiveAvgPool2d(4),
-                         nn.Flatten(), nn.Linear(128, 2))
-"""
 
 
 def _folder(root: Path, n: int, side: int) -> Path:
@@ -71,24 +60,20 @@ def test_a_streamed_evaluation_equals_one_of_the_images_held_whole(tmp_path):
     assert [c["ok"] for c in streamed["checks"]] == [c["ok"] for c in held["checks"]]
 
 
-def _peak_mb(tmp_path: Path, n: int) -> float:
-    argv = ["eval", "--model", f"{tmp_path / 'arch.py'}:build", "--dataset",
-            f"folder:{tmp_path / 'big'},size=224,resize=256", "--eps", "4/255", "--attacks",
-            "clean,fgsm", "--no-checks", "--batch-size", "50", "--n", str(n), "--out",
-            str(tmp_path / f"e{n}.json")]
-    code = (f"import resource, sys\nfrom specrobust.cli import main\ncode = main({argv!r})\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(code)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-1000:]
-    return int(done.stdout.split()[-1]) / 1024
-
-
 @pytest.mark.slow
 def test_peak_memory_of_eval_does_not_grow_with_n(tmp_path):
     # 224-px images as floats are 0.6 MB each: held whole, 1,900 more would add over 1.1 GB.
     # A process's peak varies by a few hundred MB from run to run (allocator arenas, thread
-    # pools), hence the margin.
-    _folder(tmp_path / "big", 2000, 250)
-    (tmp_path / "arch.py").write_text(MODEL)
-    small, large = _peak_mb(tmp_path, 100), _peak_mb(tmp_path, 2000)
+    # pools), hence the margin. The benchmark's images, model and measurement.
+    bench = script("benchmarks/memory_vs_n.py")
+    bench.write_images(tmp_path / "big", 2000)
+    (tmp_path / "arch.py").write_text(bench.MODEL)
+
+    def peak_mb(n: int) -> float:
+        return bench.peak(["eval", "--model", f"{tmp_path / 'arch.py'}:build", "--dataset",
+                           f"folder:{tmp_path / 'big'},size=224,resize=256", "--eps", "4/255",
+                           "--attacks", "clean,fgsm", "--no-checks", "--batch-size", "50",
+                           "--n", str(n), "--out", str(tmp_path / f"e{n}.json")], tmp_path)[0]
+
+    small, large = peak_mb(100), peak_mb(2000)
     assert large - small < 600, (small, large)

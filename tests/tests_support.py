@@ -17,6 +17,20 @@ TINY_RECIPE = {
 }
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def script(path: str):
+    """A script of the repository (``benchmarks/NAME.py``, ``docs/generate.py``) as a module,
+    for the tests that check it or use its functions: scripts are not part of the package."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(Path(path).stem, ROOT / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def tiny_recipe(directory: Path) -> Path:
     """A one-epoch recipe on tiny synthetic data, written to ``directory/tiny.yaml``."""
     directory.mkdir(parents=True, exist_ok=True)
