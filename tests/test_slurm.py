@@ -14,20 +14,12 @@ import slurm_cluster
 from specrobust.cli import main
 from specrobust.study import slurm
 from specrobust.study.plan import load_plan
-from tests_support import TINY_RECIPE, script
+from tests_support import at_and_sar_recipes, script
 
 
 def _plan(tmp_path: Path) -> Path:
     """AT (long enough to be requeued halfway) and AT+SAR branched from it; late attacks."""
-    recipes = tmp_path / "recipes"
-    recipes.mkdir()
-    data = {**TINY_RECIPE["data"], "dataset": "synthetic:band=low,n_train=3000,n_test=40"}
-    at = {**TINY_RECIPE, "data": data,
-          "optim": {**TINY_RECIPE["optim"], "epochs": 12, "milestones": [6]},
-          "averaging": {"kind": "swa"}, "run": {**TINY_RECIPE["run"], "snapshot_epochs": [6]}}
-    (recipes / "at.yaml").write_text(yaml.safe_dump(at))
-    (recipes / "at_sar.yaml").write_text(yaml.safe_dump(
-        {"base": "at.yaml", "sar": {"enabled": True}, "run": {"snapshot_epochs": []}}))
+    at_and_sar_recipes(tmp_path / "recipes", epochs=12, decay=6, n_train=3000)
     plan = {"name": "tiny", "out": "study", "seeds": [0], "eps": "8/255", "n": 20,
             "check_n": 8, "attacks": "clean,fgsm", "late_attacks": "pgd:steps=3",
             "analysis": "kernels,logits", "progress": False,

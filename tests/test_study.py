@@ -12,17 +12,11 @@ import yaml
 from specrobust.cli import main
 from specrobust.evaluation.record import EvalRecord
 from specrobust.training.rundir import RunDir
-from tests_support import TINY_RECIPE
+from tests_support import at_and_sar_recipes
 
 
 def _tiny_plan(tmp_path: Path, out: Path) -> Path:
-    recipes = tmp_path / "recipes"
-    recipes.mkdir(exist_ok=True)
-    at = {**TINY_RECIPE, "optim": {**TINY_RECIPE["optim"], "epochs": 2, "milestones": [1]},
-          "averaging": {"kind": "swa"}, "run": {**TINY_RECIPE["run"], "snapshot_epochs": [1]}}
-    (recipes / "at.yaml").write_text(yaml.safe_dump(at))
-    (recipes / "at_sar.yaml").write_text(yaml.safe_dump(
-        {"base": "at.yaml", "sar": {"enabled": True}, "run": {"snapshot_epochs": []}}))
+    at_and_sar_recipes(tmp_path / "recipes", epochs=2, decay=1)
     plan = {"name": "tiny", "title": "tiny study", "out": str(out), "seeds": [0, 1],
             "eps": "8/255", "n": 20, "check_n": 8, "attacks": "clean,fgsm",
             "analysis": "kernels,logits", "progress": False,

@@ -39,6 +39,20 @@ def tiny_recipe(directory: Path) -> Path:
     return path
 
 
+def at_and_sar_recipes(directory: Path, epochs: int, decay: int, n_train: int = 200) -> None:
+    """``directory/at.yaml`` (tiny PGD-AT with SWA, learning rate decayed and a snapshot kept
+    after epoch ``decay``) and ``at_sar.yaml`` (the same with SAR, to branch from AT there)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    data = {**TINY_RECIPE["data"],
+            "dataset": f"synthetic:band=low,n_train={n_train},n_test=40"}
+    at = {**TINY_RECIPE, "data": data,
+          "optim": {**TINY_RECIPE["optim"], "epochs": epochs, "milestones": [decay]},
+          "averaging": {"kind": "swa"}, "run": {**TINY_RECIPE["run"], "snapshot_epochs": [decay]}}
+    (directory / "at.yaml").write_text(yaml.safe_dump(at))
+    (directory / "at_sar.yaml").write_text(yaml.safe_dump(
+        {"base": "at.yaml", "sar": {"enabled": True}, "run": {"snapshot_epochs": []}}))
+
+
 def write_tally(tally: dict) -> None:
     """Add ``tally`` (cases tried, by class) to the file ``SPECROBUST_RELIABILITY_TALLY`` names,
     where ``benchmarks/reliability.py`` reads the counts of every module that keeps one."""
