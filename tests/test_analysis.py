@@ -9,7 +9,7 @@ import torch
 
 from specrobust import fourier
 from specrobust.analysis.band_attacks import band_attacks
-from specrobust.analysis.context import AnalysisContext
+from specrobust.analysis.context import PGD, AnalysisContext
 from specrobust.analysis.filtering import filter_sweep
 from specrobust.analysis.heatmap import fourier_heatmap
 from specrobust.analysis.kernels import kernel_smoothness
@@ -30,6 +30,10 @@ def contexts(natural_low):
         "low": AnalysisContext(model_low, x_low[:n], y_low[:n], EPS),
         "high": AnalysisContext(model_high, test_high.as_float()[:n], test_high.labels[:n], EPS),
     }
+
+
+def _adversarial(ctx: AnalysisContext) -> torch.Tensor:
+    return torch.cat([batch.adversarial[PGD] for batch in ctx.stream({PGD: None})])
 
 
 def _at(sweep: dict, kind: str, b: int, key: str = "clean") -> float:
@@ -67,9 +71,9 @@ def test_bf16_analysis_attacks_where_fp32_does(contexts):
     ours, theirs = spectra(bf16), spectra(fp32)
     for band, share in theirs["perturbation_band_shares"].items():
         assert ours["perturbation_band_shares"][band] == pytest.approx(share, abs=0.03)
-    assert not torch.equal(bf16.adversarial, fp32.adversarial)  # bf16 did run
-    assert (bf16.predict(bf16.adversarial) != fp32.predict(fp32.adversarial)).float().mean() \
-        <= 0.05
+    ours, theirs = _adversarial(bf16), _adversarial(fp32)
+    assert not torch.equal(ours, theirs)  # bf16 did run
+    assert (bf16.predict(ours) != fp32.predict(theirs)).float().mean() <= 0.05
 
 
 def test_band_limited_attacks_hurt_most_in_the_signal_band(contexts):
@@ -185,6 +189,7 @@ def test_a_part_is_one_registry_entry(tmp_path, request):
     from specrobust.analysis.parts import Part
     from specrobust.checkpoint import save_checkpoint
     from specrobust.cli import main
+    from specrobust.data import load_dataset
     from specrobust.models import create_model
 
     def plot(entries, path):
@@ -194,17 +199,35 @@ def test_a_part_is_one_registry_entry(tmp_path, request):
         axis.bar([label for label, _ in entries], [data["mean"] for _, data in entries])
         save(figure, path)
 
+    class Brightness:  # a running sum over the pass it shares with the filter sweep
+        attacks: dict = {}
+
+        def __init__(self, ctx):
+            self.total, self.pixels = 0.0, 0
+
+        def add(self, batch):
+            self.total += float(batch.clean.double().sum())
+            self.pixels += batch.clean.numel()
+
+        def result(self):
+            return {"mean": self.total / self.pixels}
+
     brightness = Part("brightness", "Mean brightness", "The mean pixel value of the images.",
-                      compute=lambda ctx: {"mean": float(ctx.images.mean())},
-                      headline=lambda result: {"mean brightness": result["mean"]}, plot=plot)
+                      tally=Brightness, plot=plot,
+                      headline=lambda result: {"mean brightness": result["mean"]})
     PARTS.add("brightness", brightness)
     request.addfinalizer(lambda: PARTS.remove("brightness"))
     run = tmp_path / "run"
+    dataset = "synthetic:band=low,n_train=40,n_test=20"
     save_checkpoint(run / "checkpoints" / "best.pt", create_model("cnn_small", 10),
-                    dataset="synthetic:band=low,n_train=40,n_test=20", eps="8/255")
-    assert main(["analyze", str(run), "--parts", "brightness,kernels", "--n", "8"]) == 0
+                    dataset=dataset, eps="8/255")
+    assert main(["analyze", str(run), "--parts", "brightness,kernels,filter", "--n", "8",
+                 "--batch-size", "3"]) == 0
     record = json.loads((run / "analysis" / "brightness.json").read_text())
-    assert 0 < record["mean"] < 1 and record["fingerprint"]["n"] == 8
+    images = load_dataset(dataset).test.as_float()[:8].double()
+    assert record["mean"] == pytest.approx(float(images.mean()), rel=1e-12)
+    assert record["fingerprint"]["n"] == 8
+    assert (run / "analysis" / "filter.json").is_file()
     assert (run / "analysis" / "brightness.png").read_bytes().startswith(b"\x89PNG")
     summary = json.loads((run / "analysis" / "summary.json").read_text())
     assert summary["numbers"]["mean brightness"] == record["mean"]
@@ -238,5 +261,30 @@ def test_the_attack_progress_moves_within_a_batch(contexts):
     seen = []
     context = AnalysisContext(base.model, base.images[:10], base.labels[:10], EPS,
                               batch_size=8, progress=lambda *a: seen.append(a))
-    context.pgd("pgd20")
+    _adversarial(context)
     assert seen == [("pgd20", k, 40) for k in range(1, 41)]  # two batches of 20 steps
+
+
+def test_the_logit_gap_groups_consecutive_images_across_the_batches_of_the_pass():
+    """Groups of 128 images straddle the pass's batches of 50: the tally's SAR distances are
+    those of the groups taken from all logits at once; the leftover 44 images join no group."""
+    from specrobust.analysis.context import Batch
+    from specrobust.analysis.logits import LogitTally
+    from specrobust.sar import sar_loss
+
+    torch.manual_seed(0)
+    n = 300
+    clean, adversarial = torch.randn(n, 5, 1, 1), torch.randn(n, 5, 1, 1)
+    labels = torch.randint(0, 5, (n,))
+    ctx = AnalysisContext(torch.nn.Flatten(), clean, labels, EPS, batch_size=50)
+    tally = LogitTally(ctx)
+    for start in range(0, n, 50):
+        tally.add(Batch(start, clean[start:start + 50], labels[start:start + 50],
+                        {PGD: adversarial[start:start + 50]}))
+    result = tally.result()
+    z, z_adv = clean.flatten(1), adversarial.flatten(1)
+    groups = [float(sar_loss(z[s:s + 128], z_adv[s:s + 128])) for s in (0, 128)]
+    assert result["sar_batch_class"] == sum(groups) / 2
+    assert result["sar_class"] == pytest.approx(float(sar_loss(z, z_adv, axes="class")), 1e-6)
+    assert result["l1_logit_gap"] == pytest.approx(float((z_adv - z).abs().mean()), 1e-6)
+    assert result["pgd20"] == float((z_adv.argmax(1) == labels).float().mean())

@@ -115,6 +115,7 @@ def analyze(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     """
     from specrobust.analysis.context import AnalysisContext
     from specrobust.analysis.heatmap import sized
+    from specrobust.analysis.parts import computed
 
     chosen = parse_parts(parts)
     check_inputs(model, images, labels)
@@ -127,8 +128,7 @@ def analyze(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     context = AnalysisContext(model, images, labels, budget, seed=seed, batch_size=batch_size,
                               norm=norm, precision=precision,
                               progress=progress_bars(progress, unit="step"))
-    return {part: PARTS[part].compute(context, **PARTS[part].options(settings))
-            for part in chosen}
+    return dict(computed(context, {part: PARTS[part].options(settings) for part in chosen}))
 
 
 class SARLoss(nn.Module):

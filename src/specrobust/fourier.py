@@ -274,10 +274,15 @@ def radial_profile(images: torch.Tensor) -> torch.Tensor:
     ``0 .. ceil(max radius)``, and sums to the mean total energy of an image (Parseval).
     """
     batch = images.reshape(images.shape[0], -1, *images.shape[-2:])
-    power = power_spectrum(batch).sum(dim=1).mean(dim=0)
-    bins = radial_bins(tuple(images.shape[-2:]), images.device)
-    profile = torch.zeros(int(bins.max()) + 1, dtype=power.dtype, device=power.device)
-    return profile.index_add_(0, bins.flatten(), power.flatten())
+    return ring_sums(power_spectrum(batch).sum(dim=1).mean(dim=0))
+
+
+def ring_sums(values: torch.Tensor) -> torch.Tensor:
+    """The sum of a centred ``(H, W)`` map within each integer-radius ring ``0 .. ceil(max
+    radius)`` (``radial_bins``)."""
+    bins = radial_bins(tuple(values.shape[-2:]), values.device)
+    profile = torch.zeros(int(bins.max()) + 1, dtype=values.dtype, device=values.device)
+    return profile.index_add_(0, bins.flatten(), values.flatten())
 
 
 def cosine_image(

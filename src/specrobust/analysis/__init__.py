@@ -15,8 +15,9 @@ kernels    the paper's Fig. 1: the first convolution's kernels and how smooth th
 logits     the logit-spectrum gap: SAR's distance between clean and adversarial logits
 =========  ====================================================================================
 
-Each part is one ``analysis.parts.Part`` defined in its own module (compute, options, headline
-numbers, figure, title, explanation); ``PARTS`` holds them in report order. The JSON fields
+Each part is one ``analysis.parts.Part`` defined in its own module (a tally over the one
+shared pass over the test images, or a compute; options, headline numbers, figure, title,
+explanation); ``PARTS`` holds them in report order. The JSON fields
 of each part are documented in its module; accuracies and shares are fractions in [0, 1],
 frequencies are in cycles per image (see ``specrobust.fourier``).
 """

@@ -13,24 +13,44 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from specrobust import fourier
 from specrobust.analysis import PARTS
-from specrobust.analysis.context import AnalysisContext
+from specrobust.analysis.context import PGD, AnalysisContext, Attacks, Batch, tallied
 from specrobust.analysis.parts import Entries, Part
 
 
+class BandTally:
+    """Per image, whether it is classified correctly clean and under PGD-20 in each band (and
+    in all of them at once)."""
+
+    def __init__(self, ctx: AnalysisContext):
+        self.ctx = ctx
+        self.attacks: Attacks = {PGD: None, **{f"{PGD}-{band}": mask for band, mask in
+                                      fourier.default_bands(ctx.size, ctx.images.device).items()}}
+        self.clean: list[torch.Tensor] = []
+        self.robust: dict[str, list] = {label: [] for label in self.attacks}
+
+    def add(self, batch: Batch) -> None:
+        clean_correct = self.ctx.correct(batch.clean, batch.labels)
+        self.clean.append(clean_correct)
+        for label in self.attacks:
+            self.robust[label].append(
+                clean_correct & self.ctx.correct(batch.adversarial[label], batch.labels))
+
+    def result(self) -> dict:
+        def accuracy(found: list[torch.Tensor]) -> float:
+            return float(torch.cat(found).float().mean())
+
+        return {"clean": accuracy(self.clean), "unrestricted": accuracy(self.robust[PGD]),
+                "bands": {label.removeprefix(f"{PGD}-"): accuracy(found)
+                          for label, found in self.robust.items() if label != PGD}}
+
+
 def band_attacks(ctx: AnalysisContext) -> dict:
-    clean_correct = ctx.predict(ctx.images) == ctx.labels
-
-    def robust(adversarial) -> float:
-        return float((clean_correct & (ctx.predict(adversarial) == ctx.labels)).float().mean())
-
-    bands = fourier.default_bands(ctx.size, ctx.images.device)
-    return {
-        "clean": float(clean_correct.float().mean()),
-        "unrestricted": robust(ctx.adversarial),
-        "bands": {name: robust(ctx.pgd(f"pgd20-{name}", mask)) for name, mask in bands.items()},
-    }
+    """The band-limited attacks alone, in a pass of their own."""
+    return tallied(ctx, BandTally(ctx))
 
 
 def headline(result: dict) -> dict[str, float]:
@@ -63,7 +83,7 @@ PART = Part(
     title="Band-limited attacks",
     explanation=("PGD-20 restricted to one radial band (thirds of the Nyquist radius) at the "
                  "same eps: low accuracy marks a band where the model is vulnerable."),
-    compute=band_attacks,
+    tally=BandTally,
     headline=headline,
     plot=_plot_band_attacks,
 )

@@ -1,12 +1,16 @@
-"""What every analysis part works on: one model, the first n test images, one budget, and the
-PGD-20 adversarial images they share (computed once, on first use). Under torchrun the costly
-loops (PGD's batches, the heat map's frequencies) are split across the processes
-(:meth:`AnalysisContext.shared_map`); every process ends with every result."""
+"""What every analysis part works on: one model, the first n test images, one budget, and one
+pass over those images in order that makes each batch's PGD-20 images once for every part that
+asks (:meth:`AnalysisContext.tally`). A part in that pass keeps running sums and per-example
+outcomes (a :class:`Tally`), never the images, so memory is bounded by the batch, not by n.
+
+Under torchrun the costly loops (the pass's attacks, the heat map's frequencies) are split
+across the processes; every process ends with every result."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -15,14 +19,39 @@ from specrobust import seeds
 from specrobust.attacks import folded_for_attack, pgd
 from specrobust.attacks.pgd import default_step
 from specrobust.attacks.registry import preset
+from specrobust.data.streamed import StreamedImages, prefetched
 from specrobust.machine import SINGLE, Distributed, autocast
 from specrobust.settings import Settings
+
+PGD = "pgd20"  # the paper's evaluation attack, as `specrobust eval`'s; band-limited: "pgd20-low"
+Attacks = dict[str, torch.Tensor | None]  # attack label -> its band mask (None: every frequency)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch of the test images in the pass, with the PGD-20 images the tallies asked for."""
+
+    start: int  # the position of its first image among the n
+    clean: torch.Tensor  # floats in [0, 1]
+    labels: torch.Tensor
+    adversarial: dict[str, torch.Tensor]  # attack label -> this batch's adversarial images
+
+
+class Tally(Protocol):
+    """A part's running state over the pass: it names the attacks it needs, is given every batch
+    in order, and then gives its result."""
+
+    attacks: Attacks
+
+    def add(self, batch: Batch) -> None: ...
+
+    def result(self) -> dict: ...
 
 
 @dataclass
 class AnalysisContext:
     model: nn.Module  # eval mode; judges every image
-    images: torch.Tensor  # (N, C, H, W) floats in [0, 1]
+    images: torch.Tensor | StreamedImages  # (N, C, H, W) floats in [0, 1]
     labels: torch.Tensor
     eps: float
     seed: int = Settings.seed
@@ -32,7 +61,6 @@ class AnalysisContext:
     shard: Distributed = SINGLE
     precision: str = Settings.precision  # every PGD's arithmetic (machine.py); judged in fp32
     _attacked: nn.Module | None = field(default=None, repr=False)
-    _adversarial: torch.Tensor | None = field(default=None, repr=False)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -51,14 +79,18 @@ class AnalysisContext:
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """The model's classes for held images, judged a batch at a time."""
         return torch.cat([self.model(x).argmax(1) for _, (x,) in self.batches(images)])
 
-    def accuracy(self, images: torch.Tensor) -> float:
-        return float((self.predict(images) == self.labels).float().mean())
+    @torch.no_grad()
+    def correct(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Per image of one batch: classified as its label."""
+        return self.model(images).argmax(1) == labels
 
     @torch.no_grad()
     def logits(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.model(x) for _, (x,) in self.batches(images)])
+        """The model's logits for one batch."""
+        return self.model(images)
 
     def shared_map(self, items: list, compute: Callable) -> list:
         """``[compute(item) for item in items]``, the items dealt round-robin to the processes
@@ -72,34 +104,58 @@ class AnalysisContext:
             results.update(part)
         return [results[k] for k in range(len(items))]
 
-    def pgd(self, label: str, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """PGD-20 against every image (not only the clean-correct ones: spectra need them all),
-        seeded per batch as in `specrobust eval`. With eps 0 there is nothing to attack."""
-        if self.eps == 0:
-            return self.images.clone()
+    def tally(self, tallies: dict[str, Tally]) -> dict[str, dict]:
+        """Feed every tally every batch of the pass (each attack any of them needs made once
+        per batch), then collect their results by name."""
+        attacks: Attacks = {}
+        for each in tallies.values():
+            attacks |= each.attacks
+        for batch in self.stream(attacks):
+            for each in tallies.values():
+                each.add(batch)
+        return {name: each.result() for name, each in tallies.items()}
 
-        steps = preset("pgd20")["steps"]  # the paper's evaluation attack, as `specrobust eval`'s
-
+    def stream(self, attacks: Attacks) -> Iterator[Batch]:
+        """The test images batch by batch in order, each with its PGD-20 images under every
+        attack in ``attacks`` (against every image, not only the clean-correct ones: spectra
+        need them all). With several processes each attacks every ``world_size``-th batch and
+        every process receives every batch."""
         starts = list(range(0, len(self.images), self.batch_size))
-        total = len(starts) * steps  # the bar moves per gradient step: a batch can take minutes
+        clean = prefetched(self.images, (slice(s, s + self.batch_size) for s in starts))
+        world = self.shard.world_size
+        for first in range(0, len(starts), world):
+            round_starts = starts[first:first + world]
+            images = [next(clean) for _ in round_starts]  # every process: the tallies see all
+            labels = [self.labels[s:s + self.batch_size] for s in round_starts]
+            mine = None
+            if self.shard.rank < len(round_starts):
+                k = self.shard.rank
+                mine = {label: self._attack(label, mask, images[k], labels[k], round_starts[k],
+                                            len(starts))
+                        for label, mask in attacks.items()}
+                if world > 1:  # objects cross processes through the CPU
+                    mine = {label: x.cpu() for label, x in mine.items()}
+            for k, adversarial in enumerate(self.shard.gather(mine)[:len(round_starts)]):
+                yield Batch(round_starts[k], images[k], labels[k],
+                            {label: x.to(images[k].device) for label, x in adversarial.items()})
 
-        def attack(start: int) -> torch.Tensor:
-            x = self.images[start:start + self.batch_size]
-            y = self.labels[start:start + self.batch_size]
-            generator = seeds.generator(seeds.batch(self.seed, label, start), x.device)
-            done = start // self.batch_size * steps
-            on_step = (lambda k: self.progress(label, done + k, total)) if self.progress \
-                else None
-            with autocast(self.precision, x.device):
-                return pgd(self.attacked, x, y, self.eps, default_step(self.eps), steps,
-                           mask=mask, norm=self.norm, generator=generator,
-                           on_step=on_step).cpu()
+    def _attack(self, label: str, mask: torch.Tensor | None, x: torch.Tensor, y: torch.Tensor,
+                start: int, batches: int) -> torch.Tensor:
+        """PGD-20 against one batch, seeded by (seed, attack, position) as in `specrobust
+        eval`, so the images do not depend on the batches before or on the process. With eps 0
+        there is nothing to attack."""
+        if self.eps == 0:
+            return x.clone()
+        steps = preset(PGD)["steps"]
+        generator = seeds.generator(seeds.batch(self.seed, label, start), x.device)
+        done, total = start // self.batch_size * steps, batches * steps
+        # The bar moves per gradient step: one batch can take minutes on a large model.
+        on_step = (lambda k: self.progress(label, done + k, total)) if self.progress else None
+        with autocast(self.precision, x.device):
+            return pgd(self.attacked, x, y, self.eps, default_step(self.eps), steps, mask=mask,
+                       norm=self.norm, generator=generator, on_step=on_step)
 
-        return torch.cat(self.shared_map(starts, attack)).to(self.images.device)
 
-    @property
-    def adversarial(self) -> torch.Tensor:
-        """The shared PGD-20 images (filter, spectra and logits all use these)."""
-        if self._adversarial is None:
-            self._adversarial = self.pgd("pgd20")
-        return self._adversarial
+def tallied(ctx: AnalysisContext, tally: Tally) -> dict:
+    """One tally's result from a pass of its own (a part computed alone)."""
+    return ctx.tally({"part": tally})["part"]

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from specrobust import fourier
 from specrobust.analysis import PARTS
-from specrobust.analysis.context import AnalysisContext
+from specrobust.analysis.context import PGD, AnalysisContext, Attacks, Batch, tallied
 from specrobust.analysis.parts import Entries, Part
 
 
@@ -39,24 +41,47 @@ def default_highpass(size: int) -> list[int]:
     return sorted({round(b * scale) for b in (0, 1, 2, 4, 8, 12, 16, 20, 24) if b * scale < size})
 
 
+class FilterTally:
+    """Per image, whether it is classified correctly after each filter, clean and PGD-20."""
+
+    def __init__(self, ctx: AnalysisContext, lowpass: list[int] | None = None,
+                 highpass: list[int] | None = None):
+        size = min(ctx.size)
+        self.ctx = ctx
+        self.bandwidths = {"lowpass": default_lowpass(size) if lowpass is None else lowpass,
+                           "highpass": default_highpass(size) if highpass is None else highpass}
+        self.masks = {(kind, b): make(ctx.size, b, ctx.images.device)
+                      for kind, make in (("lowpass", fourier.square_lowpass_mask),
+                                         ("highpass", _highpass_mask))
+                      for b in self.bandwidths[kind]}
+        self.correct: dict[tuple, list] = {(*key, which): [] for key in self.masks
+                                           for which in ("clean", PGD)}
+        self.attacks: Attacks = {PGD: None}
+
+    def add(self, batch: Batch) -> None:
+        for (kind, b), mask in self.masks.items():
+            for which, images in (("clean", batch.clean), (PGD, batch.adversarial[PGD])):
+                self.correct[kind, b, which].append(
+                    self.ctx.correct(fourier.filter(images, mask), batch.labels))
+
+    def result(self) -> dict:
+        def accuracy(key) -> float:
+            return float(torch.cat(self.correct[key]).float().mean())
+
+        return {kind: {"bandwidths": bandwidths,
+                       **{which: [accuracy((kind, b, which)) for b in bandwidths]
+                          for which in ("clean", PGD)}}
+                for kind, bandwidths in self.bandwidths.items()}
+
+
+def _highpass_mask(size, b, device):
+    return fourier.square_highpass_mask(size, b, device, keep_mean=True)
+
+
 def filter_sweep(ctx: AnalysisContext, lowpass: list[int] | None = None,
                  highpass: list[int] | None = None) -> dict:
-    size = min(ctx.size)
-    lowpass = default_lowpass(size) if lowpass is None else lowpass
-    highpass = default_highpass(size) if highpass is None else highpass
-    result = {}
-    def highpass_mask(size, b, device):
-        return fourier.square_highpass_mask(size, b, device, keep_mean=True)
-
-    for name, bandwidths, make_mask in (("lowpass", lowpass, fourier.square_lowpass_mask),
-                                        ("highpass", highpass, highpass_mask)):
-        rows = {"bandwidths": bandwidths, "clean": [], "pgd20": []}
-        for b in bandwidths:
-            mask = make_mask(ctx.size, b, ctx.images.device)
-            rows["clean"].append(ctx.accuracy(fourier.filter(ctx.images, mask)))
-            rows["pgd20"].append(ctx.accuracy(fourier.filter(ctx.adversarial, mask)))
-        result[name] = rows
-    return result
+    """The sweep alone, in a pass of its own."""
+    return tallied(ctx, FilterTally(ctx, lowpass, highpass))
 
 
 def headline(result: dict) -> dict[str, float]:
@@ -101,7 +126,7 @@ PART = Part(
                  "spectrum; high-pass removes it (keeping the image mean). PGD-20 images are "
                  "made on unfiltered inputs and filtered afterwards. A model that keeps its "
                  "accuracy under low-pass filtering relies on low frequencies."),
-    compute=filter_sweep,
+    tally=FilterTally,
     headline=headline,
     plot=_plot_filter_sweep,
 )

@@ -97,10 +97,9 @@ def fourier_heatmap(ctx: AnalysisContext, *, norm: float | None = None, n: int =
         i, j = position
         basis = fourier.cosine_image((height, width), fy_values[i], fx_values[j],
                                      device=images.device)
-        perturbed = (images + signs * (norm / math.sqrt(channels)) * basis).clamp(0, 1)
-        with torch.no_grad():
-            wrong = torch.cat([ctx.model(x).argmax(1) != y for _, (x, y) in
-                               ctx.batches(perturbed, labels)])
+        wave = (norm / math.sqrt(channels)) * basis
+        wrong = torch.cat([~ctx.correct((x + s * wave).clamp(0, 1), y)
+                           for _, (x, s, y) in ctx.batches(images, signs, labels)])
         if ctx.progress:  # each measurement fills about two cells, in every process
             done += 2 * ctx.shard.world_size
             ctx.progress("heatmap", min(total - 1, done), total)

@@ -72,7 +72,8 @@ def run_analysis_job(job: AnalysisJob, *,
     finds done)."""
 
     parts = parse_parts(job.parts)  # first: a typo should not wait for a model to load
-    shard, target = start_test_job(job, job.source, "the analyses' attacks run")
+    shard, target = start_test_job(job, job.source, "the analyses' attacks run",
+                                   streamed=True)
     loaded = target.loaded
     job = sized(job, tuple(target.images.shape[1:]))  # the heat map's defaults by image size
     progress = progress_bars(job.progress and shard.main, unit="step", indent="  ")
@@ -98,8 +99,9 @@ def run_analysis_job(job: AnalysisJob, *,
 def _run_parts(job: AnalysisJob, parts: list[str], target, directory: Path, progress,
                shard: Distributed, on_start: Callable[[], None] | None = None) -> None:
     """The parts not yet finished in ``directory`` (whose lock the main process holds); only
-    the main process writes."""
+    the main process writes. The parts that go over the test images share one pass."""
     from specrobust.analysis import draw
+    from specrobust.analysis.parts import computed
 
     loaded = target.loaded
     ctx = AnalysisContext(target.model, target.images, target.labels, target.eps,
@@ -110,31 +112,49 @@ def _run_parts(job: AnalysisJob, parts: list[str], target, directory: Path, prog
                    "method_version": METHOD_VERSION, "norm": job.norm,
                    "precision": job.precision}
     label = _label(loaded, as_source(job.source).which)
+    todo = {}
     for part in parts:
-        path = directory / f"{part}.json"
         options = job.part_options(part)
         part_fingerprint = {**fingerprint, **({"options": options} if options else {})}
-        if _finished(path, part_fingerprint, directory / f"{part}.png"):
-            continue
-        if on_start is not None:
-            on_start()
-            on_start = None
+        if not _finished(directory / f"{part}.json", part_fingerprint, directory / f"{part}.png"):
+            todo[part] = (options, part_fingerprint)
+    if todo and on_start is not None:
+        on_start()
+    in_pass = [part for part in todo if PARTS[part].tally is not None]
+    results = computed(ctx, {part: options for part, (options, _) in todo.items()})
+    pass_seconds = 0.0
+    for part, (_, part_fingerprint) in todo.items():
+        announcement = _announcement(part, in_pass)
+        if job.progress and shard.main and announcement:
+            print(f"{label}: {announcement} ...", flush=True)
         started = time.perf_counter()
-        if job.progress and shard.main:
-            print(f"{label}: {part} ...", flush=True)
-        result = PARTS[part].compute(ctx, **options)
+        _, result = next(results)
+        seconds = time.perf_counter() - started
+        if in_pass and part == in_pass[0]:
+            pass_seconds = seconds
+        elif part in in_pass:  # computed by the pass: the pass's time
+            seconds = pass_seconds
         if not shard.main:
             continue
         record = {"format": FORMAT, "part": part, "label": label, "model": loaded.model.name,
                   "dataset": loaded.dataset, "weights": str(loaded.path),
                   "eps_text": target.eps_text, "norm": job.norm,
-                  "fingerprint": part_fingerprint,
-                  "seconds": round(time.perf_counter() - started, 2), **result}
+                  "fingerprint": part_fingerprint, "seconds": round(seconds, 2), **result}
         # The figure first: the JSON says the part is done, and a part is done with its figure.
         draw(part, [(label, record)], directory / f"{part}.png")
-        storage.write_text(path, json.dumps(record) + "\n")
+        storage.write_text(directory / f"{part}.json", json.dumps(record) + "\n")
     if shard.main:
         write_summary(directory)
+
+
+def _announcement(part: str, in_pass: list[str]) -> str | None:
+    """What the progress line names before computing ``part``: the shared pass once, for all
+    the parts in it."""
+    if part not in in_pass:
+        return part
+    if part != in_pass[0]:
+        return None
+    return part if len(in_pass) == 1 else f"{', '.join(in_pass)} (one pass over the test images)"
 
 
 def _label(loaded, which: str) -> str:

@@ -15,28 +15,66 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from specrobust.analysis import PARTS
-from specrobust.analysis.context import AnalysisContext
+from specrobust.analysis.context import PGD, AnalysisContext, Attacks, Batch, tallied
 from specrobust.analysis.parts import Entries, Part
 from specrobust.sar import sar_loss
 
 TRAINING_BATCH = 128
 
 
+class LogitTally:
+    """SAR's distance over each whole group of ``batch`` consecutive images (the logits of at
+    most one group and one batch held), the per-image distances and the logit gaps summed, and
+    per image whether it is classified correctly clean and under PGD-20."""
+
+    def __init__(self, ctx: AnalysisContext, batch: int = TRAINING_BATCH):
+        self.ctx, self.batch, self.n = ctx, batch, len(ctx.images)
+        self.waiting: list[tuple[torch.Tensor, torch.Tensor]] = []  # logits not yet grouped
+        self.group_gaps: list[float] = []
+        self.class_gap = self.l1_gap = 0.0  # sums over images, and over their logits
+        self.logits = 0
+        self.correct: dict[str, list] = {"clean": [], PGD: []}
+        self.attacks: Attacks = {PGD: None}
+
+    def add(self, batch: Batch) -> None:
+        clean, adversarial = self.ctx.logits(batch.clean), self.ctx.logits(batch.adversarial[PGD])
+        self.correct["clean"].append(clean.argmax(1) == batch.labels)
+        self.correct[PGD].append(adversarial.argmax(1) == batch.labels)
+        self.class_gap += float(sar_loss(clean, adversarial, axes="class")) * len(clean)
+        self.l1_gap += float((adversarial - clean).abs().double().sum())
+        self.logits += clean.numel()
+        self.waiting.append((clean, adversarial))
+        clean, adversarial = self._waiting()
+        # Whole groups only (the unnormalised DFT grows with the group), unless n makes none.
+        whole = len(clean) - len(clean) % self.batch
+        for start in range(0, whole, self.batch):
+            self.group_gaps.append(float(sar_loss(clean[start:start + self.batch],
+                                                  adversarial[start:start + self.batch])))
+        self.waiting = [(clean[whole:], adversarial[whole:])]
+
+    def _waiting(self) -> tuple[torch.Tensor, torch.Tensor]:
+        clean, adversarial = zip(*self.waiting, strict=True)
+        return torch.cat(clean), torch.cat(adversarial)
+
+    def result(self) -> dict:
+        if not self.group_gaps:  # fewer images than one group: all of them are the one group
+            self.group_gaps.append(float(sar_loss(*self._waiting())))
+        return {
+            "batch": self.batch,
+            "sar_batch_class": sum(self.group_gaps) / len(self.group_gaps),
+            "sar_class": self.class_gap / self.n,
+            "l1_logit_gap": self.l1_gap / self.logits,
+            **{name: float(torch.cat(found).float().mean())
+               for name, found in self.correct.items()},
+        }
+
+
 def logit_gap(ctx: AnalysisContext, batch: int = TRAINING_BATCH) -> dict:
-    clean, adversarial = ctx.logits(ctx.images), ctx.logits(ctx.adversarial)
-    # Whole batches only (the unnormalised DFT grows with the batch), unless there is none.
-    starts = range(0, max(len(clean) - batch, 0) + 1, batch) if len(clean) >= batch else [0]
-    batch_class = [float(sar_loss(clean[i:i + batch], adversarial[i:i + batch]))
-                   for i in starts]
-    return {
-        "batch": batch,
-        "sar_batch_class": sum(batch_class) / len(batch_class),
-        "sar_class": float(sar_loss(clean, adversarial, axes="class")),
-        "l1_logit_gap": float((adversarial - clean).abs().mean()),
-        "clean": float((clean.argmax(1) == ctx.labels).float().mean()),
-        "pgd20": float((adversarial.argmax(1) == ctx.labels).float().mean()),
-    }
+    """The gap alone, in a pass of its own."""
+    return tallied(ctx, LogitTally(ctx, batch))
 
 
 def headline(result: dict) -> dict[str, float]:
@@ -70,7 +108,7 @@ PART = Part(
     title="Logit-spectrum gap",
     explanation=("SAR's distance between the DFTs of clean and PGD-20 logits (batches of 128, as "
                  "in training), next to PGD-20 accuracy."),
-    compute=logit_gap,
+    tally=LogitTally,
     headline=headline,
     plot=_plot_logit_gap,
 )

@@ -3,8 +3,9 @@
 JSON fields (images: the first n test images; adversarial: their PGD-20 versions):
 
 * ``clean_amplitude``, ``adversarial_amplitude``, ``perturbation_amplitude``: ``H x W`` lists,
-  the mean centred ``|FFT|`` over images and channels (``fourier.mean_amplitude_spectrum``; low
-  frequencies in the middle). The perturbation is ``adversarial - clean``.
+  the mean centred ``|FFT|`` over images and channels (``fourier.mean_amplitude_spectrum``,
+  summed batch by batch; low frequencies in the middle). The perturbation is
+  ``adversarial - clean``.
 * ``radii``: the inner radius of each ring (cycles per image; rings one cycle wide up to 32-pixel
   images, wider in proportion above: ``ring_width``); ``perturbation_radial_share`` and
   ``clean_radial_share``: the share of spectral energy in each ring (sums to 1).
@@ -21,7 +22,7 @@ import torch
 
 from specrobust import fourier
 from specrobust.analysis import PARTS
-from specrobust.analysis.context import AnalysisContext
+from specrobust.analysis.context import PGD, AnalysisContext, Attacks, Batch, tallied
 from specrobust.analysis.parts import Entries, Part
 
 
@@ -31,29 +32,67 @@ def ring_width(size: tuple[int, ...]) -> int:
     return max(1, min(size[-2:]) // 32)
 
 
-def _radial_share(images: torch.Tensor) -> list[float]:
-    profile = fourier.radial_profile(images).double()
-    width = ring_width(tuple(images.shape))
-    if width > 1:
-        profile = torch.nn.functional.pad(profile, (0, -len(profile) % width))
-        profile = profile.reshape(-1, width).sum(dim=1)
-    return (profile / profile.sum().clamp_min(1e-30)).tolist()
+class SpectraTally:
+    """Running sums of the amplitude and energy spectra of the clean images, their PGD-20
+    versions and the perturbations, and each image's energy share per band."""
+
+    def __init__(self, ctx: AnalysisContext):
+        self.size = ctx.size
+        self.bands = fourier.default_bands(self.size, ctx.images.device)
+        # Sums in float64: over 50,000 images a float32 sum would lose the small ones.
+        def zeros() -> torch.Tensor:
+            return torch.zeros(self.size, dtype=torch.float64, device=ctx.images.device)
+
+        self.amplitude = {name: zeros() for name in ("clean", "adversarial", "perturbation")}
+        self.energy = {name: zeros() for name in ("clean", "perturbation")}  # per frequency
+        self.shares: dict[str, dict[str, list]] = {
+            name: {band: [] for band in self.bands} for name in self.energy}
+        self.images = self.planes = 0
+        self.attacks: Attacks = {PGD: None}
+
+    def add(self, batch: Batch) -> None:
+        clean, adversarial = batch.clean, batch.adversarial[PGD]
+        for name, images in (("clean", clean), ("adversarial", adversarial),
+                             ("perturbation", adversarial - clean)):
+            amplitude = fourier.fft2c(images).abs()
+            self.amplitude[name] += amplitude.double().sum(dim=(0, 1))
+            if name in self.energy:
+                self.energy[name] += amplitude.square().double().sum(dim=(0, 1))
+                for band, mask in self.bands.items():
+                    self.shares[name][band].append(fourier.energy_share(images, mask))
+        self.images += len(clean)
+        self.planes += clean.shape[0] * clean.shape[1]
+
+    def result(self) -> dict:
+        width = ring_width(self.size)
+
+        def band_shares(name: str) -> dict[str, float]:
+            return {band: float(torch.cat(values).mean())
+                    for band, values in self.shares[name].items()}
+
+        return {
+            **{f"{name}_amplitude": (total / self.planes).float().tolist()
+               for name, total in self.amplitude.items()},
+            "radii": list(range(0, len(fourier.ring_sums(torch.zeros(self.size))), width)),
+            "perturbation_radial_share": self._radial_share(self.energy["perturbation"]),
+            "clean_radial_share": self._radial_share(self.energy["clean"]),
+            "perturbation_band_shares": band_shares("perturbation"),
+            "clean_band_shares": band_shares("clean"),
+        }
+
+    def _radial_share(self, energy: torch.Tensor) -> list[float]:
+        """The share of the energy in each ring of ``ring_width`` cycles."""
+        profile = fourier.ring_sums(energy / self.images)
+        width = ring_width(self.size)
+        if width > 1:
+            profile = torch.nn.functional.pad(profile, (0, -len(profile) % width))
+            profile = profile.reshape(-1, width).sum(dim=1)
+        return (profile / profile.sum().clamp_min(1e-30)).tolist()
 
 
 def spectra(ctx: AnalysisContext) -> dict:
-    clean, adversarial = ctx.images, ctx.adversarial
-    perturbation = adversarial - clean
-    width = ring_width(tuple(clean.shape))
-    return {
-        "clean_amplitude": fourier.mean_amplitude_spectrum(clean).tolist(),
-        "adversarial_amplitude": fourier.mean_amplitude_spectrum(adversarial).tolist(),
-        "perturbation_amplitude": fourier.mean_amplitude_spectrum(perturbation).tolist(),
-        "radii": list(range(0, len(fourier.radial_profile(clean[:1])), width)),
-        "perturbation_radial_share": _radial_share(perturbation),
-        "clean_radial_share": _radial_share(clean),
-        "perturbation_band_shares": fourier.band_energy_shares(perturbation),
-        "clean_band_shares": fourier.band_energy_shares(clean),
-    }
+    """The spectra alone, in a pass of their own."""
+    return tallied(ctx, SpectraTally(ctx))
 
 
 def headline(result: dict) -> dict[str, float]:
@@ -123,7 +162,7 @@ PART = Part(
     explanation=("The paper's Fig. 2: mean centred |FFT| (low frequencies in the middle) of "
                  "clean images, PGD-20 images and the perturbation, and the perturbation's "
                  "energy per frequency ring. The attack puts its energy where the model looks."),
-    compute=spectra,
+    tally=SpectraTally,
     headline=headline,
     plot=_plot_spectra,
 )

@@ -1,5 +1,6 @@
-"""Test images decoded batch by batch when indexed: what `specrobust eval` attacks, so that its
-memory is bounded by the batch rather than by the number of images (a folder of JPEGs, ImageNet).
+"""Test images decoded batch by batch when indexed: what `specrobust eval` and `specrobust
+analyze` attack, so that their memory is bounded by the batch rather than by the number of images
+(a folder of JPEGs, ImageNet).
 
 ``StreamedImages`` behaves, where the evaluation uses it, as the float tensor of all n images
 would: ``len``, ``shape``, ``device``, and indexing by a slice or a tensor of positions, which
@@ -9,7 +10,8 @@ deterministic, so every batch equals the rows of the tensor that would have been
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 
@@ -37,3 +39,21 @@ class StreamedImages:
         if not positions:
             return torch.empty((0, *self.image_shape), device=self.device)
         return self._decode(positions).to(self.device).float().div_(255)
+
+
+def prefetched(images: torch.Tensor | StreamedImages, keys: Iterable) -> Iterator[torch.Tensor]:
+    """``images[key]`` for each key in order. Streamed images are decoded one batch ahead, in a
+    thread, while the caller works on the current batch (decoding JPEGs takes about as long as
+    a cheap attack); never more than that one batch is waiting. A tensor is simply indexed."""
+    if not isinstance(images, StreamedImages):
+        yield from (images[key] for key in keys)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
+        waiting: Future | None = None
+        for key in keys:
+            following = pool.submit(images.__getitem__, key)
+            if waiting is not None:
+                yield waiting.result()
+            waiting = following
+        if waiting is not None:
+            yield waiting.result()

@@ -9,6 +9,7 @@ from torch import nn
 
 from specrobust import seeds
 from specrobust.boundary import check_finite_logits
+from specrobust.data.streamed import prefetched
 from specrobust.machine import SINGLE, Distributed
 from specrobust.models import model_mode
 
@@ -23,9 +24,11 @@ def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def clean_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                   batch_size: int) -> torch.Tensor:
     found = []
+    starts = range(0, len(x), batch_size)
     with model_mode(model):
-        for first in range(0, len(x), batch_size):
-            logits = model(x[first:first + batch_size])
+        for first, images in zip(starts, prefetched(x, (slice(s, s + batch_size)
+                                                        for s in starts)), strict=True):
+            logits = model(images)
             check_finite_logits(logits, f"test images {first} to "
                                         f"{first + len(logits) - 1}")
             found.append(logits.argmax(1) == y[first:first + batch_size])
@@ -45,13 +48,16 @@ def attack_batches(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.T
     them receive every batch's result: a batch draws its random numbers from (seed, attack,
     position), never from which process ran it, so the outcome equals one process's."""
     starts = list(range(skip, len(targets), batch_size))
+    # This process's batches, decoded one ahead while it attacks (streamed images).
+    my_starts = starts[shard.rank::shard.world_size]
+    images = prefetched(x, (targets[start:start + batch_size] for start in my_starts))
     for first in range(0, len(starts), shard.world_size):
         rounds = starts[first:first + shard.world_size]
         mine = None
         if shard.rank < len(rounds):
             start = rounds[shard.rank]
             index = targets[start:start + batch_size]
-            x_adv = attack(x[index], y[index], seeds.batch(seed, label, start))
+            x_adv = attack(next(images), y[index], seeds.batch(seed, label, start))
             batch_correct = clean_correct(model, x_adv, y[index], batch_size)
             # Objects cross processes through the CPU; one process keeps them on the device.
             mine = (start, batch_correct.cpu() if shard.world_size > 1 else batch_correct,
