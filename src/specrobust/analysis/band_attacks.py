@@ -17,7 +17,7 @@ import torch
 
 from specrobust import fourier
 from specrobust.analysis import PARTS
-from specrobust.analysis.context import PGD, AnalysisContext, Attacks, Batch, tallied
+from specrobust.analysis.context import PGD, AnalysisContext, Attacks, Batch, per_image, tallied
 from specrobust.analysis.parts import Entries, Part
 
 
@@ -29,19 +29,19 @@ class BandTally:
         self.ctx = ctx
         self.attacks: Attacks = {PGD: None, **{f"{PGD}-{band}": mask for band, mask in
                                       fourier.default_bands(ctx.size, ctx.images.device).items()}}
-        self.clean: list[torch.Tensor] = []
-        self.robust: dict[str, list] = {label: [] for label in self.attacks}
+        self.clean = per_image(ctx)
+        self.robust = {label: per_image(ctx) for label in self.attacks}
 
     def add(self, batch: Batch) -> None:
         clean_correct = self.ctx.correct(batch.clean, batch.labels)
-        self.clean.append(clean_correct)
+        self.clean[batch.positions] = clean_correct
         for label in self.attacks:
-            self.robust[label].append(
-                clean_correct & self.ctx.correct(batch.adversarial[label], batch.labels))
+            self.robust[label][batch.positions] = \
+                clean_correct & self.ctx.correct(batch.adversarial[label], batch.labels)
 
     def result(self) -> dict:
-        def accuracy(found: list[torch.Tensor]) -> float:
-            return float(torch.cat(found).float().mean())
+        def accuracy(found: torch.Tensor) -> float:
+            return float(found.float().mean())
 
         return {"clean": accuracy(self.clean), "unrestricted": accuracy(self.robust[PGD]),
                 "bands": {label.removeprefix(f"{PGD}-"): accuracy(found)

@@ -36,6 +36,18 @@ class Batch:
     labels: torch.Tensor
     adversarial: dict[str, torch.Tensor]  # attack label -> this batch's adversarial images
 
+    @property
+    def positions(self) -> slice:
+        """Where its images are among the n: the rows of a :func:`per_image` store."""
+        return slice(self.start, self.start + len(self.labels))
+
+
+def per_image(ctx: AnalysisContext, dtype: torch.dtype = torch.bool) -> torch.Tensor:
+    """A value for each of the n images, for a tally to fill batch by batch (``batch.positions``).
+    Allocated once: small tensors kept batch after batch would sit between each batch's large
+    temporaries and keep the allocator from reusing their space, and memory would grow with n."""
+    return torch.zeros(len(ctx.images), dtype=dtype, device=ctx.images.device)
+
 
 class Tally(Protocol):
     """A part's running state over the pass: it names the attacks it needs, is given every batch

@@ -20,11 +20,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from specrobust import fourier
 from specrobust.analysis import PARTS
-from specrobust.analysis.context import PGD, AnalysisContext, Attacks, Batch, tallied
+from specrobust.analysis.context import PGD, AnalysisContext, Attacks, Batch, per_image, tallied
 from specrobust.analysis.parts import Entries, Part
 
 
@@ -54,19 +52,19 @@ class FilterTally:
                       for kind, make in (("lowpass", fourier.square_lowpass_mask),
                                          ("highpass", _highpass_mask))
                       for b in self.bandwidths[kind]}
-        self.correct: dict[tuple, list] = {(*key, which): [] for key in self.masks
-                                           for which in ("clean", PGD)}
+        self.correct = {(*key, which): per_image(ctx) for key in self.masks
+                        for which in ("clean", PGD)}
         self.attacks: Attacks = {PGD: None}
 
     def add(self, batch: Batch) -> None:
         for (kind, b), mask in self.masks.items():
             for which, images in (("clean", batch.clean), (PGD, batch.adversarial[PGD])):
-                self.correct[kind, b, which].append(
-                    self.ctx.correct(fourier.filter(images, mask), batch.labels))
+                self.correct[kind, b, which][batch.positions] = \
+                    self.ctx.correct(fourier.filter(images, mask), batch.labels)
 
     def result(self) -> dict:
         def accuracy(key) -> float:
-            return float(torch.cat(self.correct[key]).float().mean())
+            return float(self.correct[key].float().mean())
 
         return {kind: {"bandwidths": bandwidths,
                        **{which: [accuracy((kind, b, which)) for b in bandwidths]

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from specrobust.analysis import PARTS
-from specrobust.analysis.context import PGD, AnalysisContext, Attacks, Batch, tallied
+from specrobust.analysis.context import PGD, AnalysisContext, Attacks, Batch, per_image, tallied
 from specrobust.analysis.parts import Entries, Part
 from specrobust.sar import sar_loss
 
@@ -36,13 +36,13 @@ class LogitTally:
         self.group_gaps: list[float] = []
         self.class_gap = self.l1_gap = 0.0  # sums over images, and over their logits
         self.logits = 0
-        self.correct: dict[str, list] = {"clean": [], PGD: []}
+        self.correct = {"clean": per_image(ctx), PGD: per_image(ctx)}
         self.attacks: Attacks = {PGD: None}
 
     def add(self, batch: Batch) -> None:
         clean, adversarial = self.ctx.logits(batch.clean), self.ctx.logits(batch.adversarial[PGD])
-        self.correct["clean"].append(clean.argmax(1) == batch.labels)
-        self.correct[PGD].append(adversarial.argmax(1) == batch.labels)
+        self.correct["clean"][batch.positions] = clean.argmax(1) == batch.labels
+        self.correct[PGD][batch.positions] = adversarial.argmax(1) == batch.labels
         self.class_gap += float(sar_loss(clean, adversarial, axes="class")) * len(clean)
         self.l1_gap += float((adversarial - clean).abs().double().sum())
         self.logits += clean.numel()
@@ -67,7 +67,7 @@ class LogitTally:
             "sar_batch_class": sum(self.group_gaps) / len(self.group_gaps),
             "sar_class": self.class_gap / self.n,
             "l1_logit_gap": self.l1_gap / self.logits,
-            **{name: float(torch.cat(found).float().mean())
+            **{name: float(found.float().mean())
                for name, found in self.correct.items()},
         }
 

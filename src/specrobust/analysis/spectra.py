@@ -22,7 +22,7 @@ import torch
 
 from specrobust import fourier
 from specrobust.analysis import PARTS
-from specrobust.analysis.context import PGD, AnalysisContext, Attacks, Batch, tallied
+from specrobust.analysis.context import PGD, AnalysisContext, Attacks, Batch, per_image, tallied
 from specrobust.analysis.parts import Entries, Part
 
 
@@ -45,8 +45,8 @@ class SpectraTally:
 
         self.amplitude = {name: zeros() for name in ("clean", "adversarial", "perturbation")}
         self.energy = {name: zeros() for name in ("clean", "perturbation")}  # per frequency
-        self.shares: dict[str, dict[str, list]] = {
-            name: {band: [] for band in self.bands} for name in self.energy}
+        self.shares = {name: {band: per_image(ctx, torch.float32) for band in self.bands}
+                       for name in self.energy}
         self.images = self.planes = 0
         self.attacks: Attacks = {PGD: None}
 
@@ -59,7 +59,8 @@ class SpectraTally:
             if name in self.energy:
                 self.energy[name] += amplitude.square().double().sum(dim=(0, 1))
                 for band, mask in self.bands.items():
-                    self.shares[name][band].append(fourier.energy_share(images, mask))
+                    self.shares[name][band][batch.positions] = fourier.energy_share(images,
+                                                                                    mask)
         self.images += len(clean)
         self.planes += clean.shape[0] * clean.shape[1]
 
@@ -67,7 +68,7 @@ class SpectraTally:
         width = ring_width(self.size)
 
         def band_shares(name: str) -> dict[str, float]:
-            return {band: float(torch.cat(values).mean())
+            return {band: float(values.mean())
                     for band, values in self.shares[name].items()}
 
         return {
