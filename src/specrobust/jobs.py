@@ -10,7 +10,7 @@ import torch
 from specrobust.data.streamed import StreamedImages
 from specrobust.errors import SpecRobustError
 from specrobust.loading import LoadedModel, ModelSource, as_source, resolve
-from specrobust.machine import Distributed, init_distributed, warn_if_slow
+from specrobust.machine import Distributed, init_distributed, one_malloc_arena, warn_if_slow
 from specrobust.settings import NORMS, Settings
 
 
@@ -33,6 +33,7 @@ def start_test_job(settings: Settings, source: ModelSource | str, work: str, *,
     the process group joined under torchrun, a word where the machine runs the arithmetic asked
     for badly (``work`` says what runs), the model and its test images loaded (``streamed``:
     decoded a batch at a time when used)."""
+    one_malloc_arena()  # before the decoding thread starts: memory flat in n
     shard, device = init_distributed(settings.device)
     if shard.main:
         warn_if_slow(settings.precision, device, work)

@@ -119,6 +119,24 @@ def cpu_has_bf16_units() -> bool | None:
     return None
 
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
+
+
+def one_malloc_arena() -> None:
+    """On glibc, let every thread allocate from one malloc arena. The thread that decodes the
+    next batch (``data.streamed.prefetched``) would otherwise get an arena of its own, whose
+    blocks the main thread uses and frees; such an arena reuses freed space badly, and the
+    process grew with the number of batches (``benchmarks/memory_vs_n.py``). Without glibc,
+    nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    from contextlib import suppress
+
+    with suppress(OSError, AttributeError):  # another C library (musl has no mallopt)
+        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, 1)
+
+
 def warn_if_slow(precision: str, device: torch.device | str, what: str) -> None:
     """One line on stderr before the work starts, where bf16 runs on a CPU that emulates it."""
     if precision != "bf16" or torch.device(device).type != "cpu":
