@@ -103,7 +103,8 @@ def main() -> None:
         common = ["--model", f"{root / 'arch.py'}:build", "--dataset",
                   f"folder:{root / 'val'},size=224,resize=256", "--eps", "4/255",
                   "--batch-size", str(args.batch_size)]
-        print(f"model {args.model}, batch {args.batch_size}; analyze: --parts {args.parts}")
+        print(f"model {args.model}, batch {args.batch_size}"
+              + (f"; analyze: --parts {args.parts}" if analyze_sizes else ""))
         print("command                      n   peak MB   seconds")
         for n in sizes:
             mb, seconds, _ = peak(["eval", *common, "--attacks", "clean,fgsm", "--no-checks",

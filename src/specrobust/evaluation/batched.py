@@ -21,9 +21,13 @@ def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return model(x).argmax(1) == y
 
 
+@torch.no_grad()
 def clean_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                   batch_size: int) -> torch.Tensor:
-    found = []
+    """Per image: classified as its label, judged ``batch_size`` images at a time."""
+    # Filled in place: a list of small tensors kept batch after batch would sit between the
+    # batches' large temporaries and keep the allocator from reusing their space.
+    found = torch.zeros(len(x), dtype=torch.bool, device=y.device)
     starts = range(0, len(x), batch_size)
     with model_mode(model):
         for first, images in zip(starts, prefetched(x, (slice(s, s + batch_size)
@@ -31,8 +35,8 @@ def clean_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
             logits = model(images)
             check_finite_logits(logits, f"test images {first} to "
                                         f"{first + len(logits) - 1}")
-            found.append(logits.argmax(1) == y[first:first + batch_size])
-    return torch.cat(found)
+            found[first:first + len(logits)] = logits.argmax(1) == y[first:first + batch_size]
+    return found
 
 
 def attack_batches(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor,
