@@ -44,7 +44,7 @@ class Part:
 
     def __post_init__(self):
         if (self.tally is None) == (self.compute is None):
-            raise TypeError(f"analysis part {self.name!r} needs a tally or a compute, not both")
+            raise TypeError(f"analysis part {self.name!r} needs exactly one of tally and compute")
 
 
 def computed(ctx, requests: dict[str, dict]) -> Iterator[tuple[str, dict]]:
