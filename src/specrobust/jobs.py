@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from specrobust.data.streamed import StreamedImages
+from specrobust.data.streamed import Images
 from specrobust.errors import SpecRobustError
 from specrobust.loading import LoadedModel, ModelSource, as_source, resolve
 from specrobust.machine import Distributed, init_distributed, one_malloc_arena, warn_if_slow
@@ -20,7 +20,7 @@ class TestTarget:
 
     loaded: LoadedModel
     model: torch.nn.Module  # on the device, eval mode
-    images: torch.Tensor | StreamedImages  # floats in [0, 1], on the device
+    images: Images  # floats in [0, 1], on the device
     labels: torch.Tensor
     eps: float
     eps_text: str

@@ -126,7 +126,7 @@ def one_malloc_arena() -> None:
     """On glibc, let every thread allocate from one malloc arena. The thread that decodes the
     next batch (``data.streamed.prefetched``) would otherwise get an arena of its own, whose
     blocks the main thread uses and frees; such an arena reuses freed space badly, and the
-    process grew with the number of batches (``benchmarks/memory_vs_n.py``). Without glibc,
+    process grows with the number of batches (``benchmarks/memory_vs_n.py``). Without glibc,
     nothing."""
     if not sys.platform.startswith("linux"):
         return

@@ -19,7 +19,8 @@ from specrobust import seeds
 from specrobust.attacks import folded_for_attack, pgd
 from specrobust.attacks.pgd import default_step
 from specrobust.attacks.registry import preset
-from specrobust.data.streamed import StreamedImages, prefetched
+from specrobust.data.streamed import Images, prefetched
+from specrobust.evaluation.batched import correct
 from specrobust.machine import SINGLE, Distributed, autocast
 from specrobust.settings import Settings
 
@@ -63,7 +64,7 @@ class Tally(Protocol):
 @dataclass
 class AnalysisContext:
     model: nn.Module  # eval mode; judges every image
-    images: torch.Tensor | StreamedImages  # (N, C, H, W) floats in [0, 1]
+    images: Images  # (N, C, H, W) floats in [0, 1]
     labels: torch.Tensor
     eps: float
     seed: int = Settings.seed
@@ -94,10 +95,9 @@ class AnalysisContext:
         """The model's classes for held images, judged a batch at a time."""
         return torch.cat([self.model(x).argmax(1) for _, (x,) in self.batches(images)])
 
-    @torch.no_grad()
     def correct(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Per image of one batch: classified as its label."""
-        return self.model(images).argmax(1) == labels
+        return correct(self.model, images, labels)
 
     @torch.no_grad()
     def logits(self, images: torch.Tensor) -> torch.Tensor:

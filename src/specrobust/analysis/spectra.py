@@ -47,7 +47,7 @@ class SpectraTally:
         self.energy = {name: zeros() for name in ("clean", "perturbation")}  # per frequency
         self.shares = {name: {band: per_image(ctx, torch.float32) for band in self.bands}
                        for name in self.energy}
-        self.images = self.planes = 0
+        self.channels, self.images = ctx.images.shape[1], 0
         self.attacks: Attacks = {PGD: None}
 
     def add(self, batch: Batch) -> None:
@@ -62,7 +62,6 @@ class SpectraTally:
                     self.shares[name][band][batch.positions] = fourier.energy_share(images,
                                                                                     mask)
         self.images += len(clean)
-        self.planes += clean.shape[0] * clean.shape[1]
 
     def result(self) -> dict:
         width = ring_width(self.size)
@@ -72,7 +71,7 @@ class SpectraTally:
                     for band, values in self.shares[name].items()}
 
         return {
-            **{f"{name}_amplitude": (total / self.planes).float().tolist()
+            **{f"{name}_amplitude": (total / (self.images * self.channels)).float().tolist()
                for name, total in self.amplitude.items()},
             "radii": list(range(0, len(fourier.ring_sums(torch.zeros(self.size))), width)),
             "perturbation_radial_share": self._radial_share(self.energy["perturbation"]),

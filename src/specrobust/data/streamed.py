@@ -33,7 +33,7 @@ class StreamedImages:
 
     def __getitem__(self, key) -> torch.Tensor:
         if isinstance(key, slice):
-            positions = list(range(self.count))[key]
+            positions = list(range(self.count)[key])  # a range sliced: no list of all n
         else:
             positions = torch.as_tensor(key).flatten().tolist()
         if not positions:
@@ -41,7 +41,11 @@ class StreamedImages:
         return self._decode(positions).to(self.device).float().div_(255)
 
 
-def prefetched(images: torch.Tensor | StreamedImages, keys: Iterable) -> Iterator[torch.Tensor]:
+# Test images: a float tensor, or the same decoded a batch at a time when indexed.
+Images = torch.Tensor | StreamedImages
+
+
+def prefetched(images: Images, keys: Iterable) -> Iterator[torch.Tensor]:
     """``images[key]`` for each key in order. Streamed images are decoded one batch ahead, in a
     thread, while the caller works on the current batch (decoding JPEGs takes about as long as
     a cheap attack); never more than that one batch is waiting. A tensor is simply indexed."""

@@ -23,7 +23,7 @@ from torch import nn
 
 from specrobust.attacks.folded import folded_for_attack
 from specrobust.attacks.registry import AttackSpec, parse_attack
-from specrobust.data.streamed import StreamedImages
+from specrobust.data.streamed import Images
 from specrobust.errors import SpecRobustError
 from specrobust.evaluation.batched import attack_batches, clean_correct
 from specrobust.evaluation.checks import Check, self_checks
@@ -37,9 +37,6 @@ from specrobust.settings import Settings
 class EvalInUseError(locks.InUseError):
     """Another process is evaluating into the same result file."""
 
-
-# The test images: a float tensor, or the same decoded a batch at a time when indexed.
-Images = torch.Tensor | StreamedImages
 
 @dataclass
 class AttackResult:
